@@ -1,0 +1,93 @@
+"""The one way an uploaded file becomes an RGB image.
+
+`load_rgb` accepts a path, bytes, a binary file object or a PIL image and returns an upright 8-bit RGB image, or
+raises ValueError with a sentence a person can act on. It applies the EXIF orientation; converts L, LA, P, PA, RGBA
+(composited onto white), CMYK, 1-bit and 16/32-bit grayscale (scaled, not clipped); and refuses empty files,
+non-images, truncated files and images above MAX_PIXELS before decoding them (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000  # 40 megapixels: larger uploads are refused before they are decoded
+SUPPORTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
+
+
+def _open(source: ImageSource) -> Image.Image:
+    """Open (but do not decode) `source`; bytes and file objects are read into memory first."""
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.isfile(source):
+            raise ValueError(f"No file at {os.fspath(source)!r}: upload the image again.")
+        if os.path.getsize(source) == 0:
+            raise ValueError("The file is empty (0 bytes): the upload did not complete; upload it again.")
+        return Image.open(source)
+    data = source if isinstance(source, bytes) else source.read()
+    if not data:
+        raise ValueError("The file is empty (0 bytes): the upload did not complete; upload it again.")
+    return Image.open(io.BytesIO(data))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; transparency is composited onto white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # PIL's convert("L") clips 16/32-bit values at 255; scale the container's range to 0..255 instead.
+        values = np.asarray(image, dtype=np.float64)
+        full_scale = {"F": 1.0 if values.max(initial=0) <= 1.0 else 255.0}.get(image.mode, 65535.0)
+        gray = np.clip(np.round(values / full_scale * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info or image.mode in ("PA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, image).convert("RGB")
+    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an uploaded image into an upright 8-bit RGB PIL image.
+
+    Args:
+        source: a file path, the file's bytes, a binary file object, or an already opened PIL image.
+        max_pixels: refuse images with more pixels than this (checked from the header, before decoding).
+
+    Returns:
+        A fully loaded RGB image with its EXIF orientation applied (first frame of an animation).
+
+    Raises:
+        ValueError: empty, unreadable, truncated or oversized input; the message says what to do.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = source if isinstance(source, Image.Image) else _open(source)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ValueError(
+                    f"The image is {width}×{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+                    f"{max_pixels / 1e6:.0f}. Downscale it and upload it again."
+                )
+            if width == 0 or height == 0:
+                raise ValueError("The image has no pixels (width or height is 0).")
+            image.seek(0)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except UnidentifiedImageError as error:
+        raise ValueError(f"This file is not an image that can be read; upload a {SUPPORTED} file.") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(f"The image is too large to decode safely; the limit is {max_pixels / 1e6:.0f} megapixels.") from error
+    except (OSError, SyntaxError, EOFError) as error:  # PIL reports truncated/corrupt data as OSError or SyntaxError
+        raise ValueError(
+            f"The image file is damaged or truncated ({error}); re-save or re-export it and upload it again."
+        ) from error
+    return _to_rgb(image)

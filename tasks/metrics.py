@@ -1,0 +1,47 @@
+"""Pure metric functions shared by the tasks, training and the bench. NumPy in, Python numbers out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Fraction of predictions equal to the labels.
+
+    Args:
+        labels: true class indices, shape (N,).
+        predictions: predicted class indices, shape (N,).
+
+    Returns:
+        mean(labels == predictions) in [0, 1]; NaN for N = 0.
+    """
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+    return float(np.mean(labels == predictions)) if labels.size else float("nan")
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts C[i, j] = number of samples of true class i predicted as class j.
+
+    Args:
+        labels: true class indices in [0, num_classes), shape (N,).
+        predictions: predicted class indices in [0, num_classes), shape (N,).
+        num_classes: K.
+
+    Returns:
+        int64 array of shape (K, K); rows sum to the per-class support.
+    """
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"{name} must lie in [0, {num_classes}), got [{values.min()}, {values.max()}]")
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Recall of each class from a confusion matrix: C[i, i] / sum_j C[i, j] (NaN for a class with no samples)."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(confusion) / support, np.nan)

@@ -1,0 +1,124 @@
+"""tasks.images: every upload becomes an upright 8-bit RGB image, or a ValueError a person can act on."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tasks.images import MAX_PIXELS, load_rgb
+
+
+def encode(image: Image.Image, format: str = "PNG", **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **params)
+    return buffer.getvalue()
+
+
+def test_rgb_png_from_path_bytes_and_file_object(tmp_path):
+    image = Image.fromarray(np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3))
+    path = tmp_path / "x.png"
+    image.save(path)
+    for source in (path, str(path), path.read_bytes(), io.BytesIO(path.read_bytes())):
+        result = load_rgb(source)
+        assert result.mode == "RGB" and result.size == (6, 4)
+        np.testing.assert_array_equal(np.asarray(result), np.asarray(image))
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (40, 20), "red")
+    image.paste((0, 0, 255), (0, 0, 10, 20))  # blue strip on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    result = load_rgb(encode(image, "JPEG", exif=exif, quality=95))
+    assert result.size == (20, 40)  # portrait once upright
+    top = np.asarray(result)[2, 10]
+    assert top[2] > 200 and top[0] < 60  # the left strip is now on top
+
+
+def test_grayscale_and_one_bit_become_gray_rgb():
+    gray = Image.fromarray(np.full((5, 5), 77, np.uint8), "L")
+    assert np.asarray(load_rgb(encode(gray)))[0, 0].tolist() == [77, 77, 77]
+    assert np.asarray(load_rgb(encode(gray.convert("1"))))[0, 0].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_transparency_is_composited_onto_white(mode):
+    image = Image.new("RGBA", (4, 4), (0, 0, 0, 0))  # fully transparent black
+    image.putpixel((0, 0), (10, 10, 10, 255))  # one opaque dark pixel
+    result = np.asarray(load_rgb(encode(image.convert(mode))))
+    assert result[3, 3].tolist() == [255, 255, 255]
+    assert result[0, 0].tolist() == [10, 10, 10]
+
+
+def test_palette_with_transparency_is_composited_onto_white():
+    image = Image.new("P", (3, 3), 0)
+    image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    image.putpixel((1, 1), 1)
+    data = encode(image, transparency=0)
+    result = np.asarray(load_rgb(data))
+    assert result[0, 0].tolist() == [255, 255, 255]
+    assert result[1, 1].tolist() == [0, 255, 0]
+
+
+def test_cmyk_is_converted():
+    cmyk = Image.new("CMYK", (3, 3), (0, 255, 255, 0))  # pure red in CMYK
+    result = np.asarray(load_rgb(encode(cmyk, "JPEG", quality=100)))
+    assert result[1, 1, 0] > 230 and result[1, 1, 1] < 30 and result[1, 1, 2] < 30
+
+
+def test_sixteen_bit_gray_is_scaled_not_clipped():
+    values = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    image = Image.fromarray(values)  # mode I;16
+    assert image.mode.startswith("I")
+    result = np.asarray(load_rgb(encode(image)))[0, :, 0]
+    assert result.tolist() == [0, 128, 255]  # convert("L") alone would give [0, 255, 255]
+
+
+def test_animated_gif_gives_first_frame():
+    frames = [Image.new("RGB", (4, 4), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    assert np.asarray(load_rgb(buffer.getvalue()))[0, 0, 0] > 200
+
+
+def test_empty_file_is_refused(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    for source in (empty, b""):
+        with pytest.raises(ValueError, match="empty"):
+            load_rgb(source)
+
+
+def test_missing_file_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="No file"):
+        load_rgb(tmp_path / "nothing.png")
+
+
+def test_text_file_is_refused(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("these are not pixels\n" * 20)
+    with pytest.raises(ValueError, match="not an image"):
+        load_rgb(text)
+
+
+@pytest.mark.parametrize("format", ["PNG", "JPEG"])
+def test_truncated_file_is_refused(format):
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = encode(noise, format)
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        load_rgb(data[: len(data) // 2])
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # a 1-bit PNG of 8000×6000 = 48 MP compresses to a few kB; it must be refused from its header
+    bomb = encode(Image.new("1", (8000, 6000)))
+    assert len(bomb) < 100_000
+    with pytest.raises(ValueError, match="megapixels"):
+        load_rgb(bomb)
+    assert 8000 * 6000 > MAX_PIXELS
+
+
+def test_custom_pixel_limit():
+    with pytest.raises(ValueError, match="limit"):
+        load_rgb(encode(Image.new("RGB", (100, 100))), max_pixels=5000)
