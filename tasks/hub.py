@@ -1,0 +1,126 @@
+"""Where a task's weights come from, and how a trained folder is pushed to the Hub.
+
+`resolve(task, source)` picks, in order: the `source` argument; the environment variable `DARKROOM_<TASK>_MODEL`;
+the copy bundled in `assets/models/<task>/`. Each of the first two may be a local folder or a Hub repo id
+(`user/name`, optionally `user/name@revision`). A Hub id that cannot be reached falls back to the bundled copy with
+one warning, unless the caller asks for the failure to be raised instead (`fallback=False`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import create_repo, snapshot_download, upload_folder
+
+logger = logging.getLogger(__name__)
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+MODELS_DIR = ASSETS_DIR / "models"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A resolved weights folder.
+
+    Attributes:
+        path: local folder holding config.json + model.safetensors (or a DDPMPipeline layout).
+        origin: "argument", "environment" or "bundled": which rule chose it.
+        name: what to show a person: the Hub id with its commit, or the folder.
+    """
+
+    path: Path
+    origin: str
+    name: str
+
+
+def env_var(task: str) -> str:
+    """The environment variable that points a task at other weights, e.g. DARKROOM_CLASSIFY_MODEL."""
+    return f"DARKROOM_{task.upper()}_MODEL"
+
+
+def bundled(task: str) -> Weights:
+    """The copy shipped in assets/models/<task>/."""
+    path = MODELS_DIR / task
+    if not path.is_dir():
+        raise FileNotFoundError(f"No bundled weights for {task!r} at {path}; train them with training/train.py {task}.")
+    return Weights(path=path, origin="bundled", name=str(path.relative_to(ASSETS_DIR.parent)))
+
+
+def _download(source: str) -> tuple[Path, str]:
+    """Fetch a Hub repo (`user/name[@revision]`) into the local cache; returns (folder, display name)."""
+    repo_id, _, revision = source.partition("@")
+    folder = Path(snapshot_download(repo_id=repo_id, revision=revision or None))
+    return folder, f"{repo_id}@{folder.name[:7]}"
+
+
+def resolve(task: str, source: str | os.PathLike | None = None, fallback: bool = True) -> Weights:
+    """Choose the weights folder for a task: `source` > $DARKROOM_<TASK>_MODEL > bundled.
+
+    Args:
+        task: task name, e.g. "classify".
+        source: a local folder or a Hub repo id; None to use the environment variable or the bundled copy.
+        fallback: when the chosen Hub id cannot be fetched, serve the bundled copy (and log why) instead of raising.
+
+    Returns:
+        The resolved Weights.
+
+    Raises:
+        FileNotFoundError: `source` or the environment names something that is neither a folder nor a fetchable
+            repo id, and `fallback` is False.
+    """
+    origin = "argument" if source else "environment"
+    source = source or os.environ.get(env_var(task)) or None
+    if source is None:
+        return bundled(task)
+    source = str(source)
+    if Path(source).expanduser().is_dir():
+        path = Path(source).expanduser().resolve()
+        return Weights(path=path, origin=origin, name=str(path))
+    try:
+        path, name = _download(source)
+    except (OSError, ValueError) as error:  # offline, missing or gated repo, malformed id: all OSError/ValueError
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        if not fallback:
+            raise FileNotFoundError(
+                f"Could not load {source!r}: it is not a local folder and the Hub did not provide it ({reason})."
+            ) from error
+        weights = bundled(task)
+        logger.warning("%s weights %r unavailable (%s); serving %s instead.", task, source, reason, weights.name)
+        return weights
+    return Weights(path=path, origin=origin, name=name)
+
+
+def push(folder: str | os.PathLike, repo_id: str, commit_message: str = "Upload from Darkroom", private: bool = False) -> str:
+    """Create (if needed) the model repo `repo_id` and upload `folder` to it, model card included.
+
+    The token comes from the environment (HF_TOKEN) or `hf auth login`, never from an argument. The local folder is
+    only read, so a failed push leaves it intact.
+
+    Returns:
+        The URL of the commit.
+    """
+    create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    commit = upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                           ignore_patterns=["checkpoints/*", "checkpoint-*/*"])
+    return str(commit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tasks.hub push FOLDER USER/NAME`: upload a trained folder (e.g. after a failed push)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tasks.hub")
+    commands = parser.add_subparsers(dest="command", required=True)
+    push_parser = commands.add_parser("push", help="upload a trained model folder to a Hub model repo")
+    push_parser.add_argument("folder")
+    push_parser.add_argument("repo_id")
+    push_parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    print(push(args.folder, args.repo_id, private=args.private))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""tasks.hub: argument > environment > bundled, and an unreachable Hub id falls back offline with one log line."""
+
+import logging
+
+import pytest
+
+from tasks import classify, hub
+
+
+def test_bundled_is_the_default(monkeypatch):
+    monkeypatch.delenv("DARKROOM_CLASSIFY_MODEL", raising=False)
+    weights = hub.resolve("classify")
+    assert weights.origin == "bundled"
+    assert (weights.path / "config.json").is_file() and (weights.path / "model.safetensors").is_file()
+
+
+def test_unreachable_repo_falls_back_to_bundled_with_one_warning(monkeypatch, caplog):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DARKROOM_CLASSIFY_MODEL", "darkroom-tests/no-such-model")
+    with caplog.at_level(logging.WARNING, logger="tasks.hub"):
+        weights = hub.resolve("classify")
+    assert weights.origin == "bundled"
+    warnings = [record.getMessage() for record in caplog.records if record.name == "tasks.hub"]
+    assert len(warnings) == 1 and "darkroom-tests/no-such-model" in warnings[0] and "bundled" in warnings[0]
+
+
+def test_load_serves_bundled_when_the_hub_is_unreachable(monkeypatch):
+    monkeypatch.setenv("DARKROOM_CLASSIFY_MODEL", "darkroom-tests/no-such-model")
+    model = classify.load()
+    assert model.weights.origin == "bundled"
+
+
+def test_without_fallback_the_failure_is_raised_with_the_name(monkeypatch):
+    with pytest.raises(FileNotFoundError, match="darkroom-tests/no-such-model"):
+        hub.resolve("classify", "darkroom-tests/no-such-model", fallback=False)
+
+
+def test_argument_beats_environment_and_local_folders_work(monkeypatch, tmp_path):
+    monkeypatch.setenv("DARKROOM_CLASSIFY_MODEL", str(tmp_path / "from-env"))
+    (tmp_path / "from-env").mkdir()
+    (tmp_path / "from-arg").mkdir()
+    assert hub.resolve("classify").path == (tmp_path / "from-env").resolve()
+    assert hub.resolve("classify").origin == "environment"
+    chosen = hub.resolve("classify", tmp_path / "from-arg")
+    assert chosen.path == (tmp_path / "from-arg").resolve() and chosen.origin == "argument"
+
+
+def test_unknown_task_without_bundle_says_how_to_train():
+    with pytest.raises(FileNotFoundError, match="training/train.py"):
+        hub.bundled("no-such-task")
+
+
+def test_failed_push_leaves_the_folder_intact(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(OSError):  # offline (HF_HUB_OFFLINE=1) and no token: either refuses
+        hub.push(tmp_path, "darkroom-tests/never-created")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
