@@ -1,0 +1,168 @@
+"""Plumbing every task's training loop shares: common config fields, checkpoints, curves and the model card.
+
+The loop itself lives in each task (one readable `train()` per task); this module holds only what is the same for
+all of them. Checkpoints never use pickle for weights: the model is safetensors, the optimizer/scheduler/RNG state is
+a plain tensor dict read back with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+from safetensors.torch import load_file, save_file
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainingArgs:
+    """Fields every task's Config has, spelled the same everywhere (they become `--snake_case` flags)."""
+
+    output_dir: str = "outputs/model"  # the trained folder, in the assets/models/<task> shape
+    seed: int = 0  # seeds the split, the model init, shuffling and augmentation
+    num_epochs: int = 10  # hard cap on passes over the training set
+    train_batch_size: int = 128  # samples per optimizer step (per device)
+    learning_rate: float = 1e-3  # peak learning rate after warmup
+    mixed_precision: str = "no"  # "no", "fp16" or "bf16": autocast on GPU; CPU runs stay fp32
+    max_train_steps: int = 0  # stop after this many optimizer steps; 0 = no limit (smoke runs, quick tries)
+    checkpointing_steps: int = 500  # save a resumable checkpoint every N optimizer steps
+    checkpoints_total_limit: int = 2  # keep only the newest N checkpoints
+    resume_from_checkpoint: str = ""  # a checkpoint folder, or "latest" for the newest in output_dir/checkpoints
+    push_to_hub: bool = False  # upload output_dir to the Hub when training ends
+    hub_model_id: str = ""  # the Hub repo to push to, e.g. "user/darkroom-classify"
+    hub_private: bool = False  # create the Hub repo as private
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    output_dir: str | os.PathLike,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    state: dict[str, Any],
+    total_limit: int,
+) -> Path:
+    """Write `output_dir/checkpoints/checkpoint-<step>/` atomically and prune the oldest beyond `total_limit`.
+
+    Args:
+        model: the unwrapped model (its state dict goes to model.safetensors).
+        optimizer, scheduler: their state dicts go to training_state.pt together with the torch RNG state.
+        state: JSON-serialisable loop state (step, epoch, history, early-stopping counters ...).
+
+    Returns:
+        The checkpoint folder.
+    """
+    root = Path(output_dir) / CHECKPOINTS
+    folder = root / f"checkpoint-{step}"
+    partial = root / f".checkpoint-{step}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, partial / "model.safetensors")
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()},
+        partial / "training_state.pt",
+    )
+    (partial / "trainer_state.json").write_text(json.dumps(state))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)  # a crash mid-write leaves only a .partial folder, never a half checkpoint
+    for old in sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-max(total_limit, 1)]:
+        shutil.rmtree(old)
+    return folder
+
+
+def find_checkpoint(output_dir: str | os.PathLike, spec: str) -> Path | None:
+    """The checkpoint `spec` names: a folder, or "latest" (None when output_dir has no checkpoint yet)."""
+    if not spec:
+        return None
+    if spec != "latest":
+        folder = Path(spec)
+        if not (folder / "trainer_state.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a checkpoint folder (no trainer_state.json in it).")
+        return folder
+    found = sorted((Path(output_dir) / CHECKPOINTS).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return found[-1] if found else None
+
+
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict:
+    """Restore model, optimizer, scheduler and RNG from `folder`; returns the loop state saved with them."""
+    model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
+    training_state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(training_state["optimizer"])
+    scheduler.load_state_dict(training_state["scheduler"])
+    torch.set_rng_state(training_state["torch_rng"])
+    return json.loads((folder / "trainer_state.json").read_text())
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup to the peak lr, then cosine decay to zero at `total_steps` (the diffusers default shape)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reports
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def plot_training_curves(history: dict[str, list], path: str | os.PathLike, title: str) -> None:
+    """Loss per step (raw and smoothed), validation loss per epoch, and lr per step, as one PNG.
+
+    Args:
+        history: {"step": [...], "loss": [...], "lr": [...], "val_step": [...], "val_loss": [...]}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+    steps, losses = np.asarray(history["step"]), np.asarray(history["loss"])
+    ax_loss.plot(steps, losses, color="0.75", linewidth=0.6, label="train loss (per step)")
+    if len(losses) >= 20:
+        window = max(5, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax_loss.plot(steps[window - 1:], smooth, color="C0", label=f"train loss ({window}-step mean)")
+    if history.get("val_loss"):
+        ax_loss.plot(history["val_step"], history["val_loss"], "o-", color="C3", label="validation loss (per epoch)")
+    ax_loss.set(xlabel="optimizer step", ylabel="loss", title=title, yscale="log")
+    ax_loss.legend(fontsize=8)
+    ax_lr.plot(steps, history["lr"], color="C2")
+    ax_lr.set(xlabel="optimizer step", ylabel="learning rate", title="schedule")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_model_card(folder: str | os.PathLike, *, title: str, body: str, metadata: dict[str, Any]) -> None:
+    """Write folder/README.md: Hub metadata (license, tags, datasets, metrics) as YAML front matter, then `body`."""
+    card = ModelCard(f"---\n{ModelCardData(**metadata).to_yaml()}\n---\n\n# {title}\n\n{body.strip()}\n")
+    card.save(Path(folder) / "README.md")
+
+
+def config_table(cfg: Any) -> str:
+    """A markdown table of a Config dataclass, for model cards."""
+    rows = "\n".join(f"| `{key}` | `{value}` |" for key, value in asdict(cfg).items() if key not in {"hub_private"})
+    return "| field | value |\n|---|---|\n" + rows

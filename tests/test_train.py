@@ -1,0 +1,121 @@
+"""training/train.py and classify.train: flags from Config, a 2-step smoke run, exact resume, failed push."""
+
+import json
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tasks import classify, training
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "training"))
+import train as train_script  # noqa: E402
+
+
+def tiny_config(data, output_dir, **overrides) -> classify.Config:
+    values = dict(data=str(data), output_dir=str(output_dir), width=4, train_batch_size=8, eval_batch_size=16,
+                  val_fraction=0.25, num_epochs=1, checkpointing_steps=1, lr_warmup_steps=1)
+    return classify.Config(**{**values, **overrides})
+
+
+def test_flags_are_the_config_fields_one_to_one():
+    parser = train_script.build_parser("classify", classify.Config)
+    flags = {action.dest for action in parser._actions if action.dest != "help"}
+    assert flags == {field.name for field in fields(classify.Config)}
+    _, _, cfg = train_script.parse_config(["classify", "--num_epochs", "3", "--learning_rate", "0.01",
+                                           "--no-augment", "--resume_from_checkpoint", "latest"])
+    assert (cfg.num_epochs, cfg.learning_rate, cfg.augment, cfg.resume_from_checkpoint) == (3, 0.01, False, "latest")
+    assert cfg.train_batch_size == classify.Config.train_batch_size  # untouched fields keep their defaults
+
+
+def test_help_lists_fields_with_their_comments():
+    result = subprocess.run([sys.executable, "training/train.py", "classify", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    assert "--patience PATIENCE stop after this many epochs without a better validation loss" in text
+
+
+def test_unknown_task_is_refused():
+    with pytest.raises(SystemExit, match="unknown task 'paint'"):
+        train_script.parse_config(["paint"])
+
+
+def test_two_step_smoke_run_writes_the_model_folder(tiny_fashion, tmp_path):
+    cfg = tiny_config(tiny_fashion, tmp_path / "out", max_train_steps=2)
+    model = classify.train(cfg)
+    out = tmp_path / "out"
+    for name in ("config.json", "model.safetensors", "README.md", "metrics.json", "training_curves.png",
+                 "confusion_matrix.png", "confusion_matrix.json", "examples.png", "filters.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["steps"] == 2 and summary["test_samples"] == 20
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and len(summary["per_class_accuracy"]) == 10
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "license: mit" in card and "More Information Needed" not in card
+    assert f"{summary['test_accuracy']:.2%}" in card
+    confusion = json.loads((out / "confusion_matrix.json").read_text())["rows_true_columns_predicted"]
+    assert sum(map(sum, confusion)) == 20
+    reloaded = classify.load(str(out))
+    images = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(reloaded(images), model.eval()(images))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_fashion, tmp_path, monkeypatch):
+    # 36 training images / batch 8 = 5 steps per epoch; 2 epochs = 10 steps, validation in between
+    straight = classify.train(tiny_config(tiny_fashion, tmp_path / "straight", num_epochs=2))
+
+    class Interrupted(Exception):
+        pass
+
+    real_save = training.save_checkpoint
+
+    def save_then_die(output_dir, step, *args, **kwargs):
+        folder = real_save(output_dir, step, *args, **kwargs)
+        if step == 7:
+            raise Interrupted
+        return folder
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
+        classify.train(tiny_config(tiny_fashion, tmp_path / "resumed", num_epochs=2))
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    assert training.find_checkpoint(tmp_path / "resumed", "latest").name == "checkpoint-7"
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+
+    resumed = classify.train(tiny_config(tiny_fashion, tmp_path / "resumed", num_epochs=2,
+                                         resume_from_checkpoint="latest"))
+    summary = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert summary["steps"] == 10 and summary["epochs_trained"] == 2
+    for key, value in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_checkpoints_are_pruned_and_safetensors(tiny_fashion, tmp_path):
+    classify.train(tiny_config(tiny_fashion, tmp_path / "out", max_train_steps=4, checkpoints_total_limit=2))
+    kept = sorted(p.name for p in (tmp_path / "out" / "checkpoints").glob("checkpoint-*"))
+    assert kept == ["checkpoint-3", "checkpoint-4"]
+    weights = load_file(tmp_path / "out" / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    assert "features.0.0.weight" in weights
+
+
+def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+        training.find_checkpoint(tmp_path, str(tmp_path / "nope"))
+
+
+def test_cli_run_with_failed_push_keeps_the_output(tiny_fashion, tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "training/train.py", "classify", "--data", str(tiny_fashion), "--output_dir", str(out),
+         "--max_train_steps", "2", "--width", "4", "--train_batch_size", "8", "--val_fraction", "0.25",
+         "--push_to_hub", "--hub_model_id", "darkroom-tests/never-created"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Push to darkroom-tests/never-created failed" in result.stderr
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
