@@ -1,0 +1,128 @@
+"""Quality on real data and latency on 2 threads, for the README's results tables.
+
+    python -m bench classify --data /usr/share/datasets/fashion-mnist --json bench/results/classify.json
+    python -m bench app --json bench/results/app.json      # cold start: process start → first answer over HTTP
+
+Each run writes {"task", "data", "n", "weights", "quality", "latency_ms": {"p50", "p95"}, "threads"} and prints a
+markdown row. Latency is `predict` alone (decoded PIL image in, result out), after warm-up, one image at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+THREADS = 2
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    values = np.asarray(seconds) * 1000.0
+    return {"p50": round(float(np.percentile(values, 50)), 3), "p95": round(float(np.percentile(values, 95)), 3)}
+
+
+def time_calls(call, inputs: list, warmup: int = 10) -> dict[str, float]:
+    """Run `call` on each input once after `warmup` calls; p50/p95 in milliseconds."""
+    for item in inputs[:warmup]:
+        call(item)
+    timings = []
+    for item in inputs:
+        start = time.perf_counter()
+        call(item)
+        timings.append(time.perf_counter() - start)
+    return percentiles(timings)
+
+
+def bench_classify(data: str | None, weights: str | None, n_latency: int) -> dict:
+    import torch
+    from PIL import Image
+
+    from tasks import classify
+
+    torch.set_num_threads(THREADS)
+    data = data or classify.DEFAULT_DATA
+    model = classify.load(weights)
+    quality = classify.evaluate(model, data)
+    quality["parameters"] = float(classify.count_parameters(model))
+    images, _ = classify.load_split(data, "test")
+    pictures = [Image.fromarray(image) for image in images[:n_latency]]
+    latency = time_calls(lambda picture: classify.predict(model, picture), pictures)
+    return {"task": "classify", "data": data, "n": int(quality["n"]), "weights": model.weights.name,
+            "quality": quality, "latency_ms": latency, "threads": THREADS}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_app(timeout_s: float, n_latency: int) -> dict:
+    """Start `python app.py` in a fresh process; time until the Classify endpoint first answers, then warm calls."""
+    from gradio_client import Client, handle_file
+
+    example = sorted((ROOT / "assets" / "examples" / "classify").glob("*.png"))[0]
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
+               OMP_NUM_THREADS=str(THREADS))
+    start = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        client = None
+        while client is None:
+            if time.perf_counter() - start > timeout_s or server.poll() is not None:
+                raise RuntimeError(f"app did not answer within {timeout_s:.0f} s (exit code {server.poll()})")
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            except Exception:  # the server is not up yet: any connection error means "try again"
+                time.sleep(0.1)
+        client.predict(handle_file(str(example)), api_name="/classify")
+        cold_start = time.perf_counter() - start
+        latency = time_calls(lambda _: client.predict(handle_file(str(example)), api_name="/classify"),
+                             list(range(n_latency)), warmup=3)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"task": "app", "data": str(example.relative_to(ROOT)), "n": n_latency, "weights": "bundled",
+            "quality": {"cold_start_s": round(cold_start, 2)}, "latency_ms": latency, "threads": THREADS}
+
+
+def markdown_row(result: dict) -> str:
+    quality = ", ".join(f"{key} {value:.4g}" for key, value in result["quality"].items() if "/" not in key)
+    latency = result["latency_ms"]
+    return (f"| {result['task']} | {quality} | {latency['p50']:.2f} | {latency['p95']:.2f} | {result['threads']} "
+            f"| {result['n']} | {result['weights']} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=["classify", "app"])
+    parser.add_argument("--data", help="evaluation data in the task's layout (default: the task's default)")
+    parser.add_argument("--weights", help="folder or Hub id (default: $DARKROOM_<TASK>_MODEL or bundled)")
+    parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("--n_latency", type=int, default=200, help="timed predict calls")
+    parser.add_argument("--timeout", type=float, default=120.0, help="app: give up after this many seconds")
+    args = parser.parse_args(argv)
+    if args.task == "app":
+        result = bench_app(args.timeout, min(args.n_latency, 50))
+    else:
+        result = bench_classify(args.data, args.weights, args.n_latency)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print("| task | quality | p50 ms | p95 ms | threads | n | weights |\n|---|---|---|---|---|---|---|")
+    print(markdown_row(result))
+
+
+if __name__ == "__main__":
+    main()
