@@ -230,7 +230,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
     if checkpoint is not None:
         state = training.load_checkpoint(checkpoint, model, optimizer, scheduler)
         logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # the scheduler stays unprepared: processes split each batch, so it steps once per optimizer step everywhere
+    model, optimizer = accelerator.prepare(model, optimizer)
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
 
     logger.info(
@@ -255,6 +256,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
         for indices in batches[state["step_in_epoch"]:]:
             if state["global_step"] >= total_steps:  # max_train_steps ended the run mid-epoch
                 break
+            indices = indices[accelerator.process_index::accelerator.num_processes]  # this process's share
             images, labels = train_x[indices], train_y[indices]
             if cfg.augment:  # randomness keyed by step, so a resumed run augments exactly as an unbroken one
                 images = augment(images, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]))

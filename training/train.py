@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     task, module, cfg = parse_config(sys.argv[1:] if argv is None else argv)
     if cfg.push_to_hub and not cfg.hub_model_id:
         raise SystemExit("--push_to_hub needs --hub_model_id user/name.")
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision if _has_gpu() else "no")
+    if cfg.mixed_precision != "no" and not _has_gpu():
+        logger.warning("No GPU: --mixed_precision %s is ignored; training in fp32.", cfg.mixed_precision)
+        cfg.mixed_precision = "no"
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     module.train(cfg, accelerator)
     logger.info("Wrote %s", Path(cfg.output_dir).resolve())
     if cfg.push_to_hub and accelerator.is_main_process:
