@@ -25,18 +25,22 @@ logger = logging.getLogger("darkroom.app")
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 
 
-class Upload(gr.Image):
-    """gr.Image that hands the raw uploaded file to tasks.images, so every bad upload gets the same clear message.
+def image_upload(**kwargs) -> gr.Image:
+    """A gr.Image whose uploads reach tasks.images as the raw file, so every bad upload gets the same clear message.
 
-    (gr.Image itself opens the file with PIL before our code runs, and a non-image fails there with PIL's words.)
+    gr.Image alone opens the file with PIL before our code runs, and a non-image fails there with PIL's words.
+    Gradio's own checks on the uploaded path happen before `preprocess`, so replacing it skips none of them. (A
+    subclass would do the same, but Gradio writes a .pyi stub beside any module that defines a component.)
     """
+    upload = gr.Image(type="filepath", sources=["upload", "clipboard"], **kwargs)
 
-    is_template = True  # rendered by the frontend as a plain gr.Image; construct with type="filepath"
-
-    def preprocess(self, payload):
+    def raw_path(payload):
         if payload is None or payload.path is None:  # nothing uploaded, or a data: URL from the clipboard
-            return super().preprocess(payload)
+            return gr.Image.preprocess(upload, payload)
         return payload.path
+
+    upload.preprocess = raw_path
+    return upload
 
 
 def open_upload(path: str | None) -> Image.Image:
@@ -102,7 +106,7 @@ def classify_tab(demo: gr.Blocks) -> None:
     )
     with gr.Row():
         with gr.Column():
-            upload = Upload(type="filepath", sources=["upload", "clipboard"], label="Clothing picture", height=320)
+            upload = image_upload(label="Clothing picture", height=320)
             button = gr.Button("Classify", variant="primary")
         with gr.Column():
             model_input = gr.Image(label="What the model saw (28×28)", height=240, interactive=False)
