@@ -54,7 +54,7 @@ class Config(training.TrainingArgs):
     lr_warmup_steps: int = 200
     max_grad_norm: float = 1.0
     val_fraction: float = 0.1  # share of train held out (seeded) for early stopping
-    patience: int = 3  # stop after this many epochs without a better validation loss
+    patience: int = 5  # stop after this many epochs without a better validation loss (noisy while lr is high)
     width: int = 32  # channels of the first stage; stages use width, 2*width, 4*width
     dropout: float = 0.2  # before the classifier
     augment: bool = True  # random horizontal flip and ±2 px shifts on the training batches
@@ -442,7 +442,9 @@ def write_report(model: ClothingCNN, images: np.ndarray, labels: np.ndarray, fol
         wrong = np.flatnonzero((labels == row) & (predictions != row))[:per_side]
         for col in range(2 * per_side):
             ax = axes[row, col]
-            ax.axis("off")
+            ax.set(xticks=[], yticks=[])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
             picks, offset = (right, col) if col < per_side else (wrong, col - per_side)
             if offset < len(picks):
                 index = picks[offset]

@@ -88,7 +88,8 @@ def resolve(task: str, source: str | os.PathLike | None = None, fallback: bool =
                 f"Could not load {source!r}: it is not a local folder and the Hub did not provide it ({reason})."
             ) from error
         weights = bundled(task)
-        logger.warning("%s weights %r unavailable (%s); serving %s instead.", task, source, reason, weights.name)
+        logger.warning("%s weights %r unavailable (%s); serving the bundled copy at %s instead.", task, source, reason,
+                       weights.name)
         return weights
     return Weights(path=path, origin=origin, name=name)
 

@@ -57,6 +57,7 @@ def save_checkpoint(
     scheduler: Any,
     state: dict[str, Any],
     total_limit: int,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write `output_dir/checkpoints/checkpoint-<step>/` atomically and prune the oldest beyond `total_limit`.
 
@@ -64,6 +65,7 @@ def save_checkpoint(
         model: the unwrapped model (its state dict goes to model.safetensors).
         optimizer, scheduler: their state dicts go to training_state.pt together with the torch RNG state.
         state: JSON-serialisable loop state (step, epoch, history, early-stopping counters ...).
+        extra: other objects with state_dict()/load_state_dict() to keep (e.g. EMA weights), by name.
 
     Returns:
         The checkpoint folder.
@@ -75,7 +77,8 @@ def save_checkpoint(
     partial.mkdir(parents=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, partial / "model.safetensors")
     torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()},
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+         "extra": {name: value.state_dict() for name, value in (extra or {}).items()}},
         partial / "training_state.pt",
     )
     (partial / "trainer_state.json").write_text(json.dumps(state))
@@ -99,13 +102,16 @@ def find_checkpoint(output_dir: str | os.PathLike, spec: str) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict:
-    """Restore model, optimizer, scheduler and RNG from `folder`; returns the loop state saved with them."""
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                    extra: dict[str, Any] | None = None) -> dict:
+    """Restore model, optimizer, scheduler, RNG and the `extra` objects from `folder`; returns the loop state."""
     model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
     training_state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
     optimizer.load_state_dict(training_state["optimizer"])
     scheduler.load_state_dict(training_state["scheduler"])
     torch.set_rng_state(training_state["torch_rng"])
+    for name, value in (extra or {}).items():
+        value.load_state_dict(training_state["extra"][name])
     return json.loads((folder / "trainer_state.json").read_text())
 
 

@@ -28,7 +28,7 @@ def test_bundled_model_is_within_parameter_budget():
 def test_save_load_round_trip_strict(tmp_path):
     torch.manual_seed(0)
     model = classify.ClothingCNN(width=4, dropout=0.1, class_names=[f"c{i}" for i in range(10)]).eval()
-    model.features[1].running_mean = torch.rand_like(model.features[1].running_mean)  # not just init values
+    model.features[0][1].running_mean = torch.rand_like(model.features[0][1].running_mean)  # not just init values
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config == {"width": 4, "dropout": 0.1, "class_names": [f"c{i}" for i in range(10)]}
