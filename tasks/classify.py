@@ -226,13 +226,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_loss": float("inf"), "best_epoch": -1,
              "bad_epochs": 0, "stopped_early": False,
              "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "val_accuracy": []}}
+    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
         state = training.load_checkpoint(checkpoint, model, optimizer, scheduler)
+        state.setdefault("resumed", []).append({"from": checkpoint.name, "patience": cfg.patience})
         logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+    else:
+        best_path.unlink(missing_ok=True)  # a fresh run never inherits an older run's best weights
     # the scheduler stays unprepared: processes split each batch, so it steps once per optimizer step everywhere
     model, optimizer = accelerator.prepare(model, optimizer)
-    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
 
     logger.info(
         "***** classify: training *****\n  train/val samples = %d / %d\n  parameters = %d\n  epochs (cap) = %d, "
@@ -270,13 +273,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            state["global_step"] += 1
-            state["step_in_epoch"] += 1
-            lr = scheduler.get_last_lr()[0]
-            for key, value in (("step", state["global_step"]), ("loss", loss.item()), ("lr", lr)):
-                state["history"][key].append(value)
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", epoch=state["epoch"])
+            training.record_step(state, progress, loss.item(), scheduler.get_last_lr()[0])
             if state["global_step"] % cfg.checkpointing_steps == 0:
                 save(state["global_step"])
         else:  # 5. a full epoch: validate, keep the best weights, count epochs without improvement
@@ -289,8 +286,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
             if val_loss < state["best_val_loss"]:
                 state.update(best_val_loss=val_loss, best_epoch=state["epoch"], bad_epochs=0)
                 best_path.parent.mkdir(parents=True, exist_ok=True)
-                save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()},
-                                   best_path)
+                weights = accelerator.unwrap_model(model).state_dict()
+                save_file({key: value.contiguous() for key, value in weights.items()}, best_path)
             else:
                 state["bad_epochs"] += 1
                 state["stopped_early"] = state["bad_epochs"] >= cfg.patience
@@ -326,6 +323,7 @@ def write_output(model: ClothingCNN, cfg: Config, state: dict) -> None:
         "best_epoch": state["best_epoch"],
         "best_val_loss": state["best_val_loss"],
         "stopped_early": state["stopped_early"],
+        "resumed": state.get("resumed", []),
         "steps": state["global_step"],
         "config": asdict(cfg),
     }
@@ -354,6 +352,7 @@ def _model_card(summary: dict, cfg: Config) -> str:
     per_class = "\n".join(f"| {name} | {acc:.1%} |" for name, acc in summary["per_class_accuracy"].items())
     stop = (f"stopped early after epoch {summary['epochs_trained'] - 1} (no better validation loss for {cfg.patience} "
             f"epochs)" if summary["stopped_early"] else f"ran {summary['epochs_trained']} epochs (the cap or max_train_steps)")
+    resumed = "".join(f"\n- Resumed from `{entry['from']}` (patience {entry['patience']})." for entry in summary["resumed"])
     return f"""
 A {summary['parameters']:,}-parameter VGG-style CNN (BatchNorm, global average pooling) that sorts 28×28 grayscale
 clothing pictures into the ten Fashion-MNIST classes. It serves the Classify tab of the Darkroom Space.
@@ -376,7 +375,7 @@ the first-layer filters (`filters.png`) and the loss per step (`training_curves.
   out with seed {cfg.seed} for early stopping.
 - AdamW (lr {cfg.learning_rate:g}, weight decay {cfg.weight_decay:g}), batch {cfg.train_batch_size}, linear warmup
   then cosine decay, gradient clipping at {cfg.max_grad_norm:g}; augmentation: {'random horizontal flips and ±2 px shifts' if cfg.augment else 'none'}.
-- Best validation loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}; {stop}; {summary['steps']:,} optimizer steps.
+- Best validation loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}; {stop}; {summary['steps']:,} optimizer steps.{resumed}
 
 {training.config_table(cfg)}
 

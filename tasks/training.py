@@ -115,6 +115,16 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     return json.loads((folder / "trainer_state.json").read_text())
 
 
+def record_step(state: dict[str, Any], progress: Any, loss: float, lr: float) -> None:
+    """Count one optimizer step: the loop state's counters, its loss/lr history, and the progress bar."""
+    state["global_step"] += 1
+    state["step_in_epoch"] += 1
+    for key, value in (("step", state["global_step"]), ("loss", loss), ("lr", lr)):
+        state["history"][key].append(value)
+    progress.update(1)
+    progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", epoch=state["epoch"])
+
+
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup to the peak lr, then cosine decay to zero at `total_steps` (the diffusers default shape)."""
 

@@ -28,4 +28,4 @@ def test_upload_classify_and_read_the_label(page):
     page.get_by_role("button", name="Classify", exact=True).click()
     label = page.get_by_test_id("label-output-value")
     expect(label).to_have_text("Bag", timeout=30_000)
-    expect(page.get_by_text("Serving weights:")).to_be_visible()
+    expect(page.get_by_text("Serving weights: assets/models/classify")).to_be_visible()

@@ -91,6 +91,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_fashion, tmp_path, mon
                                          resume_from_checkpoint="latest"))
     summary = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert summary["steps"] == 10 and summary["epochs_trained"] == 2
+    assert summary["resumed"] == [{"from": "checkpoint-7", "patience": classify.Config.patience}]
+    assert "Resumed from `checkpoint-7`" in (tmp_path / "resumed" / "README.md").read_text()
     for key, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0, msg=key)
 
