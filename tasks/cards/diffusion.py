@@ -1,0 +1,566 @@
+"""Cards: a class-conditional DDPM (diffusers `UNet2DModel`) that generates gum-stained card backs by category.
+
+One model serves every category: the UNet's class embedding takes the category index, and an extra "any" class
+(index len(CATEGORIES)) is learned by label dropout, so the model also samples without a category. The trained
+folder is a `DDPMPipeline` layout (model_index.json, unet/, scheduler/) plus `cards_config.json` (the category
+names), a model card, metrics and curves; so any DDPMPipeline from the Hub also loads here, and the original
+project's unconditional per-category pipelines sample with the fast samplers too.
+
+    noise x_T ──(UNet ε-prediction, class c) × steps, scheduler = DDPM | DDIM | DPM-Solver++──▶ card x_0
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers.training_utils import EMAModel
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+from tqdm.auto import tqdm
+
+from tasks import hub, training
+from tasks.cards.render import ANY_CATEGORY, CATEGORIES, render_dataset
+from tasks.images import load_rgb
+
+logger = logging.getLogger(__name__)
+
+TASK = "cards"
+ANY = "any"  # the category name a person picks for "any stain"; the class index after the real categories
+SAMPLERS = ("DPM-Solver++", "DDIM", "DDPM")
+STOCHASTIC = ("DPM-Solver++", "DDPM")  # samplers that draw fresh noise each step (from the per-card generators)
+DEFAULT_STEPS = {"DPM-Solver++": 20, "DDIM": 50, "DDPM": 1000}
+GUIDANCE = 3.0  # classifier-free guidance scale (1 = none): pushes samples toward the category (see `sample`)
+MAX_GUIDANCE = 10.0
+MAX_CARDS = 16  # per request: keeps one CPU request within seconds
+CARDS_CONFIG = "cards_config.json"
+
+
+@dataclass
+class Config(training.TrainingArgs):
+    data: str = ""  # folder with one sub-folder per category (FULL_CARD/, ...), or a Hub dataset; "" = render cards
+    render_per_category: int = 200  # with data = "": rendered training cards per category (render seed 1)
+    output_dir: str = "outputs/cards"
+    height: int = 80  # portrait; both sides multiples of 2^(levels-1)
+    width: int = 64
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 64)  # per UNet level; 1.0M params, ~1.2 s/step on 2 CPU cores
+    # (the original tutorial model: 128×160 with (128, 128, 256, 256, 512, 512) and attention, 113M params: GPU only)
+    layers_per_block: int = 1  # resnet blocks per level
+    norm_num_groups: int = 8  # GroupNorm groups; must divide every entry of block_out_channels
+    attention: bool = False  # self-attention at the lowest resolution (the tutorial's 113M model has it)
+    num_epochs: int = 60  # ~1,900 steps on 1,000 cards: what 45 CPU minutes allow
+    train_batch_size: int = 32
+    learning_rate: float = 1e-3  # AdamW peak lr after warmup, cosine decay to 0 (high: the run is short)
+    lr_warmup_steps: int = 100
+    adam_weight_decay: float = 1e-6  # diffusers' unconditional example
+    max_grad_norm: float = 1.0
+    label_dropout: float = 0.15  # share of training cards shown as category "any" (learns the unconditional class)
+    ema_max_decay: float = 0.999  # EMA of the weights, with warmup (inv_gamma 1, power 3/4): the saved weights
+    num_train_timesteps: int = 1000  # DDPM noise levels
+    beta_schedule: str = "squaredcos_cap_v2"  # cosine noise schedule: better than linear at small sizes
+    save_images_epochs: int = 10  # write a sample grid (one row per category) every N epochs
+    checkpointing_steps: int = 300
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def upright(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Rotate a landscape scan to portrait, then resize to (height, width)."""
+    if image.width > image.height:
+        image = image.transpose(Image.Transpose.ROTATE_90)
+    return image.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+
+
+def load_training_cards(data: str, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cards as (images (N, 3, H, W) in [-1, 1], class indices (N,)).
+
+    Args:
+        data: a folder whose sub-folders are categories (CATEGORIES, or ALL_GUM_STAIN_CARDS for "any"; `masks/` and
+            other folders are skipped with a log line), or a `datasets` id whose `label` names are categories.
+    """
+    pictures: list[Image.Image] = []
+    labels: list[int] = []
+    folder = Path(data)
+    if folder.is_dir():
+        for sub in sorted(path for path in folder.iterdir() if path.is_dir()):
+            if sub.name not in (*CATEGORIES, ANY_CATEGORY):
+                logger.info("Skipping %s: not a category folder (%s).", sub, ", ".join((*CATEGORIES, ANY_CATEGORY)))
+                continue
+            label = class_index(CATEGORIES, sub.name if sub.name != ANY_CATEGORY else ANY)
+            for path in sorted(sub.iterdir()):
+                if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+                    pictures.append(upright(load_rgb(path), size))
+                    labels.append(label)
+    else:
+        import datasets
+
+        dataset = datasets.load_dataset(data, split="train")
+        names = dataset.features["label"].names
+        for item in dataset:
+            pictures.append(upright(item["image"].convert("RGB"), size))
+            labels.append(class_index(CATEGORIES, names[item["label"]]))
+    if not pictures:
+        raise FileNotFoundError(f"No card images found in {data!r} (expected sub-folders {', '.join(CATEGORIES)}).")
+    array = np.stack([np.asarray(picture, dtype=np.float32) for picture in pictures])  # (N, H, W, 3)
+    images = torch.from_numpy(array).permute(0, 3, 1, 2).div(127.5).sub(1.0)
+    return images, torch.tensor(labels)
+
+
+def class_index(categories: tuple[str, ...] | None, category: str) -> int:
+    """The class-embedding index of `category`; "any" (or ALL_GUM_STAIN_CARDS) is the last, unconditional class."""
+    if categories is None or category in (ANY, ANY_CATEGORY):
+        return len(categories or ())
+    if category not in categories:
+        raise ValueError(f"Unknown category {category!r}; choose one of {', '.join((*categories, ANY))}.")
+    return categories.index(category)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def build_unet(cfg: Config) -> UNet2DModel:
+    """The tutorial's UNet2DModel shape at a configurable size, with a class embedding (categories + "any")."""
+    levels = len(cfg.block_out_channels)
+    if cfg.height % 2 ** (levels - 1) or cfg.width % 2 ** (levels - 1):
+        raise ValueError(f"height and width must be multiples of 2^(levels-1) = {2 ** (levels - 1)}; "
+                         f"got {cfg.height}×{cfg.width}.")
+    last_down = "AttnDownBlock2D" if cfg.attention else "DownBlock2D"
+    first_up = "AttnUpBlock2D" if cfg.attention else "UpBlock2D"
+    return UNet2DModel(
+        sample_size=(cfg.height, cfg.width),
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=cfg.layers_per_block,
+        block_out_channels=tuple(cfg.block_out_channels),
+        down_block_types=("DownBlock2D",) * (levels - 1) + (last_down,),
+        up_block_types=(first_up,) + ("UpBlock2D",) * (levels - 1),
+        norm_num_groups=cfg.norm_num_groups,
+        num_class_embeds=len(CATEGORIES) + 1,
+    )
+
+
+@dataclass
+class CardModel:
+    """What `load` returns and `predict` samples from.
+
+    Attributes:
+        unet: the denoiser (EMA weights), CPU, eval mode.
+        scheduler_config: the training noise schedule; samplers are built from it.
+        categories: the class names in embedding order, or None for an unconditional pipeline (e.g. the tutorial's).
+        weights: where it came from (for the tab's "serving" line).
+    """
+
+    unet: UNet2DModel
+    scheduler_config: dict
+    categories: tuple[str, ...] | None
+    weights: hub.Weights | None = None
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        sample_size = self.unet.config.sample_size
+        return tuple(sample_size) if isinstance(sample_size, (list, tuple)) else (sample_size, sample_size)
+
+
+def make_scheduler(scheduler_config: dict, sampler: str):
+    """A fresh scheduler of kind `sampler` over the model's training noise schedule."""
+    if sampler == "DDPM":
+        return DDPMScheduler.from_config(scheduler_config)
+    if sampler == "DDIM":
+        return DDIMScheduler.from_config(scheduler_config)
+    if sampler == "DPM-Solver++":
+        # DPM-Solver++(2M) SDE: the stochastic variant, which like DDPM keeps correcting the denoiser's small errors
+        # (with the ODE variant, and with DDIM, a small CPU-trained model leaves visible grain at 20-50 steps).
+        # x0 thresholding (Imagen's dynamic thresholding): at t = T of a cosine schedule ᾱ ≈ 2e-9, and the solver's
+        # x0 estimate (x - σε)/α explodes without it; pixel-space cards live in [-1, 1]
+        return DPMSolverMultistepScheduler.from_config(scheduler_config, algorithm_type="sde-dpmsolver++",
+                                                       solver_order=2, thresholding=True, sample_max_value=1.0)
+    raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+
+
+def load(source: str | None = None) -> CardModel:
+    """Load a DDPMPipeline folder or Hub repo: `source` > $DARKROOM_CARDS_MODEL > bundled.
+
+    An explicit `source` that cannot be loaded raises FileNotFoundError (a person typed it and should know); the
+    environment variable falls back to the bundled copy with a log line.
+    """
+    weights = hub.resolve(TASK, source, fallback=source is None)
+    folder = Path(weights.path)
+    if not (folder / "unet" / "config.json").is_file():
+        raise FileNotFoundError(f"{weights.name} is not a DDPMPipeline folder (no unet/config.json).")
+    unet = UNet2DModel.from_pretrained(folder, subfolder="unet").eval()
+    scheduler_config = dict(DDPMScheduler.load_config(folder, subfolder="scheduler"))
+    categories = None
+    if unet.config.num_class_embeds and (folder / CARDS_CONFIG).is_file():
+        categories = tuple(json.loads((folder / CARDS_CONFIG).read_text())["categories"])
+    metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+    return CardModel(unet=unet, scheduler_config=scheduler_config, categories=categories, weights=weights,
+                     metrics=metrics)
+
+
+def _to_pil(batch: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [-1, 1] → PIL images."""
+    array = ((batch.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(image) for image in array]
+
+
+@torch.inference_mode()
+def sample(model: CardModel, labels: torch.Tensor | None, generators: list[torch.Generator], steps: int,
+           sampler: str, guidance: float = GUIDANCE, known: tuple[torch.Tensor, torch.Tensor] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Reverse diffusion from noise; one generator per card, so card i depends only on its own seed.
+
+    Args:
+        labels: class indices (B,), or None for an unconditional UNet.
+        guidance: classifier-free guidance (Ho & Salimans 2022): ε = ε_any + guidance · (ε_category − ε_any), using
+            the "any" class learned by label dropout; 1 = plain conditional sampling at half the cost. Ignored for
+            unconditional models and for "any".
+        known: optional (image (B, 3, H, W) in [-1, 1], keep-mask (B, 1, H, W) in {0, 1}): RePaint-style inpainting,
+            where after every step the kept region is replaced by the original noised to the current level.
+        progress: called with (step done, total) after each step.
+
+    Returns:
+        (B, 3, H, W) in [-1, 1].
+    """
+    scheduler = make_scheduler(model.scheduler_config, sampler)
+    scheduler.set_timesteps(steps)
+    height, width = model.size
+    # 1. start from pure noise (scaled for schedulers that use sigmas)
+    x = randn_tensor((len(generators), 3, height, width), generator=generators) * scheduler.init_noise_sigma
+    timesteps = scheduler.timesteps
+    forward = DDPMScheduler.from_config(model.scheduler_config)  # q(x_t | x_0), to noise the known region
+    unconditional = len(model.categories or ())
+    guided = labels is not None and guidance != 1.0 and bool((labels != unconditional).any())
+    for index, t in enumerate(timesteps):
+        # 2. predict the noise (conditional and "any" in one batch when guided), 3. step to the next level
+        x_in = scheduler.scale_model_input(x, t)
+        if guided:
+            both = model.unet(torch.cat([x_in, x_in]), t, class_labels=torch.cat([labels, torch.full_like(labels, unconditional)])).sample
+            eps_category, eps_any = both.chunk(2)
+            eps = eps_any + guidance * (eps_category - eps_any)
+        else:
+            eps = model.unet(x_in, t, class_labels=labels).sample
+        x = scheduler.step(eps, t, x, generator=generators if sampler in STOCHASTIC else None).prev_sample
+        # 4. inpainting: put back the known region at the new noise level (RePaint, Lugmayr et al. 2022)
+        if known is not None:
+            image, keep = known
+            if index + 1 < len(timesteps):
+                noise = randn_tensor(image.shape, generator=generators)
+                image = forward.add_noise(image, noise, timesteps[index + 1:index + 2])
+            x = keep * image + (1 - keep) * x
+        if progress is not None:
+            progress(index + 1, len(timesteps))
+    return x
+
+
+def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: str, guidance: float) -> None:
+    if not 1.0 <= guidance <= MAX_GUIDANCE:
+        raise ValueError(f"Guidance must be between 1 (none) and {MAX_GUIDANCE:g}; got {guidance:g}.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+    if not 1 <= n <= MAX_CARDS:
+        raise ValueError(f"Number of cards must be between 1 and {MAX_CARDS}; got {n}.")
+    limit = model.scheduler_config.get("num_train_timesteps", 1000)
+    if not 1 <= steps <= limit:
+        raise ValueError(f"Steps must be between 1 and {limit}; got {steps}.")
+    class_index(model.categories, category)  # raises for an unknown category
+
+
+def predict(model: CardModel, category: str = ANY, seed: int = 0, n: int = 4, steps: int | None = None,
+            sampler: str = "DPM-Solver++", guidance: float = GUIDANCE,
+            progress: Callable[[int, int], None] | None = None) -> list[Image.Image]:
+    """Generate `n` card backs of `category`; card i comes from seed + i, identically on every machine.
+
+    Args:
+        category: one of the model's categories, or "any"; ignored (must be "any" or a name) for unconditional models.
+        steps: denoising steps; None = the sampler's default (DPM-Solver++ 20, DDIM 50, DDPM 1000).
+        guidance: classifier-free guidance scale, 1..MAX_GUIDANCE (1 = none); see `sample`.
+
+    Raises:
+        ValueError: an unknown category or sampler, n outside 1..MAX_CARDS, steps outside 1..training steps,
+            guidance outside 1..MAX_GUIDANCE.
+    """
+    steps = DEFAULT_STEPS.get(sampler, 20) if steps is None else int(steps)
+    _check_knobs(model, category, n, steps, sampler, guidance)
+    labels = None
+    if model.unet.config.num_class_embeds:
+        labels = torch.full((n,), class_index(model.categories, category), dtype=torch.long)
+    generators = [torch.Generator().manual_seed(int(seed) + i) for i in range(n)]
+    return _to_pil(sample(model, labels, generators, steps, sampler, guidance, progress=progress))
+
+
+def stain(model: CardModel, card: Image.Image, region: Image.Image, category: str = "SMALL", seed: int = 0,
+          steps: int = 20, sampler: str = "DPM-Solver++", guidance: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
+    """"Stain this card": inpaint a stain of `category` inside `region` of a clean card (RePaint-style).
+
+    Args:
+        card: any card image; turned upright and resized to the model size.
+        region: mask image (white = where the stain may go), any size; resized like the card.
+
+    Returns:
+        (stained card at model size, the region mask at model size: the stain's known mask).
+    """
+    _check_knobs(model, category, 1, steps, sampler, guidance)
+    height, width = model.size
+    card = upright(card.convert("RGB"), (height, width))
+    region = upright(region.convert("L"), (height, width)).point(lambda v: 255 if v >= 128 else 0)
+    image = torch.from_numpy(np.asarray(card, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1.0
+    keep = 1.0 - torch.from_numpy(np.asarray(region, dtype=np.float32) / 255.0)[None, None]
+    labels = None
+    if model.unet.config.num_class_embeds:
+        labels = torch.tensor([class_index(model.categories, category)])
+    result = sample(model, labels, [torch.Generator().manual_seed(int(seed))], steps, sampler, guidance,
+                    known=(image, keep))
+    return _to_pil(result)[0], region
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def sample_grid(model: CardModel, per_category: int = 4, seed: int = 0, steps: int = 20,
+                guidance: float = GUIDANCE) -> Image.Image:
+    """One row per category (and "any"), `per_category` cards each, DPM-Solver++ at `steps` steps."""
+    names = (*(model.categories or ()), ANY)
+    rows = []
+    for name in names:
+        labels = torch.full((per_category,), class_index(model.categories, name), dtype=torch.long)
+        generators = [torch.Generator().manual_seed(seed + i) for i in range(per_category)]
+        rows.append(_to_pil(sample(model, labels, generators, steps, "DPM-Solver++", guidance)))
+    height, width = model.size
+    grid = Image.new("RGB", (per_category * width, len(rows) * height), "white")
+    for r, row in enumerate(rows):
+        for c, picture in enumerate(row):
+            grid.paste(picture, (c * width, r * height))
+    return grid
+
+
+def train(cfg: Config, accelerator: Accelerator | None = None) -> CardModel:
+    """Train the class-conditional DDPM and write `cfg.output_dir` as a DDPMPipeline folder plus report."""
+    # 1. set-up and data (rendered cards when no folder is given)
+    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    output_dir = Path(cfg.output_dir)
+    set_seed(cfg.seed)
+    data = cfg.data
+    if not data:
+        data = str(output_dir / "rendered")
+        if not (Path(data) / CATEGORIES[0]).is_dir():
+            render_dataset(cfg.render_per_category, data, (cfg.height, cfg.width), seed=1)
+    images, labels = load_training_cards(data, (cfg.height, cfg.width))
+
+    # 2. model, noise schedule, EMA, optimizer, lr schedule
+    unet = build_unet(cfg)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule)
+    ema = EMAModel(unet.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True, inv_gamma=1.0, power=3 / 4,
+                   model_cls=UNet2DModel, model_config=unet.config)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, betas=(0.95, 0.999),
+                                  weight_decay=cfg.adam_weight_decay, eps=1e-8)
+    steps_per_epoch = -(-len(images) // cfg.train_batch_size)
+    total_steps = cfg.num_epochs * steps_per_epoch
+    if cfg.max_train_steps:
+        total_steps = min(total_steps, cfg.max_train_steps)
+    lr_scheduler = training.warmup_cosine(optimizer, min(cfg.lr_warmup_steps, total_steps // 10 + 1), total_steps)
+
+    # 3. resume
+    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0,
+             "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}}
+    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
+    if checkpoint is not None:
+        state = training.load_checkpoint(checkpoint, unet, optimizer, lr_scheduler, extra={"ema": ema})
+        state.setdefault("resumed", []).append({"from": checkpoint.name, "num_epochs": cfg.num_epochs})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    ema.to(accelerator.device)
+    logger.info(
+        "***** cards: training *****\n  cards = %d (%s)\n  UNet parameters = %d, size = %d×%d\n  epochs = %d, "
+        "steps/epoch = %d, total steps = %d\n  batch = %d, lr = %g, device = %s, precision = %s",
+        len(images), ", ".join(f"{name} {int((labels == i).sum())}" for i, name in enumerate((*CATEGORIES, ANY))),
+        sum(p.numel() for p in unet.parameters()), cfg.height, cfg.width, cfg.num_epochs, steps_per_epoch,
+        total_steps, cfg.train_batch_size, cfg.learning_rate, accelerator.device, accelerator.mixed_precision,
+    )
+    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
+                    desc="cards")
+
+    def ema_model() -> CardModel:
+        shadow = build_unet(cfg)
+        ema.copy_to(shadow.parameters())
+        return CardModel(unet=shadow.eval(), scheduler_config=dict(noise_scheduler.config), categories=CATEGORIES)
+
+    # 4. the loop
+    while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
+        unet.train()
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed * 1000 + state["epoch"]))
+        for indices in order.split(cfg.train_batch_size)[state["step_in_epoch"]:]:
+            if state["global_step"] >= total_steps:
+                break
+            indices = indices[accelerator.process_index::accelerator.num_processes]
+            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"])
+            clean, classes = images[indices], labels[indices].clone()
+            classes[torch.rand(len(classes), generator=generator) < cfg.label_dropout] = len(CATEGORIES)  # → "any"
+            noise = torch.randn(clean.shape, generator=generator)
+            timesteps = torch.randint(0, cfg.num_train_timesteps, (len(clean),), generator=generator)
+            noisy = noise_scheduler.add_noise(clean, noise, timesteps)  # forward process q(x_t | x_0)
+            noisy, noise, timesteps, classes = (tensor.to(accelerator.device) for tensor in (noisy, noise, timesteps, classes))
+            with accelerator.accumulate(unet), accelerator.autocast():
+                predicted = unet(noisy, timesteps, class_labels=classes).sample
+                loss = F.mse_loss(predicted.float(), noise.float())  # ε-prediction, loss in fp32
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            ema.step(accelerator.unwrap_model(unet).parameters())
+            training.record_step(state, progress, loss.item(), lr_scheduler.get_last_lr()[0])
+            if state["global_step"] % cfg.checkpointing_steps == 0 and accelerator.is_main_process:
+                training.save_checkpoint(output_dir, state["global_step"], accelerator.unwrap_model(unet), optimizer,
+                                         lr_scheduler, state, cfg.checkpoints_total_limit, extra={"ema": ema})
+        else:
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            if accelerator.is_main_process and state["epoch"] % cfg.save_images_epochs == 0:
+                (output_dir / "samples").mkdir(parents=True, exist_ok=True)
+                sample_grid(ema_model()).save(output_dir / "samples" / f"epoch-{state['epoch']:04d}.png")
+    progress.close()
+
+    # 5. the EMA weights as a DDPMPipeline folder, plus our config, report and card
+    model = ema_model()
+    if accelerator.is_main_process:
+        write_output(model, noise_scheduler, cfg, state, len(images))
+    accelerator.wait_for_everyone()
+    return model
+
+
+def write_output(model: CardModel, noise_scheduler: DDPMScheduler, cfg: Config, state: dict, n_cards: int) -> None:
+    output_dir = Path(cfg.output_dir)
+    DDPMPipeline(unet=model.unet, scheduler=noise_scheduler).save_pretrained(output_dir)
+    (output_dir / CARDS_CONFIG).write_text(json.dumps({"categories": list(CATEGORIES), "any": ANY}, indent=2))
+    sample_grid(model).save(output_dir / "samples.png")
+    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "cards: noise MSE")
+    parameters = sum(p.numel() for p in model.unet.parameters())
+    summary = {"training_cards": n_cards, "steps": state["global_step"], "epochs": state["epoch"],
+               "final_loss_mean_last_100": float(np.mean(state["history"]["loss"][-100:])) if state["history"]["loss"] else None,
+               "parameters": parameters, "size": [cfg.height, cfg.width], "resumed": state.get("resumed", []),
+               "config": asdict(cfg)}
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    training.write_model_card(output_dir, title="Darkroom Cards: gum-stained card backs (class-conditional DDPM)",
+                              body=_model_card(summary, cfg), metadata={
+                                  "license": "mit", "library_name": "diffusers",
+                                  "tags": ["unconditional-image-generation", "diffusers", "ddpm", "darkroom", "trading-cards"],
+                                  "pipeline_tag": "unconditional-image-generation"})
+
+
+def _model_card(summary: dict, cfg: Config) -> str:
+    source = cfg.data or f"{cfg.render_per_category} procedurally rendered card backs per category (tasks/cards/render.py, seed 1)"
+    return f"""
+A {summary['parameters']:,}-parameter diffusers `UNet2DModel` that generates {cfg.height}×{cfg.width} (portrait)
+trading-card backs with gum stains, by category: {', '.join(CATEGORIES)}, or `any`. It serves the Cards tab of the
+Darkroom Space: synthetic training data for card-grading teams' stain detectors.
+
+![samples](samples.png)
+
+Rows: {', '.join(CATEGORIES)}, any; DPM-Solver++ 20 steps, guidance {GUIDANCE:g}, seeds 0–3.
+
+## Training
+
+- Data: {source}; {summary['training_cards']:,} cards.
+- DDPM, {cfg.num_train_timesteps} noise levels ({cfg.beta_schedule}), ε-prediction, MSE; the class embedding takes the
+  category, replaced by `any` for {cfg.label_dropout:.0%} of cards (label dropout) so the model also samples
+  without one.
+- AdamW (lr {cfg.learning_rate:g}, warmup {cfg.lr_warmup_steps} steps then cosine), batch {cfg.train_batch_size},
+  gradient clipping {cfg.max_grad_norm:g}, EMA of the weights (max decay {cfg.ema_max_decay}); the EMA weights are saved.
+- {summary['epochs']} epochs, {summary['steps']:,} steps; mean loss over the last 100 steps
+  {summary['final_loss_mean_last_100']:.4f}. Curves: `training_curves.png`; grids during training: `samples/`.
+
+{training.config_table(cfg)}
+
+## Use
+
+```python
+from tasks.cards import diffusion
+model = diffusion.load("path/or/user-repo")
+cards = diffusion.predict(model, "SMALL", seed=42, n=4, sampler="DPM-Solver++", steps=20, guidance=3.0)
+```
+
+The folder is a `DDPMPipeline` (`DDPMPipeline.from_pretrained` loads it, unconditionally); class-conditional
+sampling needs the class label, as `predict` does. Samplers: DDPM (1000 steps), DDIM, DPM-Solver++ (2M SDE;
+default, 20 steps); classifier-free guidance (default {GUIDANCE:g}) against the `any` class sharpens the category.
+
+## Limits
+
+Trained on rendered cards, not scans: stains and printing are as realistic as the renderer. Masks are known only for
+rendered cards and for "stain this card" inpainting, not for generated cards.
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def evaluate(model: CardModel, n_per_category: int = 100,
+             runs: tuple[tuple[str, int, int, float], ...] = (("DPM-Solver++", 20, 100, GUIDANCE),
+                                                              ("DDPM", 1000, 100, GUIDANCE)),
+             judge_cards_per_category: int = 300) -> dict[str, float]:
+    """Category fidelity and diversity of generated cards, judged by a CNN trained on rendered cards.
+
+    Args:
+        n_per_category: cards per category for the diversity measure (seeds 0..n-1, first run's sampler).
+        runs: (sampler, steps, cards per category, guidance) to judge; card seeds 0..n-1 in each category.
+        judge_cards_per_category: rendered cards per category the judge trains on.
+
+    Returns:
+        "judge/accuracy_on_renders" (the judge's own accuracy on held-out renders: the ceiling), per run
+        "<sampler>@<steps>,cfg<guidance>/<CATEGORY>" and ".../mean" accuracies, and "diversity/min_rms" (0–255).
+    """
+    from tasks.cards import judge as judging
+
+    if model.categories is None:
+        raise ValueError("Category fidelity needs a class-conditional model; this one has no categories.")
+    judge, ceiling = judging.train_judge(model.size, judge_cards_per_category)
+    result = {"judge/accuracy_on_renders": ceiling}
+    diversity = []
+    for run_index, (sampler, steps, count, guidance) in enumerate(runs):
+        run = f"{sampler}@{steps},cfg{guidance:g}"
+        accuracies = []
+        for label, category in enumerate(CATEGORIES):
+            cards = []
+            for start in range(0, count, MAX_CARDS):
+                cards += predict(model, category, seed=start, n=min(MAX_CARDS, count - start), steps=steps,
+                                 sampler=sampler, guidance=guidance)
+            verdicts = judging.classify(judge, judging.to_batch(cards))
+            accuracies.append(float((verdicts == label).float().mean()))
+            result[f"{run}/{category}"] = accuracies[-1]
+            if run_index == 0:
+                diversity.append(judging.min_pairwise_distance(cards[:n_per_category]))
+        result[f"{run}/mean"] = float(np.mean(accuracies))
+    result["diversity/min_rms"] = float(min(diversity))
+    return result
+
+
+def fidelity_table(result: dict[str, float]) -> str:
+    """`evaluate`'s result as a markdown table: one row per run, one column per category, then the mean."""
+    runs = [key[: -len("/mean")] for key in result if key.endswith("/mean")]
+    lines = ["| sampler@steps,guidance | " + " | ".join(CATEGORIES) + " | mean |",
+             "|---" * (len(CATEGORIES) + 2) + "|"]
+    for run in runs:
+        cells = [f"{result[f'{run}/{name}']:.0%}" for name in (*CATEGORIES, "mean")]
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    lines.append(f"\nJudge accuracy on held-out renders (the ceiling): {result['judge/accuracy_on_renders']:.1%}; "
+                 f"smallest RMS distance between two cards of one category: {result['diversity/min_rms']:.1f} / 255.")
+    return "\n".join(lines)

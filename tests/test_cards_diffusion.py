@@ -1,0 +1,152 @@
+"""The Cards DDPM: training smoke run, DDPMPipeline layout, seeded sampling, samplers, inpainting, bad knobs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+from PIL import Image
+
+from tasks.cards import CATEGORIES, diffusion, render_card, render_dataset
+
+
+def tiny_config(tmp_path, **overrides) -> diffusion.Config:
+    values = dict(output_dir=str(tmp_path / "out"), height=16, width=16, block_out_channels=(8, 16),
+                  norm_num_groups=4, train_batch_size=4, num_epochs=1, lr_warmup_steps=1, save_images_epochs=1, checkpointing_steps=1,
+                  num_train_timesteps=50)
+    return diffusion.Config(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-step training run on 8 rendered cards (the smoke run), loaded back through diffusion.load."""
+    tmp_path = tmp_path_factory.mktemp("cards")
+    render_dataset(2, tmp_path / "data", size=(32, 24), categories=("FULL_CARD", "SMALL", "CLEAN", "LIGHT"))
+    cfg = tiny_config(tmp_path, data=str(tmp_path / "data"), max_train_steps=2)
+    diffusion.train(cfg)
+    return tmp_path / "out"
+
+
+def test_smoke_run_writes_a_loadable_ddpm_pipeline(trained):
+    for name in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                 "scheduler/scheduler_config.json", "cards_config.json", "README.md", "metrics.json",
+                 "training_curves.png", "samples.png"):
+        assert (trained / name).is_file(), name
+    assert json.loads((trained / "model_index.json").read_text())["_class_name"] == "DDPMPipeline"
+    pipeline = DDPMPipeline.from_pretrained(trained)  # diffusers' own loader accepts the folder
+    assert pipeline.unet.config.num_class_embeds == len(CATEGORIES) + 1
+    summary = json.loads((trained / "metrics.json").read_text())
+    assert summary["steps"] == 2 and summary["training_cards"] == 8
+    assert "More Information Needed" not in (trained / "README.md").read_text()
+
+
+def test_same_seed_same_cards_different_seed_different(trained):
+    model = diffusion.load(str(trained))
+    first = diffusion.predict(model, "SMALL", seed=3, n=2, steps=3)
+    again = diffusion.predict(model, "SMALL", seed=3, n=2, steps=3)
+    other = diffusion.predict(model, "SMALL", seed=4, n=2, steps=3)
+    assert [np.asarray(p).tolist() for p in first] == [np.asarray(p).tolist() for p in again]
+    assert not np.array_equal(np.asarray(first[0]), np.asarray(other[0]))
+    # card i depends on seed + i only: the second card of seed 3 is the first card of seed 4
+    assert np.array_equal(np.asarray(first[1]), np.asarray(other[0]))
+
+
+@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+def test_each_sampler_returns_cards_of_the_model_size(trained, sampler):
+    model = diffusion.load(str(trained))
+    cards = diffusion.predict(model, "FULL_CARD", seed=0, n=2, steps=4, sampler=sampler)
+    assert len(cards) == 2 and all(card.size == (16, 16) and card.mode == "RGB" for card in cards)
+
+
+def test_progress_is_reported_every_step(trained):
+    seen = []
+    diffusion.predict(diffusion.load(str(trained)), "any", n=1, steps=5, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 5) for i in range(1, 6)]
+
+
+@pytest.mark.parametrize("knobs, message", [
+    (dict(n=0), "between 1 and"), (dict(steps=0), "Steps must be"), (dict(category="COFFEE"), "Unknown category"),
+    (dict(sampler="Euler"), "Unknown sampler"), (dict(n=diffusion.MAX_CARDS + 1), "between 1 and"),
+    (dict(guidance=0.5), "Guidance must be"), (dict(guidance=diffusion.MAX_GUIDANCE + 1), "Guidance must be"),
+])
+def test_bad_knobs_give_clear_errors(trained, knobs, message):
+    with pytest.raises(ValueError, match=message):
+        diffusion.predict(diffusion.load(str(trained)), **{"category": "SMALL", **knobs})
+
+
+def test_guidance_steers_a_category_and_leaves_any_alone(trained):
+    model = diffusion.load(str(trained))
+    pixels = lambda cards: np.asarray(cards[0], dtype=np.float32)  # noqa: E731
+    plain = pixels(diffusion.predict(model, "SMALL", seed=1, n=1, steps=3, guidance=1.0))
+    guided = pixels(diffusion.predict(model, "SMALL", seed=1, n=1, steps=3, guidance=5.0))
+    assert np.abs(guided - plain).mean() > 0.5
+    # "any" is the unconditional class itself: guidance toward it is a no-op
+    assert np.array_equal(pixels(diffusion.predict(model, "any", seed=1, n=1, steps=3, guidance=1.0)),
+                          pixels(diffusion.predict(model, "any", seed=1, n=1, steps=3, guidance=5.0)))
+
+
+def test_missing_repo_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="darkroom-tests/no-such-cards"):
+        diffusion.load("darkroom-tests/no-such-cards")
+
+
+def test_tutorial_format_pipeline_loads_and_samples_with_fast_samplers(tmp_path):
+    # the HF "train a diffusion model" tutorial's layout: an unconditional UNet2DModel + DDPMScheduler
+    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16), norm_num_groups=4,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(tmp_path)
+    model = diffusion.load(str(tmp_path))
+    assert model.categories is None
+    for sampler in ("DPM-Solver++", "DDIM"):
+        cards = diffusion.predict(model, "any", seed=1, n=1, steps=3, sampler=sampler)
+        assert cards[0].size == (16, 16)
+
+
+def test_stain_this_card_keeps_the_card_outside_the_region(trained):
+    model = diffusion.load(str(trained))
+    card = render_card(0, "CLEAN", size=(16, 16)).image
+    region = Image.new("L", (16, 16), 0)
+    region.paste(255, (4, 4, 12, 12))
+    stained, mask = diffusion.stain(model, card, region, "SMALL", seed=0, steps=5)
+    outside = np.asarray(mask) == 0
+    difference = np.abs(np.asarray(stained, dtype=np.float32) - np.asarray(card, dtype=np.float32))
+    assert difference[outside].max() <= 1  # the known region is the original (up to rounding)
+    assert difference[~outside].mean() > 5  # the region was regenerated
+
+
+def test_landscape_scans_are_turned_upright(tmp_path):
+    folder = tmp_path / "SMALL"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), "red").save(folder / "landscape.jpg")
+    (tmp_path / "notes").mkdir()  # not a category: skipped
+    images, labels = diffusion.load_training_cards(str(tmp_path), (32, 24))
+    assert images.shape == (1, 3, 32, 24) and labels.tolist() == [CATEGORIES.index("SMALL")]
+    assert images.min() >= -1 and images.max() <= 1
+
+
+def test_resume_continues_from_the_saved_step(tmp_path):
+    render_dataset(2, tmp_path / "data", size=(16, 16), categories=("SMALL", "CLEAN"))
+    cfg = tiny_config(tmp_path, data=str(tmp_path / "data"), num_epochs=3, max_train_steps=1)
+    diffusion.train(cfg)
+    resumed = tiny_config(tmp_path, data=str(tmp_path / "data"), num_epochs=3, max_train_steps=2,
+                          resume_from_checkpoint="latest")
+    diffusion.train(resumed)
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert summary["steps"] == 2 and summary["resumed"] == [{"from": "checkpoint-1", "num_epochs": 3}]
+    history = json.loads((tmp_path / "out" / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())["history"]
+    assert history["step"] == [1, 2]
+
+
+def test_evaluate_reports_fidelity_per_category_and_diversity(trained):
+    model = diffusion.load(str(trained))
+    result = diffusion.evaluate(model, n_per_category=2, runs=(("DPM-Solver++", 2, 2, 3.0), ("DDIM", 2, 2, 1.0)),
+                                 judge_cards_per_category=10)
+    for sampler in ("DPM-Solver++@2,cfg3", "DDIM@2,cfg1"):
+        assert 0.0 <= result[f"{sampler}/mean"] <= 1.0
+        assert all(f"{sampler}/{category}" in result for category in CATEGORIES)
+    assert 0.0 <= result["judge/accuracy_on_renders"] <= 1.0
+    assert result["diversity/min_rms"] > 0
+    table = diffusion.fidelity_table(result).splitlines()
+    assert table[0].startswith("| sampler@steps,guidance | FULL_CARD")
+    assert table[2].startswith("| DPM-Solver++@2,cfg3 |") and table[3].startswith("| DDIM@2,cfg1 |")
