@@ -11,16 +11,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import random
 from pathlib import Path
 
 import gradio as gr
 from PIL import Image
 
-from tasks import classify
+from tasks import cards, classify
 from tasks.hub import ASSETS_DIR
 from tasks.images import load_rgb
-
-logger = logging.getLogger("darkroom.app")
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 
@@ -57,6 +56,11 @@ def serving_line(weights) -> str:
     return f"Serving weights: **{weights.name}** ({weights.origin})."
 
 
+def report_file(folder: Path, name: str) -> str | None:
+    """A report file of the serving weights' folder, or None when those weights did not come with it."""
+    return str(folder / name) if (folder / name).is_file() else None
+
+
 def examples(task: str) -> list[str]:
     return sorted(str(path) for path in (EXAMPLES_DIR / task).glob("*.png"))
 
@@ -90,12 +94,9 @@ def classify_report() -> tuple[str, str, str | None, str | None, str | None, str
                  f"{summary['epochs_trained']}\n\n| class | test accuracy |\n|---|---|\n{rows}")
     else:
         table = "These weights came without a metrics.json report."
-
-    def picture(name: str) -> str | None:
-        return str(folder / name) if (folder / name).is_file() else None
-
-    return (serving_line(weights), table, picture("confusion_matrix.png"), picture("examples.png"),
-            picture("filters.png"), picture("training_curves.png"))
+    return (serving_line(weights), table, report_file(folder, "confusion_matrix.png"),
+            report_file(folder, "examples.png"), report_file(folder, "filters.png"),
+            report_file(folder, "training_curves.png"))
 
 
 def classify_tab(demo: gr.Blocks) -> None:
@@ -127,12 +128,132 @@ def classify_tab(demo: gr.Blocks) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Cards
+# ---------------------------------------------------------------------------------------------------------------------
+
+STAIN_REGIONS = {  # (left, top, right, bottom) as fractions of the card: where "stain this card" may paint
+    "centre": (0.3, 0.35, 0.7, 0.65), "top left": (0.05, 0.05, 0.4, 0.35), "top right": (0.6, 0.05, 0.95, 0.35),
+    "bottom left": (0.05, 0.65, 0.4, 0.95), "bottom right": (0.6, 0.65, 0.95, 0.95), "most of the card": (0.08, 0.08, 0.92, 0.92),
+}
+
+
+@functools.lru_cache(maxsize=4)
+def cards_model(source: str = "") -> cards.CardModel:
+    """The default weights for "", else the DDPMPipeline folder or Hub repo a person typed (errors are theirs)."""
+    try:
+        return cards.load(source.strip() or None)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        raise gr.Error(f"Could not load the model {source!r}: {error}") from error
+
+
+def run_cards(category: str, seed: float, n: float, steps: float, sampler: str, guidance: float, source: str,
+              progress=gr.Progress()) -> tuple[list[Image.Image], str]:
+    """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i)."""
+    model = cards_model(source or "")
+    if model.categories is None and category != cards.ANY:
+        gr.Info(f"{model.weights.name} has no categories; sampling it unconditionally.")
+        category = cards.ANY
+    progress(0, desc="sampling")
+    try:
+        images = cards.predict(model, category, seed=int(seed), n=int(n), steps=int(steps), sampler=sampler,
+                               guidance=float(guidance), progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+    return images, serving_line(model.weights)
+
+
+def run_stain(path: str | None, region: str, category: str, seed: float, source: str):
+    """"Stain this card": inpaint a stain of `category` in a preset region of an uploaded card."""
+    model = cards_model(source or "")
+    card = open_upload(path)
+    if region not in STAIN_REGIONS:
+        raise gr.Error(f"Pick a region: {', '.join(STAIN_REGIONS)}.")
+    left, top, right, bottom = STAIN_REGIONS[region]
+    height, width = model.size
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
+    try:
+        stained, known_mask = cards.stain(model, card, mask, category, seed=int(seed))
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+    before = cards.diffusion.upright(card, (height, width))
+    return (before, stained), known_mask
+
+
+def cards_report() -> tuple[str, str, str | None, str | None]:
+    model = cards_model("")
+    folder = Path(model.weights.path)
+    summary = model.metrics
+    table = (f"{summary.get('parameters', 0):,}-parameter UNet at {summary.get('size')} · {summary.get('training_cards')} "
+             f"training cards · {summary.get('steps')} steps" if summary else "These weights came without a report.")
+    fidelity = folder / "fidelity.md"
+    if fidelity.is_file():
+        table += "\n\n" + fidelity.read_text()
+    return serving_line(model.weights), table, report_file(folder, "samples.png"), report_file(folder, "training_curves.png")
+
+
+def cards_tab(demo: gr.Blocks) -> None:
+    gr.Markdown(
+        "Generate synthetic backs of vintage trading cards with gum stains, by category: training data for stain "
+        "detectors without scanning thousands of cards. Card *i* comes from seed + *i*, so a seed always gives the "
+        "same cards. DPM-Solver++ at 20 steps is the fast default; DDPM at 1000 steps is the original sampler."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            category = gr.Dropdown([*cards.CATEGORIES, cards.ANY], value="FULL_CARD", label="Stain category")
+            with gr.Row():
+                seed = gr.Slider(0, 999_999, value=0, step=1, label="Seed", scale=4)
+                dice = gr.Button("🎲", scale=1, min_width=40)
+            n = gr.Slider(1, cards.diffusion.MAX_CARDS, value=4, step=1, label="Number of cards")
+            steps = gr.Slider(1, 1000, value=20, step=1, label="Steps")
+            sampler = gr.Radio(list(cards.SAMPLERS), value="DPM-Solver++", label="Sampler")
+            guidance = gr.Slider(1, cards.diffusion.MAX_GUIDANCE, value=cards.GUIDANCE, step=0.5, label="Guidance",
+                                 info="how strongly the category shows (classifier-free guidance); 1 = none, twice as fast")
+            source = gr.Textbox(label="Model (blank = default)", placeholder="a DDPMPipeline folder or Hub id, e.g. "
+                                "megamp15/FULL_GUM_STAIN_CARDS")
+            button = gr.Button("Generate", variant="primary")
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Cards", columns=4, height=420, format="png")
+            serving = gr.Markdown()
+    dice.click(lambda: random.randrange(1_000_000), outputs=seed, api_visibility="private")
+    sampler.change(lambda name: cards.diffusion.DEFAULT_STEPS[name], inputs=sampler, outputs=steps,
+                   api_visibility="private")
+    button.click(run_cards, inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving],
+                 api_name="cards")
+    gr.Examples([["FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""],
+                 ["SMALL", 42, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["LIGHT", 3, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""]],
+                inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving], fn=run_cards,
+                cache_examples=True, cache_mode="lazy")
+    with gr.Accordion("Stain this card", open=False):
+        gr.Markdown("Upload a clean card back, pick where and what: the model paints a stain there and leaves the rest "
+                    "of the card as it was (RePaint-style inpainting), so the stain's mask is known.")
+        with gr.Row():
+            with gr.Column():
+                card = image_upload(label="Clean card back", height=300)
+                region = gr.Dropdown(list(STAIN_REGIONS), value="centre", label="Region")
+                stain_category = gr.Dropdown(list(cards.CATEGORIES[:-1]), value="SMALL", label="Stain")
+                stain_button = gr.Button("Stain it")
+            slider = gr.ImageSlider(label="Before / after", type="pil")
+            known_mask = gr.Image(label="Stain region mask", type="pil", interactive=False)
+        stain_button.click(run_stain, inputs=[card, region, stain_category, seed, source],
+                           outputs=[slider, known_mask], api_name="stain")
+    with gr.Accordion("Model report", open=False):
+        report = gr.Markdown()
+        with gr.Row():
+            samples = gr.Image(label="Samples: one row per category", interactive=False)
+            curves = gr.Image(label="Training loss and learning rate", interactive=False)
+    demo.load(cards_report, outputs=[serving, report, samples, curves], api_visibility="private")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Darkroom") as demo:
         gr.Markdown("# Darkroom\nSmall vision models, trained by this project and served on CPU.")
         with gr.Tabs():
+            with gr.Tab("Cards", id="cards"):
+                cards_tab(demo)
             with gr.Tab("Classify", id="classify"):
                 classify_tab(demo)
     return demo

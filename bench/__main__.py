@@ -1,6 +1,7 @@
 """Quality on real data and latency on 2 threads, for the README's results tables.
 
     python -m bench classify --data /usr/share/datasets/fashion-mnist --json bench/results/classify.json
+    python -m bench cards --json bench/results/cards.json  # fidelity (judge CNN), diversity, time per card
     python -m bench app --json bench/results/app.json      # cold start: process start → first answer over HTTP
 
 Each run writes {"task", "data", "n", "weights", "quality", "latency_ms": {"p50", "p95"}, "threads"} and prints a
@@ -59,6 +60,30 @@ def bench_classify(data: str | None, weights: str | None, n_latency: int) -> dic
             "quality": quality, "latency_ms": latency, "threads": THREADS}
 
 
+def bench_cards(weights: str | None, n_fidelity: int, n_ddpm: int, n_sweep: int, n_latency: int) -> dict:
+    """Category fidelity (judge CNN) for DPM-Solver++ 20 and DDPM 1000 at the default guidance, a guidance sweep for
+    DPM-Solver++ 20 on `n_sweep` cards per category, diversity, and time per card.
+
+    Time per card: one card per call at the bundled size, DPM-Solver++ 20 steps with the default guidance; and DDPM
+    1000 steps with the same guidance on the same model in the same run, for the speed-up.
+    """
+    import torch
+
+    from tasks import cards
+
+    torch.set_num_threads(THREADS)
+    model = cards.load(weights)
+    fast = time_calls(lambda seed: cards.predict(model, "SMALL", seed=seed, n=1), list(range(n_latency)), warmup=2)
+    slow = time_calls(lambda seed: cards.predict(model, "SMALL", seed=seed, n=1, sampler="DDPM"), [0, 1], warmup=0)
+    sweep = tuple(("DPM-Solver++", 20, n_sweep, guidance) for guidance in (1.0, 2.0, 4.0, 6.0) if n_sweep)
+    runs = (("DPM-Solver++", 20, n_fidelity, cards.GUIDANCE), *sweep, ("DDPM", 1000, n_ddpm, cards.GUIDANCE))
+    quality = cards.evaluate(model, n_per_category=n_fidelity, runs=runs)
+    quality["ddpm1000_ms_per_card"] = slow["p50"]
+    quality["speedup_dpm20_vs_ddpm1000"] = round(slow["p50"] / fast["p50"], 1)
+    return {"task": "cards", "data": "rendered cards (judge: render seeds 2/3)", "n": n_fidelity * len(cards.CATEGORIES),
+            "weights": model.weights.name, "quality": quality, "latency_ms": fast, "threads": THREADS}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -106,15 +131,20 @@ def markdown_row(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["classify", "app"])
+    parser.add_argument("task", choices=["classify", "cards", "app"])
     parser.add_argument("--data", help="evaluation data in the task's layout (default: the task's default)")
     parser.add_argument("--weights", help="folder or Hub id (default: $DARKROOM_<TASK>_MODEL or bundled)")
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--n_latency", type=int, default=200, help="timed predict calls")
     parser.add_argument("--timeout", type=float, default=120.0, help="app: give up after this many seconds")
+    parser.add_argument("--n_fidelity", type=int, default=100, help="cards: DPM-Solver++ cards judged per category")
+    parser.add_argument("--n_ddpm", type=int, default=100, help="cards: DDPM-1000 cards judged per category")
+    parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
     args = parser.parse_args(argv)
     if args.task == "app":
         result = bench_app(args.timeout, min(args.n_latency, 50))
+    elif args.task == "cards":
+        result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20))
     else:
         result = bench_classify(args.data, args.weights, args.n_latency)
     if args.json:
@@ -122,6 +152,10 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     print("| task | quality | p50 ms | p95 ms | threads | n | weights |\n|---|---|---|---|---|---|---|")
     print(markdown_row(result))
+    if args.task == "cards":
+        from tasks.cards.diffusion import fidelity_table
+
+        print("\n" + fidelity_table(result["quality"]))
 
 
 if __name__ == "__main__":

@@ -52,3 +52,48 @@ def test_truncated_upload_gets_a_clear_error(client, tmp_path):
     broken.write_bytes(buffer.getvalue()[:300])
     with pytest.raises(AppError, match="damaged or truncated"):
         client.predict(handle_file(str(broken)), api_name="/classify")
+
+
+def test_cards_endpoint_returns_n_cards_of_the_model_size(client):
+    from PIL import Image
+
+    from tasks import cards
+
+    height, width = cards.load().size
+    gallery, serving = client.predict("SMALL", 3, 2, 4, "DPM-Solver++", 3, "", api_name="/cards")
+    assert len(gallery) == 2
+    for item in gallery:
+        with Image.open(item["image"]) as card:
+            assert card.size == (width, height)
+    assert "Serving weights" in serving
+
+
+def test_cards_same_seed_same_cards_over_http(client):
+    first, _ = client.predict("LIGHT", 11, 1, 3, "DDIM", 1, "", api_name="/cards")
+    again, _ = client.predict("LIGHT", 11, 1, 3, "DDIM", 1, "", api_name="/cards")
+    assert open(first[0]["image"], "rb").read() == open(again[0]["image"], "rb").read()
+
+
+@pytest.mark.parametrize("category, n, steps, source, message", [
+    ("SMALL", 0, 4, "", "less than minimum value 1"),  # Gradio checks the slider's range
+    ("SMALL", 1, 0, "", "less than minimum value 1"),
+    ("COFFEE", 1, 4, "", "COFFEE is not in the list of choices"),  # and the dropdown's choices
+    ("SMALL", 1, 4, "darkroom-tests/no-such-cards", "Could not load the model"),
+])
+def test_cards_bad_values_give_errors_and_the_server_keeps_serving(client, category, n, steps, source, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(category, 1, n, steps, "DPM-Solver++", 3, source, api_name="/cards")
+    gallery, _ = client.predict("CLEAN", 1, 1, 2, "DPM-Solver++", 3, "", api_name="/cards")
+    assert len(gallery) == 1
+
+
+def test_stain_endpoint_returns_before_after_and_mask(client, tmp_path):
+    from PIL import Image
+
+    from tasks.cards import render_card
+
+    path = tmp_path / "clean.png"
+    render_card(0, "CLEAN").image.save(path)
+    (before, after), mask = client.predict(handle_file(str(path)), "centre", "SMALL", 0, "", api_name="/stain")
+    with Image.open(after) as stained, Image.open(mask) as region:
+        assert stained.size == region.size
