@@ -204,10 +204,10 @@ def cards_tab(demo: gr.Blocks) -> None:
             with gr.Row():
                 seed = gr.Slider(0, 999_999, value=0, step=1, label="Seed", scale=4)
                 dice = gr.Button("🎲", scale=1, min_width=40)
-            n = gr.Slider(1, cards.diffusion.MAX_CARDS, value=4, step=1, label="Number of cards")
+            n = gr.Slider(1, cards.MAX_CARDS, value=4, step=1, label="Number of cards")
             steps = gr.Slider(1, 1000, value=20, step=1, label="Steps")
             sampler = gr.Radio(list(cards.SAMPLERS), value="DPM-Solver++", label="Sampler")
-            guidance = gr.Slider(1, cards.diffusion.MAX_GUIDANCE, value=cards.GUIDANCE, step=0.5, label="Guidance",
+            guidance = gr.Slider(1, cards.MAX_GUIDANCE, value=cards.GUIDANCE, step=0.5, label="Guidance",
                                  info="how strongly the category shows (classifier-free guidance); 1 = none, twice as fast")
             source = gr.Textbox(label="Model (blank = default)", placeholder="a DDPMPipeline folder or Hub id, e.g. "
                                 "megamp15/FULL_GUM_STAIN_CARDS")
@@ -216,7 +216,7 @@ def cards_tab(demo: gr.Blocks) -> None:
             gallery = gr.Gallery(label="Cards", columns=4, height=420, format="png")
             serving = gr.Markdown()
     dice.click(lambda: random.randrange(1_000_000), outputs=seed, api_visibility="private")
-    sampler.change(lambda name: cards.diffusion.DEFAULT_STEPS[name], inputs=sampler, outputs=steps,
+    sampler.change(lambda name: cards.DEFAULT_STEPS[name], inputs=sampler, outputs=steps,
                    api_visibility="private")
     button.click(run_cards, inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving],
                  api_name="cards")

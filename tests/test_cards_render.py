@@ -69,3 +69,10 @@ def test_render_cli_writes_category_folders_and_masks(tmp_path):
         assert len(images) == 2 and [p.name for p in images] == [p.name for p in masks]
         with Image.open(images[0]) as image:
             assert image.size == (64, 80)
+
+
+def test_importing_the_task_leaves_diffusers_for_first_use():
+    # the app builds its Cards tab from tasks.cards at start-up; diffusers costs seconds and waits for a real request
+    code = ("import sys, tasks.cards as cards; assert 'diffusers' not in sys.modules; "
+            "cards.Config; assert 'diffusers' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -29,19 +29,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from tasks import hub, training
+from tasks.cards.options import ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SAMPLERS, STOCHASTIC
 from tasks.cards.render import ANY_CATEGORY, CATEGORIES, render_dataset
 from tasks.images import load_rgb
 
 logger = logging.getLogger(__name__)
 
 TASK = "cards"
-ANY = "any"  # the category name a person picks for "any stain"; the class index after the real categories
-SAMPLERS = ("DPM-Solver++", "DDIM", "DDPM")
-STOCHASTIC = ("DPM-Solver++", "DDPM")  # samplers that draw fresh noise each step (from the per-card generators)
-DEFAULT_STEPS = {"DPM-Solver++": 20, "DDIM": 50, "DDPM": 1000}
-GUIDANCE = 3.0  # classifier-free guidance scale (1 = none): pushes samples toward the category (see `sample`)
-MAX_GUIDANCE = 10.0
-MAX_CARDS = 16  # per request: keeps one CPU request within seconds
 CARDS_CONFIG = "cards_config.json"
 
 
