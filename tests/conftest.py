@@ -12,7 +12,8 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ.pop("DARKROOM_CLASSIFY_MODEL", None)
+for _name in [name for name in os.environ if name.startswith("DARKROOM_")]:  # every tab serves its bundled weights
+    os.environ.pop(_name)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -1,0 +1,642 @@
+"""Colorize: predict a photo's a*b* colour channels from its lightness L (CIELAB), trained on face photos.
+
+Two models, as in the original course project: a tiny regressor for an image's mean a*b* (`MeanColor`), and the
+colorizer (`Colorizer`), a fully convolutional net with one BatchNorm at the input, 3 stride-2 convolutions down, 3
+convolutions, 3 upsampling convolutions back up, MAE loss; `skip=True` adds U-Net skip connections.
+
+    RGB ─▶ L*a*b* ─▶ L (B,1,128,128) ─BN─down ×3─▶ (B,w,16,16) ─conv ×3─up ×3─▶ a*b* (B,2,128,128) in [0, 1]
+
+`predict` runs the model at its training resolution and joins the upsampled a*b* with the ORIGINAL full-resolution L,
+so no detail is lost. All MAE figures are on a*b* normalised as below, comparable with the original's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from huggingface_hub import PyTorchModelHubMixin
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from tasks import hub, training
+from tasks.images import load_rgb
+
+logger = logging.getLogger(__name__)
+
+TASK = "colorize"
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # the development machine's data
+DEFAULT_DATA = str(SHARED_DATA / "faces")
+DEFAULT_TRANSFER = str(SHARED_DATA / "photos" / "bsds-test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+DATA_FILE = "data.json"  # the split and the training set's mean a*b*, saved beside the weights
+
+# ---------------------------------------------------------------------------------------------------------------------
+# CIELAB, normalised the original project's way: L / 100, and a*, b* mapped to [0, 1] over their range on the full
+# sRGB gamut (D65). Every MAE in this task is on these [0, 1] a*b* values.
+# ---------------------------------------------------------------------------------------------------------------------
+
+A_RANGE = (-86.185, 98.254)  # a* over all sRGB colours: span 184.439
+B_RANGE = (-107.863, 94.482)  # b* over all sRGB colours: span 202.345
+_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
+                            [0.212671, 0.715160, 0.072169],
+                            [0.019334, 0.119193, 0.950227]])  # sRGB primaries, D65 (as scikit-image)
+_XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)
+_WHITE = torch.tensor([0.95047, 1.0, 1.08883])  # D65, 2° observer
+_EPSILON, _KAPPA = 0.008856, 7.787  # CIE's f(t) knee and slope
+
+
+def _mix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Apply a 3×3 colour matrix to (..., 3, H, W)."""
+    return (matrix.to(image) @ image.flatten(-2)).view(image.shape)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB (..., 3, H, W) in [0, 1] → normalised L*a*b* (..., 3, H, W), each channel in [0, 1]."""
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = _mix(_RGB_TO_XYZ, linear) / _WHITE.to(rgb).view(3, 1, 1)
+    f = torch.where(xyz > _EPSILON, xyz.clamp_min(_EPSILON) ** (1 / 3), _KAPPA * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(-3)
+    lightness, a, b = 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+    return torch.stack([lightness / 100, (a - A_RANGE[0]) / (A_RANGE[1] - A_RANGE[0]),
+                        (b - B_RANGE[0]) / (B_RANGE[1] - B_RANGE[0])], dim=-3)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Normalised L*a*b* (..., 3, H, W) → sRGB in [0, 1] (out-of-gamut colours clipped)."""
+    lightness, a, b = lab.unbind(-3)
+    fy = (lightness * 100 + 16) / 116
+    fx = fy + (a * (A_RANGE[1] - A_RANGE[0]) + A_RANGE[0]) / 500
+    fz = (fy - (b * (B_RANGE[1] - B_RANGE[0]) + B_RANGE[0]) / 200).clamp_min(0)
+    f = torch.stack([fx, fy, fz], dim=-3)
+    xyz = torch.where(f > 0.2068966, f ** 3, (f - 16 / 116) / _KAPPA) * _WHITE.to(lab).view(3, 1, 1)
+    linear = _mix(_XYZ_TO_RGB, xyz).clamp(0, 1)
+    return torch.where(linear > 0.0031308, 1.055 * linear.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
+
+
+def gray_from_lightness(lightness: torch.Tensor) -> torch.Tensor:
+    """Normalised L (..., 1, H, W) → the sRGB gray (..., 3, H, W) of that lightness: lab_to_rgb with a* = b* = 0,
+    computed on one channel (neutral colours have R = G = B = Y in linear light)."""
+    fy = (lightness * 100 + 16) / 116
+    linear = torch.where(fy > 0.2068966, fy ** 3, (fy - 16 / 116) / _KAPPA).clamp(0, 1)
+    gray = torch.where(linear > 0.0031308, 1.055 * linear.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
+    return gray.expand(*gray.shape[:-3], 3, *gray.shape[-2:])
+
+
+NEUTRAL_AB = torch.tensor([-A_RANGE[0] / (A_RANGE[1] - A_RANGE[0]), -B_RANGE[0] / (B_RANGE[1] - B_RANGE[0])])  # a*=b*=0
+
+
+def to_tensor(pictures: list[Image.Image]) -> torch.Tensor:
+    """PIL RGB images of one size → (N, 3, H, W) float in [0, 1]."""
+    array = np.stack([np.asarray(picture.convert("RGB"), dtype=np.float32) for picture in pictures])
+    return torch.from_numpy(array).permute(0, 3, 1, 2) / 255.0
+
+
+def to_image(rgb: torch.Tensor) -> Image.Image:
+    """(3, H, W) in [0, 1] → PIL RGB."""
+    return Image.fromarray((rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data: photos grouped by person (sub-folders), split by group, never by photo
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Config(training.TrainingArgs):
+    data: str = DEFAULT_DATA  # folder of per-person sub-folders (faces/sNN/), a flat image folder, or a Hub dataset id
+    transfer_data: str = DEFAULT_TRANSFER  # out-of-domain test photos (natural scenes); "" = skip
+    output_dir: str = "outputs/colorize"
+    size: int = 128  # training resolution (square); a multiple of 8
+    width: int = 64  # filters per conv layer of the colorizer
+    skip: bool = False  # U-Net skip connections between the down and up paths
+    val_fraction: float = 0.16  # share of the people held out for model selection
+    test_fraction: float = 0.20  # share of the people held out for the final report
+    num_epochs: int = 10
+    repeats: int = 10  # augmented views of each training photo per epoch (the original: itself + 9 copies)
+    train_batch_size: int = 20
+    learning_rate: float = 1e-3  # Adam, constant after warmup (the original's plain Adam)
+    lr_warmup_steps: int = 50
+    augment: bool = True  # zoom/crop, horizontal and vertical shift, RGB scaling, on the fly
+    checkpointing_steps: int = 200
+    sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
+    report_photos: bool = True  # draw the best/worst photos into examples.png (off when the data may not be shared)
+
+
+def photo_groups(data: str) -> dict[str, list[Path]]:
+    """Photos by group: one group per sub-folder (a person), or one per photo in a flat folder."""
+    folder = Path(data)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{data} is not a folder of photos.")
+    groups = {sub.name: sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+              for sub in sorted(folder.iterdir()) if sub.is_dir()}
+    groups = {name: paths for name, paths in groups.items() if paths}
+    if not groups:
+        groups = {p.stem: [p] for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    if not groups:
+        raise FileNotFoundError(f"No photos ({', '.join(IMAGE_SUFFIXES)}) in {data}.")
+    return groups
+
+
+def split_groups(names: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
+    """Seeded split of group names into train/val/test (each non-empty when there are 3+ groups)."""
+    order = [names[i] for i in torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()]
+    n_test = max(1, round(test_fraction * len(names))) if len(names) >= 3 else 0
+    n_val = max(1, round(val_fraction * len(names))) if len(names) >= 3 else 0
+    return {"train": sorted(order[n_test + n_val:]), "val": sorted(order[n_test:n_test + n_val]),
+            "test": sorted(order[:n_test])}
+
+
+def square(image: Image.Image, size: int) -> Image.Image:
+    """The whole photo resized to size × size: what the model sees in `predict` too."""
+    return image.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def load_photos(paths: list[Path], size: int) -> torch.Tensor:
+    return to_tensor([square(load_rgb(path), size) for path in paths])
+
+
+def load_split_photos(cfg: Config) -> tuple[dict[str, list[str]], dict[str, torch.Tensor], dict[str, list[str]]]:
+    """(split of group names, RGB tensors per split, photo names per split) for a folder or a Hub dataset."""
+    folder = Path(cfg.data)
+    if folder.is_dir():
+        groups = photo_groups(cfg.data)
+        split = split_groups(list(groups), cfg.seed, cfg.val_fraction, cfg.test_fraction)
+        paths = {part: [p for name in names for p in groups[name]] for part, names in split.items()}
+        return (split, {part: load_photos(files, cfg.size) for part, files in paths.items()},
+                {part: [str(p.relative_to(folder)) for p in files] for part, files in paths.items()})
+    import datasets
+
+    dataset = datasets.load_dataset(cfg.data, split="train")
+    group_column = "label" if "label" in dataset.column_names else None
+    groups = [str(item) for item in dataset[group_column]] if group_column else [str(i) for i in range(len(dataset))]
+    split = split_groups(sorted(set(groups)), cfg.seed, cfg.val_fraction, cfg.test_fraction)
+    indices = {part: [i for i, group in enumerate(groups) if group in set(names)] for part, names in split.items()}
+    return (split, {part: to_tensor([square(dataset[i]["image"].convert("RGB"), cfg.size) for i in rows])
+                    for part, rows in indices.items()},
+            {part: [f"{cfg.data}[{i}]" for i in rows] for part, rows in indices.items()})
+
+
+def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, shift: float = 0.1,
+            colour: float = 0.15) -> torch.Tensor:
+    """The original's four augmentations on a batch (B, 3, H, W) in [0, 1], one draw per image.
+
+    Zoom (crop up to 1/(1+zoom) of the side), horizontal and vertical shift (up to ±shift of the side, reflected at
+    the border), and RGB scaling (each channel × U(1 - colour, 1 + colour)): the last one teaches the colorizer
+    that skin and light come in more than one tint.
+    """
+    count = len(rgb)
+    scale = 1.0 / (1.0 + zoom * torch.rand(count, generator=generator))
+    offsets = shift * (2 * torch.rand(count, 2, generator=generator) - 1)
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = scale, scale
+    theta[:, :, 2] = offsets
+    grid = F.affine_grid(theta, list(rgb.shape), align_corners=False)
+    moved = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    gains = 1 + colour * (2 * torch.rand(count, 3, 1, 1, generator=generator) - 1)
+    return (moved * gains).clamp(0, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+
+HUB_KWARGS = dict(library_name="darkroom", license="mit", repo_url="https://huggingface.co/spaces/darkroom/darkroom",
+                  tags=["image-to-image", "colorization", "darkroom"])
+
+
+class MeanColor(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
+    """The original's mean-colour regressor: 3 stride-2 convs of 3 filters, then dense 2 with a sigmoid.
+
+        L (B,1,S,S) ─conv 3, s2 ×3─▶ (B,3,S/8,S/8) ─flatten, dense─▶ mean a*b* (B,2) in [0, 1]
+    """
+
+    def __init__(self, size: int = 128):
+        super().__init__()
+        layers, channels = [], 1
+        for _ in range(3):
+            layers += [nn.Conv2d(channels, 3, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            channels = 3
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(3 * (size // 8) ** 2, 2), nn.Sigmoid())
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(lightness))
+
+
+def conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
+
+
+class Up(nn.Module):
+    """×2 bilinear upsampling, then a 3×3 conv (no checkerboard artefacts, unlike a strided transposed conv)."""
+
+    def __init__(self, in_channels: int, out_channels: int, last: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.activation = nn.Sigmoid() if last else nn.ReLU(inplace=True)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.conv(F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)))
+
+
+class Colorizer(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
+    """L (B,1,S,S) in [0,1] → a*b* (B,2,S,S) in [0,1]; S a multiple of 8.
+
+        BN ─ down(w,s2) ─ down(w,s2) ─ down(w,s2) ─ conv ×3 ─ up(w) ─ up(w) ─ up(2, sigmoid)
+                 └───────────┴────────────┴── skip=True: concatenated into the up path at the same size (U-Net)
+    """
+
+    def __init__(self, width: int = 64, skip: bool = False, size: int = 128):
+        super().__init__()
+        self.skip, self.size = skip, size
+        self.norm = nn.BatchNorm2d(1)
+        self.down = nn.ModuleList([conv(1, width, 2), conv(width, width, 2), conv(width, width, 2)])
+        self.middle = nn.Sequential(conv(width, width), conv(width, width), conv(width, width))
+        extra = width if skip else 0
+        self.up = nn.ModuleList([Up(width + extra, width), Up(width + extra, width), Up(width + extra, 2, last=True)])
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        x, skips = self.norm(lightness), []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        x = self.middle(x)
+        for layer, skipped in zip(self.up, reversed(skips)):
+            x = layer(torch.cat([x, skipped], 1) if self.skip else x)
+        return x
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def mae(predicted_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per image over normalised a*b*: (B, 2, H, W) pairs → (B,)."""
+    return (predicted_ab - true_ab).abs().flatten(1).mean(1)
+
+
+@torch.inference_mode()
+def colorize_batch(model: Colorizer, rgb: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+    """Predicted normalised a*b* (N, 2, S, S) for RGB (N, 3, S, S) at the model size, in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = torch.cat([model(rgb_to_lab(rgb[i:i + batch_size].to(device))[:, :1]).float().cpu()
+                     for i in range(0, len(rgb), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def score(model: Colorizer, rgb: torch.Tensor, mean_ab: torch.Tensor | None = None) -> dict:
+    """Per-image MAE of the model (and of predicting `mean_ab` everywhere, the trivial baseline) on RGB photos."""
+    if rgb.shape[-1] != model.size:
+        rgb = F.interpolate(rgb, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
+    true_ab = rgb_to_lab(rgb)[:, 1:]
+    errors = mae(colorize_batch(model, rgb), true_ab)
+    result = {"mae": float(errors.mean()), "per_image": errors}
+    if mean_ab is not None:
+        result["baseline_mae"] = float(mae(mean_ab.view(1, 2, 1, 1).expand_as(true_ab), true_ab).mean())
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class _Pair(nn.Module):
+    """Colorizer and mean-colour regressor as one module: one optimizer, one checkpoint, one `prepare`."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.colorizer = Colorizer(width=cfg.width, skip=cfg.skip, size=cfg.size)
+        self.mean_color = MeanColor(size=cfg.size)
+
+    def forward(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.colorizer(lightness), self.mean_color(lightness)
+
+
+def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
+    """Train the colorizer (MAE) and the mean-colour regressor (MSE) on the training people; keep the colorizer with
+    the lowest validation MAE; write `cfg.output_dir` (weights, data.json, report, card).
+
+    Returns:
+        The best colorizer, on CPU in eval mode.
+    """
+    # 1. set-up and data, split by person
+    if cfg.size % 8:
+        raise ValueError(f"size must be a multiple of 8; got {cfg.size}.")
+    if cfg.sweep_results and not (Path(cfg.sweep_results) / "sweep.md").is_file():  # fail now, not after training
+        raise FileNotFoundError(f"{cfg.sweep_results}/sweep.md is missing: run training/sweep.py into it first.")
+    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    output_dir = Path(cfg.output_dir)
+    set_seed(cfg.seed)
+    split, photos, photo_names = load_split_photos(cfg)
+    train_x, val_x = photos["train"], photos["val"] if len(photos["val"]) else photos["train"]
+    train_lab = rgb_to_lab(train_x)
+    mean_ab = train_lab[:, 1:].mean((0, 2, 3))
+
+    # 2. models (one module), Adam, warmup then constant
+    pair = _Pair(cfg)
+    optimizer = torch.optim.Adam(pair.parameters(), lr=cfg.learning_rate)
+    steps_per_epoch = -(-len(train_x) * cfg.repeats // cfg.train_batch_size)
+    total_steps = cfg.num_epochs * steps_per_epoch
+    if cfg.max_train_steps:
+        total_steps = min(total_steps, cfg.max_train_steps)
+    warmup = max(1, min(cfg.lr_warmup_steps, total_steps // 10 + 1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+
+    # 3. resume
+    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_mae": float("inf"), "best_epoch": -1,
+             "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}}
+    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
+    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
+    if checkpoint is not None:
+        state = training.load_checkpoint(checkpoint, pair, optimizer, scheduler)
+        state.setdefault("resumed", []).append({"from": checkpoint.name})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+    else:
+        best_path.unlink(missing_ok=True)
+    pair, optimizer = accelerator.prepare(pair, optimizer)
+    logger.info(
+        "***** colorize: training *****\n  people train/val/test = %d / %d / %d, photos = %d / %d / %d\n  colorizer "
+        "width %d%s, %d parameters\n  epochs = %d × %d augmented views, steps = %d, batch = %d, lr = %g, device = %s",
+        *(len(split[part]) for part in ("train", "val", "test")), *(len(photos[part]) for part in ("train", "val", "test")),
+        cfg.width, " + skips" if cfg.skip else "", count_parameters(accelerator.unwrap_model(pair).colorizer),
+        cfg.num_epochs, cfg.repeats, total_steps, cfg.train_batch_size, cfg.learning_rate, accelerator.device,
+    )
+    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
+                    desc="colorize")
+
+    def save() -> None:
+        if accelerator.is_main_process:
+            training.save_checkpoint(output_dir, state["global_step"], accelerator.unwrap_model(pair), optimizer,
+                                     scheduler, state, cfg.checkpoints_total_limit)
+
+    # 4. the loop: `repeats` shuffled passes per epoch, augmentation keyed by step (exact resume)
+    while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
+        pair.train()
+        epoch_order = torch.randperm(len(train_x) * cfg.repeats,
+                                     generator=torch.Generator().manual_seed(cfg.seed * 1000 + state["epoch"]))
+        for indices in (epoch_order % len(train_x)).split(cfg.train_batch_size)[state["step_in_epoch"]:]:
+            if state["global_step"] >= total_steps:
+                break
+            indices = indices[accelerator.process_index::accelerator.num_processes]
+            rgb = train_x[indices]
+            if cfg.augment:
+                rgb = augment(rgb, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]))
+            lab = rgb_to_lab(rgb.to(accelerator.device))
+            lightness, true_ab = lab[:, :1], lab[:, 1:]
+            with accelerator.accumulate(pair), accelerator.autocast():
+                predicted_ab, predicted_mean = pair(lightness)
+                loss = F.l1_loss(predicted_ab.float(), true_ab)  # the colorizer's MAE
+                mean_loss = F.mse_loss(predicted_mean.float(), true_ab.mean((2, 3)))  # the regressor's MSE
+                accelerator.backward(loss + mean_loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            training.record_step(state, progress, loss.item(), scheduler.get_last_lr()[0])
+            if state["global_step"] % cfg.checkpointing_steps == 0:
+                save()
+        else:  # 5. a full epoch: validation MAE on the held-out people, keep the best colorizer
+            colorizer = accelerator.unwrap_model(pair).colorizer
+            val_mae = score(colorizer, val_x)["mae"]
+            state["history"]["val_step"].append(state["global_step"])
+            state["history"]["val_loss"].append(val_mae)
+            logger.info("epoch %d: val MAE %.4f", state["epoch"], val_mae)
+            if val_mae < state["best_val_mae"]:
+                state.update(best_val_mae=val_mae, best_epoch=state["epoch"])
+                best_path.parent.mkdir(parents=True, exist_ok=True)
+                save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(pair).state_dict().items()}, best_path)
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            save()
+    progress.close()
+
+    # 6. best weights, report on the test people and the transfer photos, output folder
+    pair = accelerator.unwrap_model(pair).cpu().eval()
+    if best_path.is_file():
+        pair.load_state_dict(load_file(best_path), strict=True)
+    if accelerator.is_main_process:
+        write_output(pair.colorizer, pair.mean_color, cfg, state, split, photos, photo_names, mean_ab)
+    accelerator.wait_for_everyone()
+    return pair.colorizer
+
+
+def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state: dict, split: dict[str, list[str]],
+                 photos: dict[str, torch.Tensor], photo_names: dict[str, list[str]], mean_ab: torch.Tensor) -> None:
+    """Weights (colorizer at the top, mean-colour regressor in mean_color/), data.json, report, metrics, card."""
+    output_dir = Path(cfg.output_dir)
+    colorizer.save_pretrained(output_dir)
+    mean_color.save_pretrained(output_dir / "mean_color")
+    (output_dir / DATA_FILE).write_text(json.dumps({"data": cfg.data, "seed": cfg.seed, "split": split,
+                                                      "train_mean_ab": mean_ab.tolist()}, indent=2))
+    test_part = "test" if len(photos["test"]) else "val"
+    test_x, test_names = photos[test_part], photo_names[test_part]
+    faces = score(colorizer, test_x, mean_ab)
+    ranked = [{"photo": test_names[i], "mae": float(faces["per_image"][i])} for i in faces["per_image"].argsort().tolist()]
+    with torch.inference_mode():
+        test_lab = rgb_to_lab(test_x)
+        mean_color_mse = float(F.mse_loss(mean_color(test_lab[:, :1]), test_lab[:, 1:].mean((2, 3))))
+    scenes, scene_x = None, None
+    if cfg.transfer_data and Path(cfg.transfer_data).is_dir():
+        scene_x = load_photos([p for paths in photo_groups(cfg.transfer_data).values() for p in paths], cfg.size)
+        scenes = score(colorizer, scene_x, mean_ab)
+    if cfg.report_photos:
+        examples = [("test faces", test_x, faces)] + ([("scenes", scene_x, scenes)] if scenes else [])
+        plot_examples(colorizer, examples, output_dir / "examples.png")
+    else:
+        (output_dir / "examples.png").unlink(missing_ok=True)  # never leave an earlier run's pictures behind
+    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "colorize: a*b* MAE")
+    sweep = copy_sweep(cfg.sweep_results, output_dir)
+    summary = {
+        "test_mae": faces["mae"], "test_baseline_mae": faces["baseline_mae"], "test_photos": len(test_x),
+        "scenes_mae": scenes["mae"] if scenes else None, "scenes_baseline_mae": scenes["baseline_mae"] if scenes else None,
+        "scenes_photos": len(scene_x) if scenes else 0, "mean_color_test_mse": mean_color_mse,
+        "best_test_photos": ranked[:3], "worst_test_photos": ranked[::-1][:3],
+        "best_val_mae": state["best_val_mae"], "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"],
+        "steps": state["global_step"], "parameters": count_parameters(colorizer),
+        "latency_ms_1024x768": time_predict(colorizer), "split": split, "resumed": state.get("resumed", []),
+        "config": asdict(cfg),
+    }
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    training.write_model_card(output_dir, title="Darkroom Colorize: L*a*b* colorization trained on faces",
+                              body=_model_card(summary, cfg, sweep), metadata={
+                                  "license": "mit", "library_name": "darkroom", "pipeline_tag": "image-to-image",
+                                  "tags": ["image-to-image", "colorization", "darkroom"]})
+
+
+def time_predict(model: Colorizer, size: tuple[int, int] = (1024, 768), repeats: int = 5) -> float:
+    """Median milliseconds of `predict` on a size (width, height) photo (threads as set by the caller)."""
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    predict(model, photo)
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(model, photo)
+        timings.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(timings)), 1)
+
+
+def plot_examples(model: Colorizer, sets: list[tuple[str, torch.Tensor, dict]], path: Path, count: int = 3) -> None:
+    """Best and worst `count` photos of each set: grayscale input, colorized, original, with the MAE."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(name, kind, int(index), rgb, result) for name, rgb, result in sets
+            for kind, indices in (("best", result["per_image"].argsort()[:count]),
+                                  ("worst", result["per_image"].argsort(descending=True)[:count]))
+            for index in indices]
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows)), squeeze=False)
+    for (name, kind, index, rgb, result), row in zip(rows, axes):
+        photo = rgb[index:index + 1]
+        lab = rgb_to_lab(photo)
+        colorized = lab_to_rgb(torch.cat([lab[:, :1], colorize_batch(model, photo)], 1))[0]
+        gray = gray_from_lightness(lab[:, :1])[0]
+        for axis, picture, title in zip(row, (gray, colorized, photo[0]),
+                                        (f"{name}, {kind}", f"colorized (MAE {float(result['per_image'][index]):.4f})", "original")):
+            axis.imshow(picture.permute(1, 2, 0).numpy())
+            axis.set_title(title, fontsize=8)
+            axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def copy_sweep(folder: str, output_dir: Path) -> str:
+    """Copy a sweep's table (sweep.md) and plot (sweep.png) into the output folder; returns the table or ""."""
+    if not folder:
+        return ""
+    source = Path(folder)
+    for name in ("sweep.md", "sweep.png"):
+        if not (source / name).is_file():
+            raise FileNotFoundError(f"{source / name} is missing: run training/sweep.py into {folder} first.")
+        (output_dir / name).write_bytes((source / name).read_bytes())
+    return (source / "sweep.md").read_text()
+
+
+def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
+    architecture = "U-Net (skip connections)" if cfg.skip else "plain encoder-decoder (the original's shape)"
+    scenes = (f"| natural scenes (`{Path(cfg.transfer_data).name}`, {summary['scenes_photos']} photos) | "
+              f"{summary['scenes_mae']:.4f} | {summary['scenes_baseline_mae']:.4f} |" if summary["scenes_mae"] else "")
+    best = ", ".join(f"`{item['photo']}` ({item['mae']:.4f})" for item in summary["best_test_photos"])
+    worst = ", ".join(f"`{item['photo']}` ({item['mae']:.4f})" for item in summary["worst_test_photos"])
+    examples = (f"Best test photos: {best}; worst: {worst}."
+                + ("\n\n![best and worst examples](examples.png)" if cfg.report_photos else
+                   " (No pictures of them here: the face photos may not be redistributed.)"))
+    sweep_section = (f"## Width sweep\n\n{sweep.strip()}\n\nEach trial trains on the same short budget (the command above),"
+                     " selected on the validation people; test MAE is shown, not used. The latency column is timed at"
+                     " the end of each trial, on whatever else the machine was running then: the bench gives the"
+                     " bundled model's clean 2-thread figure.\n\n![sweep](sweep.png)\n" if sweep else "")
+    return f"""
+Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): a {summary['parameters']:,}-parameter
+{architecture} of width {cfg.width}, trained on face photos at {cfg.size}×{cfg.size}. It serves the Colorize tab of
+the Darkroom Space; at use the predicted a*b* is upsampled and joined with the photo's own full-resolution L.
+{"The architecture (with or without skips) and the width were chosen by validation MAE in the sweep below, never by"
+ " the test people." if sweep else ""}
+
+## Results
+
+MAE over a*b* normalised to [0, 1] (L/100; a* over [{A_RANGE[0]}, {A_RANGE[1]}], b* over [{B_RANGE[0]}, {B_RANGE[1]}],
+the sRGB gamut), at {cfg.size}×{cfg.size}. Baseline: the training set's mean a*b* everywhere.
+
+| test set | MAE | baseline MAE |
+|---|---|---|
+| faces of the {len(summary['split']['test'])} test people ({summary['test_photos']} photos) | {summary['test_mae']:.4f} | {summary['test_baseline_mae']:.4f} |
+{scenes}
+
+Faces are one narrow palette, so a small model learns it well; scenes are not faces, and the gap to the baseline is
+how far the learned palette transfers (the original project saw the same: brown fruit). Mean-colour regressor:
+test MSE {summary['mean_color_test_mse']:.6f}. {examples}
+
+{sweep_section}
+## Training
+
+- Data: `{cfg.data}`, split by person (seed {cfg.seed}): train {', '.join(summary['split']['train'])}; validation
+  {', '.join(summary['split']['val'])}; test {', '.join(summary['split']['test'])}.
+- Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup), batch {cfg.train_batch_size}, {cfg.num_epochs}
+  epochs × {cfg.repeats} augmented views per photo{' (zoom/crop, shifts, RGB scaling)' if cfg.augment else ''}, MAE
+  loss; the epoch with the lowest validation MAE is kept (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f}).
+- {summary['steps']:,} steps; `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training
+  machine (the bench gives the 2-thread figure). Curves: `training_curves.png`.
+
+{training.config_table(cfg)}
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Serving
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Colorized:
+    """What `predict` returns, all at the upload's full size."""
+
+    image: Image.Image  # the colorized photo
+    gray: Image.Image  # its lightness alone (what the model was given)
+    mae: float | None = None  # vs the upload's own colours, when it had any
+    was_color: bool = False
+
+
+def load(source: str | None = None) -> Colorizer:
+    """The colorizer: `source` > $DARKROOM_COLORIZE_MODEL > bundled; CPU, eval mode, with `.weights`, `.data` (the
+    split and training mean a*b*, from data.json) and `.metrics` (metrics.json); {} when absent."""
+    weights = hub.resolve(TASK, source)
+    model = Colorizer.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
+    model.weights = weights
+    data_file = Path(weights.path) / DATA_FILE
+    model.data = json.loads(data_file.read_text()) if data_file.is_file() else {}
+    metrics_file = Path(weights.path) / "metrics.json"
+    model.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return model
+
+
+@torch.inference_mode()
+def predict(model: Colorizer, image: Image.Image | str, saturation: float = 1.0) -> Colorized:
+    """Colorize one photo of any size, colour or gray.
+
+    The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
+    joined with the full-resolution L, then scaled around neutral by `saturation` (0 = gray, 1 = as predicted).
+    """
+    if not 0.0 <= saturation <= 3.0:
+        raise ValueError(f"Saturation must be between 0 and 3; got {saturation:g}.")
+    rgb = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
+    lab = rgb_to_lab(to_tensor([rgb]))  # (1, 3, H, W)
+    lightness = lab[:, :1]
+    small = F.interpolate(lightness, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
+    ab = F.interpolate(model(small), size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+    neutral = NEUTRAL_AB.view(1, 2, 1, 1)
+    ab = neutral + saturation * (ab - neutral)
+    colorized = lab_to_rgb(torch.cat([lightness, ab], 1))[0]
+    gray = gray_from_lightness(lightness)[0]
+    true_ab = lab[:, 1:]
+    was_color = bool((true_ab - neutral).abs().amax() > 0.01)  # more than ~2 a*/b* units anywhere
+    error = float(mae(ab, true_ab)[0]) if was_color else None
+    return Colorized(image=to_image(colorized), gray=to_image(gray), mae=error, was_color=was_color)
+
+
+def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict[str, float]:
+    """MAE (and the training-mean baseline) at the model size on the test people of `data` when it is the model's
+    training folder, else on every photo in `data`."""
+    groups = photo_groups(data)
+    test_people = [name for name in model.data.get("split", {}).get("test", []) if name in groups]
+    paths = [p for name in test_people for p in groups[name]] if test_people else [p for v in groups.values() for p in v]
+    mean_ab = torch.tensor(model.data["train_mean_ab"]) if "train_mean_ab" in model.data else NEUTRAL_AB
+    result = score(model, load_photos(paths, model.size), mean_ab)
+    return {"mae": result["mae"], "baseline_mae": result["baseline_mae"], "n": float(len(paths)),
+            "test_people": float(len(test_people))}

@@ -1,0 +1,155 @@
+"""Colorize: LAB conversion, the person split, the models, predict's contract, a training smoke run, the sweep."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import rgb2lab
+
+from tasks import colorize
+from tasks.images import load_rgb
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    """Five "people" with three photos each: a tinted gradient per person, so colour is learnable from L."""
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    for person in range(5):
+        folder = root / f"s{person + 1:02d}"
+        folder.mkdir()
+        tint = rng.uniform(0.4, 1.0, 3)
+        for photo in range(3):
+            ramp = np.linspace(0.2, 1.0, 24)[None, :, None] * np.ones((24, 24, 1))
+            pixels = np.clip(ramp * tint + rng.normal(0, 0.03, (24, 24, 3)), 0, 1)
+            Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"image{photo:05d}.jpg")
+    return root
+
+
+def tiny_config(tmp_path, data, **overrides) -> colorize.Config:
+    values = dict(data=str(data), transfer_data="", output_dir=str(tmp_path / "out"), size=16, width=4,
+                  num_epochs=1, repeats=1, train_batch_size=4, checkpointing_steps=1, val_fraction=0.2, test_fraction=0.2)
+    return colorize.Config(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(people, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("colorize")
+    colorize.train(tiny_config(tmp_path, people, max_train_steps=2))
+    return tmp_path / "out"
+
+
+def test_lab_matches_scikit_image_and_round_trips():
+    rng = np.random.default_rng(1)
+    rgb = rng.uniform(0, 1, (32, 32, 3))
+    rgb[0, :8] = [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]]
+    ours = colorize.rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1).float()).permute(1, 2, 0).double().numpy()
+    reference = rgb2lab(rgb)
+    a_span, b_span = np.diff(colorize.A_RANGE)[0], np.diff(colorize.B_RANGE)[0]
+    np.testing.assert_allclose(ours[..., 0] * 100, reference[..., 0], atol=2e-3)
+    np.testing.assert_allclose(ours[..., 1] * a_span + colorize.A_RANGE[0], reference[..., 1], atol=5e-3)
+    np.testing.assert_allclose(ours[..., 2] * b_span + colorize.B_RANGE[0], reference[..., 2], atol=5e-3)
+    assert ours.min() >= -1e-6 and ours.max() <= 1 + 1e-6  # the sRGB gamut fits the normalised range
+    back = colorize.lab_to_rgb(torch.from_numpy(ours).permute(2, 0, 1).float()).permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(back, rgb, atol=1e-4)
+
+
+def test_gray_from_lightness_is_lab_to_rgb_without_colour():
+    lightness = torch.linspace(0, 1, 101).view(1, 1, 1, 101)
+    neutral = colorize.NEUTRAL_AB.view(1, 2, 1, 1).expand(1, 2, 1, 101)
+    expected = colorize.lab_to_rgb(torch.cat([lightness, neutral], 1))
+    torch.testing.assert_close(colorize.gray_from_lightness(lightness), expected, atol=2e-4, rtol=0)
+
+
+def test_split_is_by_person_and_covers_everyone():
+    names = [f"s{i:02d}" for i in range(1, 41)]
+    split = colorize.split_groups(names, seed=0, val_fraction=0.16, test_fraction=0.2)
+    parts = [set(split[part]) for part in ("train", "val", "test")]
+    assert [len(part) for part in parts] == [26, 6, 8]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert set.union(*parts) == set(names)
+    assert colorize.split_groups(names, 0, 0.16, 0.2) == split != colorize.split_groups(names, 1, 0.16, 0.2)
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_forward_shapes_and_range(skip):
+    model = colorize.Colorizer(width=8, skip=skip, size=32).eval()
+    out = model(torch.rand(2, 1, 32, 32))
+    assert out.shape == (2, 2, 32, 32) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+    mean = colorize.MeanColor(size=32)(torch.rand(2, 1, 32, 32))
+    assert mean.shape == (2, 2) and torch.isfinite(mean).all()
+
+
+def test_save_load_strict_round_trip(tmp_path):
+    model = colorize.Colorizer(width=8, skip=True, size=16).eval()
+    model.save_pretrained(tmp_path)
+    loaded = colorize.load(str(tmp_path))
+    assert loaded.skip and loaded.size == 16
+    x = torch.rand(1, 1, 16, 16)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_smoke_run_writes_the_output_folder(trained):
+    for name in ("config.json", "model.safetensors", "mean_color/model.safetensors", "data.json", "README.md",
+                 "metrics.json", "training_curves.png", "examples.png"):
+        assert (trained / name).is_file(), name
+    summary = json.loads((trained / "metrics.json").read_text())
+    assert summary["steps"] == 2 and 0 < summary["test_mae"] < 1
+    data = json.loads((trained / "data.json").read_text())
+    assert sorted(data["split"]["train"] + data["split"]["val"] + data["split"]["test"]) == [f"s0{i}" for i in range(1, 6)]
+
+
+def test_resume_continues_from_the_saved_step(people, tmp_path):
+    colorize.train(tiny_config(tmp_path, people, num_epochs=2, max_train_steps=1))
+    colorize.train(tiny_config(tmp_path, people, num_epochs=2, max_train_steps=3, resume_from_checkpoint="latest"))
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert summary["steps"] == 3 and summary["resumed"] == [{"from": "checkpoint-1"}]
+
+
+def _lightness(image: Image.Image) -> np.ndarray:
+    return rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255)[..., 0]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "I;16"])
+def test_predict_keeps_size_and_lightness(trained, mode):
+    model = colorize.load(str(trained))
+    rng = np.random.default_rng(2)
+    if mode == "I;16":
+        photo = Image.fromarray(rng.integers(0, 65535, (45, 70), dtype=np.uint16))
+    else:
+        photo = Image.fromarray(rng.integers(0, 256, (45, 70, 4), dtype=np.uint8), "RGBA").convert(mode)
+    path = trained.parent / f"photo-{mode.replace(';', '')}.png"
+    photo.save(path)
+    result = colorize.predict(model, str(path))
+    assert result.image.size == (70, 45) and result.gray.size == (70, 45)
+    source = load_rgb(path)
+    # the output's L is the input's L (up to 8-bit rounding), at full resolution
+    assert np.abs(_lightness(result.image) - _lightness(source)).mean() < 0.5
+    assert result.was_color == (mode in ("RGB", "RGBA")) and (result.mae is None) == (mode in ("L", "I;16"))
+
+
+def test_saturation_zero_gives_gray_and_bad_values_are_refused(trained):
+    model = colorize.load(str(trained))
+    photo = Image.new("RGB", (20, 20), (200, 120, 60))
+    gray = np.asarray(colorize.predict(model, photo, saturation=0.0).image, dtype=np.int16)
+    assert np.abs(gray - gray[..., :1]).max() <= 1  # R = G = B
+    with pytest.raises(ValueError, match="Saturation"):
+        colorize.predict(model, photo, saturation=-1)
+
+
+def test_sweep_runs_two_trials_and_writes_its_table(people, tmp_path):
+    from training import sweep
+
+    fixed = ["--data", str(people), "--transfer_data", "", "--size", "16", "--max_train_steps", "1",
+             "--train_batch_size", "4", "--repeats", "1", "--num_epochs", "1"]
+    summary = sweep.run(["colorize", "--grid", "width=2,4", "--metric", "best_val_mae", "--also", "test_mae", "--output_dir",
+                         str(tmp_path / "sweep"), "--", *fixed])
+    assert sorted(row["values"]["width"] for row in summary["trials"]) == [2, 4]
+    table = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert "| width | best_val_mae | test_mae | parameters |" in table and (tmp_path / "sweep" / "sweep.png").is_file()
+    # a finished sweep is not run again: the trials are read back
+    again = sweep.run(["colorize", "--grid", "width=2,4", "--metric", "best_val_mae", "--also", "test_mae", "--output_dir",
+                       str(tmp_path / "sweep"), "--", *fixed])
+    assert again["trials"] == summary["trials"]
