@@ -2,6 +2,7 @@
 
     python -m bench classify --data /usr/share/datasets/fashion-mnist --json bench/results/classify.json
     python -m bench cards --json bench/results/cards.json  # fidelity (judge CNN), diversity, time per card
+    python -m bench colorize --data ../shared/data/faces --json bench/results/colorize.json  # + --transfer scenes
     python -m bench app --json bench/results/app.json      # cold start: process start → first answer over HTTP
 
 Each run writes {"task", "data", "n", "weights", "quality", "latency_ms": {"p50", "p95"}, "threads"} and prints a
@@ -84,6 +85,35 @@ def bench_cards(weights: str | None, n_fidelity: int, n_ddpm: int, n_sweep: int,
             "weights": model.weights.name, "quality": quality, "latency_ms": fast, "threads": THREADS}
 
 
+def bench_colorize(data: str | None, transfer: str, weights: str | None, n_latency: int) -> dict:
+    """MAE on the test people of `data` and on the `transfer` photos, each beside the training-mean baseline; latency
+    of a 1024×768 photo (a BSDS test photo resized, when there, else noise) through the full-resolution `predict`."""
+    import torch
+    from PIL import Image
+
+    from tasks import colorize
+    from tasks.images import load_rgb
+
+    torch.set_num_threads(THREADS)
+    data = data or colorize.DEFAULT_DATA
+    model = colorize.load(weights)
+    faces = colorize.evaluate(model, data)
+    quality = {"faces_mae": faces["mae"], "faces_baseline_mae": faces["baseline_mae"], "faces_photos": faces["n"],
+               "test_people": faces["test_people"]}
+    if transfer and Path(transfer).is_dir():
+        scenes = colorize.evaluate(model, transfer)
+        quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"])
+        photos = [path for paths in colorize.photo_groups(transfer).values() for path in paths]
+        source = load_rgb(photos[0])
+    else:
+        source = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
+    photo = source.resize((1024, 768), Image.Resampling.BICUBIC)
+    quality["parameters"] = float(colorize.count_parameters(model))
+    latency = time_calls(lambda _: colorize.predict(model, photo), list(range(n_latency)), warmup=3)
+    return {"task": "colorize", "data": data, "n": int(faces["n"]), "weights": model.weights.name, "quality": quality,
+            "latency_ms": latency, "threads": THREADS, "latency_input": "1024×768 photo"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,18 +161,23 @@ def markdown_row(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["classify", "cards", "app"])
+    parser.add_argument("task", choices=["classify", "cards", "colorize", "app"])
     parser.add_argument("--data", help="evaluation data in the task's layout (default: the task's default)")
     parser.add_argument("--weights", help="folder or Hub id (default: $DARKROOM_<TASK>_MODEL or bundled)")
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--n_latency", type=int, default=200, help="timed predict calls")
     parser.add_argument("--timeout", type=float, default=120.0, help="app: give up after this many seconds")
+    parser.add_argument("--transfer", default=None, help="colorize: out-of-domain photos (default: BSDS test)")
     parser.add_argument("--n_fidelity", type=int, default=100, help="cards: DPM-Solver++ cards judged per category")
     parser.add_argument("--n_ddpm", type=int, default=100, help="cards: DDPM-1000 cards judged per category")
     parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
     args = parser.parse_args(argv)
     if args.task == "app":
         result = bench_app(args.timeout, min(args.n_latency, 50))
+    elif args.task == "colorize":
+        from tasks.colorize import DEFAULT_TRANSFER
+
+        result = bench_colorize(args.data, args.transfer or DEFAULT_TRANSFER, args.weights, min(args.n_latency, 30))
     elif args.task == "cards":
         result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20))
     else:

@@ -97,3 +97,38 @@ def test_stain_endpoint_returns_before_after_and_mask(client, tmp_path):
     (before, after), mask = client.predict(handle_file(str(path)), "centre", "SMALL", 0, "", api_name="/stain")
     with Image.open(after) as stained, Image.open(mask) as region:
         assert stained.size == region.size
+
+
+def test_colorize_a_colour_photo_returns_full_size_images_and_its_error(client, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "tinted.png"
+    ramp = np.linspace(40, 230, 90)[None, :, None] * np.ones((60, 90, 1))
+    Image.fromarray(np.clip(ramp * [1.0, 0.8, 0.6], 0, 255).astype(np.uint8)).save(photo)
+    (gray, colorized), original, note = client.predict(handle_file(str(photo)), 1.0, api_name="/colorize")
+    for path in (gray, colorized):
+        with Image.open(path) as image:
+            assert image.size == (90, 60)
+    # the original is shown only for colour uploads: the endpoint returns it as a visibility update
+    assert original["visible"] is True and "error" in note
+    with Image.open(original["value"]) as shown:
+        assert shown.size == (90, 60)
+
+
+def test_colorize_a_grayscale_photo_says_there_is_nothing_to_compare(client, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "gray.png"
+    Image.linear_gradient("L").resize((64, 48)).save(photo)
+    (gray, colorized), original, note = client.predict(handle_file(str(photo)), 1.5, api_name="/colorize")
+    with Image.open(colorized) as image:
+        assert image.size == (64, 48)
+    assert original["visible"] is False and original["value"] is None and "grayscale" in note
+
+
+def test_colorize_bad_upload_is_a_clear_error(client, tmp_path):
+    text = tmp_path / "face.jpg"
+    text.write_text("not a photo")
+    with pytest.raises(AppError, match="not an image that can be read"):
+        client.predict(handle_file(str(text)), 1.0, api_name="/colorize")
