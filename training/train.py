@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-TASKS = ("classify", "cards", "colorize")
+TASKS = ("classify", "cards", "colorize", "mask")
 
 logger = logging.getLogger("darkroom.train")
 

@@ -1,0 +1,433 @@
+"""Mask: cut cars out of studio photos with a U-Net (Carvana), scored by Dice at the photo's own resolution.
+
+    photo (H, W) ─resize─▶ (3, h, w) ─U-Net─▶ logits (1, h, w) ─bilinear to (H, W)─▶ > threshold ─▶ mask (H, W)
+
+The U-Net has the original project's shape: double 3×3 conv blocks, max-pool down, transposed-conv up, skip
+connections. Loss: BCE + soft Dice. The 16 views of one car are near duplicates, so every split is by car id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from huggingface_hub import PyTorchModelHubMixin
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from tasks import hub, metrics, training
+from tasks.images import load_rgb
+
+logger = logging.getLogger(__name__)
+
+TASK = "mask"
+DEFAULT_DATA = str(Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "carvana")
+LAYOUTS = (("images", "masks"), ("train", "train_masks"))  # ours, Kaggle's: <car>_<nn>.jpg + <car>_<nn>_mask.gif
+
+
+@dataclass
+class Config(training.TrainingArgs):
+    data: str = DEFAULT_DATA  # images/ + masks/ (or Kaggle's train/ + train_masks/)
+    output_dir: str = "outputs/mask"
+    input_height: int = 160  # the model's input size; the original trained at 240×160
+    input_width: int = 240
+    width: int = 16  # channels of the first U-Net level (doubling per level)
+    depth: int = 4  # max-pool levels
+    val_fraction: float = 0.15  # share of the cars held out for model selection
+    test_fraction: float = 0.15  # share of the cars held out for the final report
+    num_epochs: int = 8
+    train_batch_size: int = 8
+    learning_rate: float = 3e-3  # AdamW peak lr, warmup then cosine
+    lr_warmup_steps: int = 30
+    weight_decay: float = 1e-4
+    dice_weight: float = 1.0  # loss = BCE + dice_weight × (1 - soft Dice)
+    augment: bool = True  # flip, small rotation (image and mask alike), brightness/contrast (image only)
+    checkpointing_steps: int = 100
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def find_pairs(data: str) -> list[tuple[Path, Path]]:
+    """(photo, mask) pairs of a Carvana-layout folder, sorted by name."""
+    root = Path(data)
+    for images, masks in LAYOUTS:
+        if (root / images).is_dir() and (root / masks).is_dir():
+            pairs = [(photo, root / masks / f"{photo.stem}_mask.gif") for photo in sorted((root / images).glob("*.jpg"))]
+            missing = [str(mask) for _, mask in pairs if not mask.is_file()]
+            if missing:
+                raise FileNotFoundError(f"{len(missing)} photos have no mask, e.g. {missing[0]}.")
+            if pairs:
+                return pairs
+    raise FileNotFoundError(f"{data} has no images/ + masks/ (or train/ + train_masks/) with <car>_<nn>.jpg photos.")
+
+
+def car_id(photo: Path) -> str:
+    """"11acc40dc0ea_01.jpg" → "11acc40dc0ea"."""
+    return photo.stem.rsplit("_", 1)[0]
+
+
+def split_cars(cars: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
+    """Seeded split of car ids into train/val/test (each non-empty when there are 3+ cars)."""
+    order = [cars[i] for i in torch.randperm(len(cars), generator=torch.Generator().manual_seed(seed)).tolist()]
+    n_test = max(1, round(test_fraction * len(cars))) if len(cars) >= 3 else 0
+    n_val = max(1, round(val_fraction * len(cars))) if len(cars) >= 3 else 0
+    return {"train": sorted(order[n_test + n_val:]), "val": sorted(order[n_test:n_test + n_val]),
+            "test": sorted(order[:n_test])}
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A Carvana mask (palette GIF, or any image) as a bool (H, W) array: True = car."""
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("L") if image.mode not in ("P", "L", "1") else image)
+    return array > (127 if array.max() > 1 else 0)
+
+
+def to_input(photo: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """A photo as the model's input: (3, h, w) float in [0, 1] at size (h, w)."""
+    small = photo.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def load_pairs(pairs: list[tuple[Path, Path]], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Photos (N, 3, h, w) in [0, 1] and masks (N, 1, h, w) as the car's share of each pixel (area-averaged)."""
+    photos, masks = [], []
+    for photo, mask in pairs:
+        photos.append(to_input(load_rgb(photo), size))
+        full = Image.fromarray(read_mask(mask).astype(np.uint8) * 255)
+        masks.append(torch.from_numpy(np.asarray(full.resize((size[1], size[0]), Image.Resampling.BOX),
+                                                 dtype=np.float32) / 255.0)[None])
+    return torch.stack(photos), torch.stack(masks)
+
+
+def augment(photos: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, max_degrees: float = 8.0,
+            light: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random flip and rotation for each photo and its mask; brightness/contrast on the photo only."""
+    count = len(photos)
+    angle = torch.deg2rad(max_degrees * (2 * torch.rand(count, generator=generator) - 1))
+    flip = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = flip * torch.cos(angle), -torch.sin(angle)
+    theta[:, 1, 0], theta[:, 1, 1] = flip * torch.sin(angle), torch.cos(angle)
+    grid = F.affine_grid(theta, [count, 4, *photos.shape[-2:]], align_corners=False)
+    moved = F.grid_sample(torch.cat([photos, masks], 1), grid, mode="bilinear", padding_mode="border",
+                          align_corners=False)
+    photos, masks = moved[:, :3], moved[:, 3:]
+    contrast = 1 + light * (2 * torch.rand(count, 1, 1, 1, generator=generator) - 1)
+    brightness = light / 2 * (2 * torch.rand(count, 1, 1, 1, generator=generator) - 1)
+    mean = photos.mean((1, 2, 3), keepdim=True)
+    return ((photos - mean) * contrast + mean + brightness).clamp(0, 1), masks
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class DoubleConv(nn.Sequential):
+    """(3×3 conv → BatchNorm → ReLU) × 2, size-preserving."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+                         nn.ReLU(inplace=True), nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class CarUNet(nn.Module, PyTorchModelHubMixin, library_name="darkroom", license="mit",
+              repo_url="https://huggingface.co/spaces/darkroom/darkroom", tags=["image-segmentation", "carvana", "darkroom"]):
+    """(B, 3, h, w) in [0, 1] → car logits (B, 1, h, w); h and w multiples of 2^depth.
+
+        DoubleConv(w) ─pool─ DoubleConv(2w) ─pool─ … DoubleConv(2^depth·w) ─up─ cat ─ DoubleConv … ─ 1×1 conv
+    """
+
+    def __init__(self, width: int = 16, depth: int = 4, input_size: tuple[int, int] = (160, 240)):
+        super().__init__()
+        self.input_size = tuple(input_size)
+        channels = [width * 2 ** level for level in range(depth + 1)]
+        self.down = nn.ModuleList([DoubleConv(3, channels[0])] +
+                                  [DoubleConv(channels[i], channels[i + 1]) for i in range(depth)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2) for i in reversed(range(depth))])
+        self.merge = nn.ModuleList([DoubleConv(2 * channels[i], channels[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(channels[0], 1, 1)
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = photos
+        for index, block in enumerate(self.down):
+            x = block(x if index == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        skips.pop()
+        for up, merge in zip(self.up, self.merge):
+            x = merge(torch.cat([up(x), skips.pop()], 1))
+        return self.head(x)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    probability = logits.sigmoid().flatten(1)
+    target = target.flatten(1)
+    dice = (2 * (probability * target).sum(1) + eps) / (probability.sum(1) + target.sum(1) + eps)
+    return 1 - dice.mean()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def logits_batches(model: CarUNet, photos: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = torch.cat([model(photos[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(photos), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def model_size_dice(model: CarUNet, photos: torch.Tensor, masks: torch.Tensor) -> float:
+    """Mean Dice at the model's input size (fast; for model selection)."""
+    predicted = (logits_batches(model, photos) > 0).numpy()
+    return float(np.mean([metrics.dice(p, t) for p, t in zip(predicted, masks.numpy() > 0.5)]))
+
+
+def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
+    """Train the U-Net on the training cars, keep the weights with the best validation Dice, write `output_dir`."""
+    # 1. set-up and data, split by car
+    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    output_dir = Path(cfg.output_dir)
+    set_seed(cfg.seed)
+    size = (cfg.input_height, cfg.input_width)
+    if cfg.input_height % 2 ** cfg.depth or cfg.input_width % 2 ** cfg.depth:
+        raise ValueError(f"input_height and input_width must be multiples of 2^depth = {2 ** cfg.depth}.")
+    pairs = find_pairs(cfg.data)
+    split = split_cars(sorted({car_id(photo) for photo, _ in pairs}), cfg.seed, cfg.val_fraction, cfg.test_fraction)
+    members = {part: [pair for pair in pairs if car_id(pair[0]) in set(cars)] for part, cars in split.items()}
+    train_x, train_y = load_pairs(members["train"], size)
+    val_x, val_y = load_pairs(members["val"] or members["train"], size)
+
+    # 2. model, optimizer, schedule
+    model = CarUNet(width=cfg.width, depth=cfg.depth, input_size=size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(train_x) // cfg.train_batch_size)
+    total_steps = cfg.num_epochs * steps_per_epoch
+    if cfg.max_train_steps:
+        total_steps = min(total_steps, cfg.max_train_steps)
+    scheduler = training.warmup_cosine(optimizer, min(cfg.lr_warmup_steps, total_steps // 10 + 1), total_steps)
+
+    # 3. resume
+    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_dice": -1.0, "best_epoch": -1,
+             "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}}
+    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
+    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
+    if checkpoint is not None:
+        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler)
+        state.setdefault("resumed", []).append({"from": checkpoint.name})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+    else:
+        best_path.unlink(missing_ok=True)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    logger.info("***** mask: training *****\n  cars train/val/test = %d / %d / %d, photos = %d / %d\n  U-Net width %d, "
+                "depth %d, %d parameters, input %d×%d\n  epochs = %d, steps = %d, batch = %d, lr = %g, device = %s",
+                *(len(split[part]) for part in ("train", "val", "test")), len(train_x), len(val_x), cfg.width, cfg.depth,
+                count_parameters(model), cfg.input_width, cfg.input_height, cfg.num_epochs, total_steps,
+                cfg.train_batch_size, cfg.learning_rate, accelerator.device)
+    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
+                    desc="mask")
+
+    def save() -> None:
+        if accelerator.is_main_process:
+            training.save_checkpoint(output_dir, state["global_step"], accelerator.unwrap_model(model), optimizer,
+                                     scheduler, state, cfg.checkpoints_total_limit)
+
+    # 4. the loop (seeded order and augmentation per step: exact resume)
+    while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
+        model.train()
+        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed * 1000 + state["epoch"]))
+        for indices in order.split(cfg.train_batch_size)[state["step_in_epoch"]:]:
+            if state["global_step"] >= total_steps:
+                break
+            indices = indices[accelerator.process_index::accelerator.num_processes]
+            photos, masks = train_x[indices], train_y[indices]
+            if cfg.augment:
+                photos, masks = augment(photos, masks, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]))
+            photos, masks = photos.to(accelerator.device), masks.to(accelerator.device)
+            with accelerator.accumulate(model), accelerator.autocast():
+                logits = model(photos).float()
+                loss = F.binary_cross_entropy_with_logits(logits, masks) + cfg.dice_weight * soft_dice_loss(logits, masks)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            training.record_step(state, progress, loss.item(), scheduler.get_last_lr()[0])
+            if state["global_step"] % cfg.checkpointing_steps == 0:
+                save()
+        else:  # 5. a full epoch: validation Dice at the model size, keep the best weights
+            val_dice = model_size_dice(accelerator.unwrap_model(model), val_x, val_y)
+            state["history"]["val_step"].append(state["global_step"])
+            state["history"]["val_loss"].append(1 - val_dice)
+            logger.info("epoch %d: val Dice %.4f", state["epoch"], val_dice)
+            if val_dice > state["best_val_dice"]:
+                state.update(best_val_dice=val_dice, best_epoch=state["epoch"])
+                best_path.parent.mkdir(parents=True, exist_ok=True)
+                save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()}, best_path)
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            save()
+    progress.close()
+
+    # 6. best weights; Dice at the original resolution on the test cars; output folder
+    model = accelerator.unwrap_model(model).cpu().eval()
+    if best_path.is_file():
+        model.load_state_dict(load_file(best_path), strict=True)
+    if accelerator.is_main_process:
+        write_output(model, cfg, state, split, members["test"] or members["val"] or members["train"])
+    accelerator.wait_for_everyone()
+    return model
+
+
+def write_output(model: CarUNet, cfg: Config, state: dict, split: dict[str, list[str]],
+                 test_pairs: list[tuple[Path, Path]]) -> None:
+    output_dir = Path(cfg.output_dir)
+    model.save_pretrained(output_dir)
+    (output_dir / "split.json").write_text(json.dumps(split, indent=2))
+    report = full_resolution_dice(model, test_pairs)
+    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "mask: BCE + Dice loss (val: 1 − Dice)")
+    summary = {"test_dice": report["dice"], "test_dice_cleaned": report["dice_cleaned"], "test_photos": len(test_pairs),
+               "cleanup_helps": report["dice_cleaned"] > report["dice"], "best_val_dice": state["best_val_dice"],
+               "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"], "steps": state["global_step"],
+               "parameters": count_parameters(model), "split": split, "resumed": state.get("resumed", []),
+               "config": asdict(cfg)}
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    training.write_model_card(output_dir, title="Darkroom Mask: car cut-outs (U-Net, Carvana)",
+                              body=_model_card(summary, cfg), metadata={
+                                  "license": "mit", "library_name": "darkroom", "pipeline_tag": "image-segmentation",
+                                  "tags": ["image-segmentation", "carvana", "darkroom"]})
+
+
+def _model_card(summary: dict, cfg: Config) -> str:
+    return f"""
+A {summary['parameters']:,}-parameter U-Net (double conv blocks, max-pool down, transposed-conv up, skip connections)
+that finds the car in a studio photo. It serves the Mask tab of the Darkroom Space: the mask, the RGBA cut-out and a
+before/after view, for photo editors who remove studio backgrounds by hand.
+
+## Results
+
+Mean Dice on the {summary['test_photos']} photos of the {len(summary['split']['test'])} held-out test cars, at each
+photo's ORIGINAL resolution (logits upsampled bilinearly, threshold 0.5): **{summary['test_dice']:.4f}**; with
+clean-up (largest component, holes filled): {summary['test_dice_cleaned']:.4f}, so clean-up is
+{'on' if summary['cleanup_helps'] else 'off'} by default.
+
+## Training
+
+- Data: `{cfg.data}`, split by car id (seed {cfg.seed}): train {len(summary['split']['train'])} cars, validation
+  {', '.join(summary['split']['val'])}; test {', '.join(summary['split']['test'])}.
+- Input {cfg.input_width}×{cfg.input_height}, width {cfg.width}, depth {cfg.depth}; BCE + soft Dice; AdamW (lr
+  {cfg.learning_rate:g}, warmup then cosine), batch {cfg.train_batch_size}; augmentation (flip, ±8° rotation on photo
+  and mask alike, brightness/contrast) {'on' if cfg.augment else 'off'}.
+- Best validation Dice (at the input size) {summary['best_val_dice']:.4f} at epoch {summary['best_epoch']};
+  {summary['steps']:,} steps. Curves: `training_curves.png`.
+
+{training.config_table(cfg)}
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Serving
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def clean_up(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest connected component and fill its holes (a car is one solid shape)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    return ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+
+
+@dataclass
+class Cutout:
+    """What `predict` returns, at the photo's own size."""
+
+    mask: Image.Image  # L, 255 = car
+    cutout: Image.Image  # RGBA: the photo with alpha = mask
+    probability: np.ndarray  # (H, W) float32 in [0, 1]
+
+
+def load(source: str | None = None) -> CarUNet:
+    """The U-Net: `source` > $DARKROOM_MASK_MODEL > bundled; CPU, eval mode, with `.weights` and `.metrics`."""
+    weights = hub.resolve(TASK, source)
+    model = CarUNet.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
+    model.weights = weights
+    metrics_file = Path(weights.path) / "metrics.json"
+    model.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return model
+
+
+@torch.inference_mode()
+def probability(model: CarUNet, photo: Image.Image) -> np.ndarray:
+    """The car probability at the photo's own size: logits at the model size, upsampled bilinearly, then sigmoid."""
+    logits = model(to_input(photo, model.input_size)[None])
+    return F.interpolate(logits, size=(photo.height, photo.width), mode="bilinear",
+                         align_corners=False).sigmoid()[0, 0].numpy()
+
+
+def predict(model: CarUNet, image: Image.Image | str, threshold: float = 0.5, cleanup: bool | None = None) -> Cutout:
+    """Mask and RGBA cut-out of the car in a photo of any size.
+
+    Args:
+        threshold: probability above which a pixel is car, in (0, 1).
+        cleanup: keep the largest component and fill holes; None = whatever measured better on the test cars.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"Threshold must be between 0 and 1; got {threshold:g}.")
+    photo = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
+    chance = probability(model, photo)
+    mask = chance > threshold
+    if cleanup if cleanup is not None else getattr(model, "metrics", {}).get("cleanup_helps", False):
+        mask = clean_up(mask)
+    mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
+    cutout = photo.convert("RGBA")
+    cutout.putalpha(mask_image)
+    return Cutout(mask=mask_image, cutout=cutout, probability=chance)
+
+
+def full_resolution_dice(model: CarUNet, pairs: list[tuple[Path, Path]]) -> dict[str, float]:
+    """Mean Dice at each photo's own resolution, without and with clean-up, and the mean seconds per photo."""
+    plain, cleaned, seconds = [], [], []
+    for photo_path, mask_path in pairs:
+        photo, truth = load_rgb(photo_path), read_mask(mask_path)
+        start = time.perf_counter()
+        mask = probability(model, photo) > 0.5
+        seconds.append(time.perf_counter() - start)
+        plain.append(metrics.dice(mask, truth))
+        cleaned.append(metrics.dice(clean_up(mask), truth))
+    return {"dice": float(np.mean(plain)), "dice_cleaned": float(np.mean(cleaned)), "n": float(len(pairs)),
+            "seconds_per_photo": float(np.mean(seconds))}
+
+
+def evaluate(model: CarUNet, data: str = DEFAULT_DATA) -> dict[str, float]:
+    """Dice at the original resolution on the model's test cars of `data` (every car when the split is unknown)."""
+    pairs = find_pairs(data)
+    split_file = Path(model.weights.path) / "split.json" if hasattr(model, "weights") else None
+    test_cars = set(json.loads(split_file.read_text())["test"]) if split_file and split_file.is_file() else None
+    chosen = [pair for pair in pairs if test_cars is None or car_id(pair[0]) in test_cars] or pairs
+    return full_resolution_dice(model, chosen)

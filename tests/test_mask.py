@@ -1,0 +1,130 @@
+"""Mask: Dice, the car split, paired augmentation, the U-Net, predict's outputs, training smoke run and resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from tasks import mask, metrics
+
+
+@pytest.fixture(scope="module")
+def carvana(tmp_path_factory):
+    """Kaggle layout: 5 "cars" × 2 views, a dark ellipse on a light studio floor, with palette-GIF masks."""
+    root = tmp_path_factory.mktemp("carvana")
+    (root / "train").mkdir()
+    (root / "train_masks").mkdir()
+    rng = np.random.default_rng(0)
+    for car in range(5):
+        for view in (1, 2):
+            name = f"car{car:03d}_{view:02d}"
+            box = (int(rng.integers(5, 25)), int(rng.integers(10, 20)), int(rng.integers(60, 90)), int(rng.integers(40, 55)))
+            photo = Image.new("RGB", (96, 64), (225, 225, 230))
+            ImageDraw.Draw(photo).ellipse(box, fill=tuple(int(v) for v in rng.integers(10, 120, 3)))
+            photo.save(root / "train" / f"{name}.jpg")
+            truth = Image.new("P", (96, 64), 0)
+            truth.putpalette([0, 0, 0, 255, 255, 255])
+            ImageDraw.Draw(truth).ellipse(box, fill=1)
+            truth.save(root / "train_masks" / f"{name}_mask.gif")
+    return root
+
+
+def tiny_config(tmp_path, data, **overrides) -> mask.Config:
+    values = dict(data=str(data), output_dir=str(tmp_path / "out"), input_height=32, input_width=48, width=4, depth=2,
+                  num_epochs=1, train_batch_size=4, checkpointing_steps=1, val_fraction=0.2, test_fraction=0.2)
+    return mask.Config(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(carvana, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("mask")
+    mask.train(tiny_config(tmp_path, carvana, max_train_steps=2))
+    return tmp_path / "out"
+
+
+@pytest.mark.parametrize("predicted, truth, expected", [
+    ([[1, 1], [0, 0]], [[1, 1], [0, 0]], 1.0),  # identical
+    ([[1, 1], [0, 0]], [[0, 0], [1, 1]], 0.0),  # disjoint
+    ([[0, 0], [0, 0]], [[0, 0], [0, 0]], 1.0),  # both empty: nothing to find, nothing found
+    ([[1, 1], [1, 0]], [[1, 0], [0, 0]], 0.5),  # 2·1 / (3 + 1)
+])
+def test_dice_on_hand_checkable_masks(predicted, truth, expected):
+    assert metrics.dice(np.array(predicted), np.array(truth)) == pytest.approx(expected)
+
+
+def test_split_is_by_car_and_covers_every_car(carvana):
+    pairs = mask.find_pairs(str(carvana))
+    cars = sorted({mask.car_id(photo) for photo, _ in pairs})
+    split = mask.split_cars(cars, 0, 0.15, 0.15)
+    parts = [set(split[part]) for part in ("train", "val", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert set.union(*parts) == set(cars) and all(parts)
+    sixty = mask.split_cars([f"{i:012x}" for i in range(60)], 0, 0.15, 0.15)
+    assert [len(sixty[part]) for part in ("train", "val", "test")] == [42, 9, 9]
+
+
+def test_photo_and_mask_get_the_same_augmentation():
+    photos = torch.zeros(3, 3, 32, 48)
+    photos[:, :, 8:20, 5:25] = 1.0  # a white box on black ...
+    masks = photos[:, :1].clone()  # ... and its mask
+    moved, moved_masks = mask.augment(photos, masks, torch.Generator().manual_seed(0), light=0.0)
+    # without brightness/contrast change, the photo's box and the mask moved together
+    torch.testing.assert_close(moved[:, :1], moved_masks, atol=1e-5, rtol=0)
+    assert not torch.equal(moved_masks, masks)
+
+
+def test_unet_forward_shape_and_finite():
+    model = mask.CarUNet(width=4, depth=3, input_size=(32, 48)).eval()
+    logits = model(torch.rand(2, 3, 32, 48))
+    assert logits.shape == (2, 1, 32, 48) and torch.isfinite(logits).all()
+
+
+def test_save_load_strict_round_trip(tmp_path):
+    model = mask.CarUNet(width=4, depth=2, input_size=(32, 48)).eval()
+    model.save_pretrained(tmp_path)
+    loaded = mask.load(str(tmp_path))
+    assert loaded.input_size == (32, 48)
+    x = torch.rand(1, 3, 32, 48)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_smoke_run_writes_the_output_folder(trained):
+    for name in ("config.json", "model.safetensors", "split.json", "README.md", "metrics.json", "training_curves.png"):
+        assert (trained / name).is_file(), name
+    summary = json.loads((trained / "metrics.json").read_text())
+    assert summary["steps"] == 2 and 0.0 <= summary["test_dice"] <= 1.0 and summary["test_photos"] == 2
+
+
+def test_resume_continues_from_the_saved_step(carvana, tmp_path):
+    mask.train(tiny_config(tmp_path, carvana, num_epochs=2, max_train_steps=1))
+    mask.train(tiny_config(tmp_path, carvana, num_epochs=2, max_train_steps=3, resume_from_checkpoint="latest"))
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert summary["steps"] == 3 and summary["resumed"] == [{"from": "checkpoint-1"}]
+
+
+@pytest.mark.parametrize("size", [(96, 64), (333, 200)])
+def test_mask_and_cutout_have_the_photo_size_and_alpha_is_the_mask(trained, carvana, size):
+    model = mask.load(str(trained))
+    photo = Image.open(next((carvana / "train").glob("*.jpg"))).convert("RGB").resize(size)
+    result = mask.predict(model, photo, threshold=0.5)
+    assert result.mask.size == size and result.cutout.size == size and result.cutout.mode == "RGBA"
+    assert np.array_equal(np.asarray(result.cutout)[..., 3], np.asarray(result.mask))
+    assert set(np.unique(np.asarray(result.mask))) <= {0, 255}
+
+
+def test_a_photo_without_a_car_gives_a_valid_mask(trained):
+    result = mask.predict(mask.load(str(trained)), Image.new("RGB", (120, 80), (30, 160, 40)), threshold=0.5)
+    assert result.mask.size == (120, 80)  # possibly empty, never an error
+    with pytest.raises(ValueError, match="Threshold"):
+        mask.predict(mask.load(str(trained)), Image.new("RGB", (20, 20)), threshold=1.5)
+
+
+def test_clean_up_keeps_the_largest_component_and_fills_holes():
+    noisy = np.zeros((20, 20), dtype=bool)
+    noisy[2:15, 2:15] = True
+    noisy[6:9, 6:9] = False  # a hole
+    noisy[18, 18] = True  # a speck
+    cleaned = mask.clean_up(noisy)
+    assert cleaned[7, 7] and not cleaned[18, 18] and cleaned.sum() == 13 * 13
