@@ -3,6 +3,7 @@
     python -m bench classify --data /usr/share/datasets/fashion-mnist --json bench/results/classify.json
     python -m bench cards --json bench/results/cards.json  # fidelity (judge CNN), diversity, time per card
     python -m bench colorize --data ../shared/data/faces --json bench/results/colorize.json  # + --transfer scenes
+    python -m bench mask --data ../shared/data/carvana --json bench/results/mask.json  # Dice at full resolution
     python -m bench app --json bench/results/app.json      # cold start: process start → first answer over HTTP
 
 Each run writes {"task", "data", "n", "weights", "quality", "latency_ms": {"p50", "p95"}, "threads"} and prints a
@@ -114,6 +115,28 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
             "latency_ms": latency, "threads": THREADS, "latency_input": "1024×768 photo"}
 
 
+def bench_mask(data: str | None, weights: str | None, n_latency: int) -> dict:
+    """Dice at each photo's original resolution on the model's test cars; latency of a full-size photo → mask +
+    cut-out through `predict` (a 1918×1280 test photo)."""
+    import torch
+
+    from tasks import mask
+    from tasks.images import load_rgb
+
+    torch.set_num_threads(THREADS)
+    data = data or mask.DEFAULT_DATA
+    model = mask.load(weights)
+    report = mask.evaluate(model, data)
+    quality = {"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"],
+               "parameters": float(mask.count_parameters(model))}
+    test_cars = set(model.metrics.get("split", {}).get("test", []))
+    photos = [photo for photo, _ in mask.find_pairs(data) if not test_cars or mask.car_id(photo) in test_cars]
+    photo = load_rgb(photos[0])
+    latency = time_calls(lambda _: mask.predict(model, photo), list(range(n_latency)), warmup=3)
+    return {"task": "mask", "data": data, "n": int(report["n"]), "weights": model.weights.name, "quality": quality,
+            "latency_ms": latency, "threads": THREADS, "latency_input": f"{photo.width}×{photo.height} photo"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -161,7 +184,7 @@ def markdown_row(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["classify", "cards", "colorize", "app"])
+    parser.add_argument("task", choices=["classify", "cards", "colorize", "mask", "app"])
     parser.add_argument("--data", help="evaluation data in the task's layout (default: the task's default)")
     parser.add_argument("--weights", help="folder or Hub id (default: $DARKROOM_<TASK>_MODEL or bundled)")
     parser.add_argument("--json", type=Path, help="write the result here")
@@ -178,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         from tasks.colorize import DEFAULT_TRANSFER
 
         result = bench_colorize(args.data, args.transfer or DEFAULT_TRANSFER, args.weights, min(args.n_latency, 30))
+    elif args.task == "mask":
+        result = bench_mask(args.data, args.weights, min(args.n_latency, 30))
     elif args.task == "cards":
         result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20))
     else:

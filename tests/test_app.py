@@ -132,3 +132,30 @@ def test_colorize_bad_upload_is_a_clear_error(client, tmp_path):
     text.write_text("not a photo")
     with pytest.raises(AppError, match="not an image that can be read"):
         client.predict(handle_file(str(text)), 1.0, api_name="/colorize")
+
+
+def test_mask_endpoint_returns_full_size_mask_and_cutout(client, tmp_path):
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    photo = tmp_path / "car.jpg"
+    picture = Image.new("RGB", (300, 200), (225, 225, 230))
+    ImageDraw.Draw(picture).rounded_rectangle((40, 80, 260, 160), radius=30, fill=(20, 30, 60))
+    picture.save(photo)
+    mask_path, cutout_path, (before, after) = client.predict(handle_file(str(photo)), 0.5, "#00ff00", api_name="/mask")
+    with Image.open(mask_path) as mask, Image.open(cutout_path) as cutout, Image.open(after) as composed:
+        assert mask.size == cutout.size == composed.size == (300, 200)
+        assert cutout.mode == "RGBA"
+        assert np.array_equal(np.asarray(cutout)[..., 3], np.asarray(mask.convert("L")))
+
+
+def test_mask_of_a_photo_without_a_car_is_valid_and_bad_colours_are_refused(client, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "field.png"
+    Image.new("RGB", (120, 90), (40, 150, 50)).save(photo)
+    mask_path, _, _ = client.predict(handle_file(str(photo)), 0.5, "#ffffff", api_name="/mask")
+    with Image.open(mask_path) as mask:
+        assert mask.size == (120, 90)
+    with pytest.raises(AppError, match="not a colour"):
+        client.predict(handle_file(str(photo)), 0.5, "chartreusey", api_name="/mask")
