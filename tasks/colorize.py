@@ -338,8 +338,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     # 1. set-up and data, split by person
     if cfg.size % 8:
         raise ValueError(f"size must be a multiple of 8; got {cfg.size}.")
-    if cfg.sweep_results and not (Path(cfg.sweep_results) / "sweep.md").is_file():  # fail now, not after training
-        raise FileNotFoundError(f"{cfg.sweep_results}/sweep.md is missing: run training/sweep.py into it first.")
+    training.require_sweep(cfg.sweep_results)
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
@@ -460,7 +459,7 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
     else:
         (output_dir / "examples.png").unlink(missing_ok=True)  # never leave an earlier run's pictures behind
     training.plot_training_curves(state["history"], output_dir / "training_curves.png", "colorize: a*b* MAE")
-    sweep = copy_sweep(cfg.sweep_results, output_dir)
+    sweep = training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {
         "test_mae": faces["mae"], "test_baseline_mae": faces["baseline_mae"], "test_photos": len(test_x),
         "scenes_mae": scenes["mae"] if scenes else None, "scenes_baseline_mae": scenes["baseline_mae"] if scenes else None,
@@ -515,18 +514,6 @@ def plot_examples(model: Colorizer, sets: list[tuple[str, torch.Tensor, dict]], 
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def copy_sweep(folder: str, output_dir: Path) -> str:
-    """Copy a sweep's table (sweep.md) and plot (sweep.png) into the output folder; returns the table or ""."""
-    if not folder:
-        return ""
-    source = Path(folder)
-    for name in ("sweep.md", "sweep.png"):
-        if not (source / name).is_file():
-            raise FileNotFoundError(f"{source / name} is missing: run training/sweep.py into {folder} first.")
-        (output_dir / name).write_bytes((source / name).read_bytes())
-    return (source / "sweep.md").read_text()
 
 
 def _model_card(summary: dict, cfg: Config, sweep: str) -> str:

@@ -54,6 +54,7 @@ class Config(training.TrainingArgs):
     dice_weight: float = 1.0  # loss = BCE + dice_weight × (1 - soft Dice)
     augment: bool = True  # flip, small rotation (image and mask alike), brightness/contrast (image only)
     checkpointing_steps: int = 100
+    sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -210,6 +211,7 @@ def model_size_dice(model: CarUNet, photos: torch.Tensor, masks: torch.Tensor) -
 def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
     """Train the U-Net on the training cars, keep the weights with the best validation Dice, write `output_dir`."""
     # 1. set-up and data, split by car
+    training.require_sweep(cfg.sweep_results)
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
@@ -309,19 +311,24 @@ def write_output(model: CarUNet, cfg: Config, state: dict, split: dict[str, list
     (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     report = full_resolution_dice(model, test_pairs)
     training.plot_training_curves(state["history"], output_dir / "training_curves.png", "mask: BCE + Dice loss (val: 1 − Dice)")
+    sweep = training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {"test_dice": report["dice"], "test_dice_cleaned": report["dice_cleaned"], "test_photos": len(test_pairs),
+               "latency_ms": round(1000 * report["seconds_per_photo"], 1),
                "cleanup_helps": report["dice_cleaned"] - report["dice"] >= CLEANUP_MIN_GAIN, "best_val_dice": state["best_val_dice"],
                "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"], "steps": state["global_step"],
                "parameters": count_parameters(model), "split": split, "resumed": state.get("resumed", []),
                "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     training.write_model_card(output_dir, title="Darkroom Mask: car cut-outs (U-Net, Carvana)",
-                              body=_model_card(summary, cfg), metadata={
+                              body=_model_card(summary, cfg, sweep), metadata={
                                   "license": "mit", "library_name": "darkroom", "pipeline_tag": "image-segmentation",
                                   "tags": ["image-segmentation", "carvana", "darkroom"]})
 
 
-def _model_card(summary: dict, cfg: Config) -> str:
+def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
+    sweep_section = (f"## Sweep\n\n{sweep.strip()}\n\nEvery trial has the same short budget (the command above); ranked by "
+                     "validation Dice at the input size, test Dice shown, not used; latency is photo → full-resolution "
+                     f"mask, timed inside each trial.\n\n![sweep](sweep.png)\n" if sweep else "")
     return f"""
 A {summary['parameters']:,}-parameter U-Net (double conv blocks, max-pool down, transposed-conv up, skip connections)
 that finds the car in a studio photo. It serves the Mask tab of the Darkroom Space: the mask, the RGBA cut-out and a
@@ -332,8 +339,11 @@ before/after view, for photo editors who remove studio backgrounds by hand.
 Mean Dice on the {summary['test_photos']} photos of the {len(summary['split']['test'])} held-out test cars, at each
 photo's ORIGINAL resolution (logits upsampled bilinearly, threshold 0.5): **{summary['test_dice']:.4f}**; with
 clean-up (largest component, holes filled): {summary['test_dice_cleaned']:.4f}, so clean-up is
-{'on' if summary['cleanup_helps'] else 'off'} by default (it must gain at least {CLEANUP_MIN_GAIN} Dice).
+{'on' if summary['cleanup_helps'] else 'off'} by default (it must gain at least {CLEANUP_MIN_GAIN} Dice). A 1918×1280
+photo takes {summary['latency_ms']:.0f} ms from photo to full-resolution mask (timed at the end of training; the bench
+gives the 2-thread figure).
 
+{sweep_section}
 ## Training
 
 - Data: `{cfg.data}`, split by car id (seed {cfg.seed}): train {len(summary['split']['train'])} cars, validation
@@ -412,7 +422,8 @@ def predict(model: CarUNet, image: Image.Image | str, threshold: float = 0.5, cl
 
 
 def full_resolution_dice(model: CarUNet, pairs: list[tuple[Path, Path]]) -> dict[str, float]:
-    """Mean Dice at each photo's own resolution, without and with clean-up, and the mean seconds per photo."""
+    """Mean Dice at each photo's own resolution, without and with clean-up, and the mean seconds per photo (photo →
+    full-resolution mask, on whatever threads the caller set)."""
     plain, cleaned, seconds = [], [], []
     for photo_path, mask_path in pairs:
         photo, truth = load_rgb(photo_path), read_mask(mask_path)

@@ -178,6 +178,22 @@ def write_model_card(folder: str | os.PathLike, *, title: str, body: str, metada
     card.save(Path(folder) / "README.md")
 
 
+def require_sweep(folder: str) -> None:
+    """Fail before training, not after it, when `--sweep_results` names a folder without a finished sweep."""
+    if folder and not (Path(folder) / "sweep.md").is_file():
+        raise FileNotFoundError(f"{folder}/sweep.md is missing: run training/sweep.py into {folder} first.")
+
+
+def copy_sweep(folder: str, output_dir: str | os.PathLike) -> str:
+    """Copy a training/sweep.py result (sweep.md, sweep.png) into an output folder; returns the table ("" if no folder)."""
+    if not folder:
+        return ""
+    require_sweep(folder)
+    for name in ("sweep.md", "sweep.png"):
+        shutil.copyfile(Path(folder) / name, Path(output_dir) / name)
+    return (Path(folder) / "sweep.md").read_text()
+
+
 def config_table(cfg: Any) -> str:
     """A markdown table of a Config dataclass, for model cards."""
     rows = "\n".join(f"| `{key}` | `{value}` |" for key, value in asdict(cfg).items() if key not in {"hub_private"})

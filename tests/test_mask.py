@@ -128,3 +128,9 @@ def test_clean_up_keeps_the_largest_component_and_fills_holes():
     noisy[18, 18] = True  # a speck
     cleaned = mask.clean_up(noisy)
     assert cleaned[7, 7] and not cleaned[18, 18] and cleaned.sum() == 13 * 13
+
+
+def test_a_missing_sweep_fails_before_training(carvana, tmp_path):
+    with pytest.raises(FileNotFoundError, match="sweep.md is missing"):
+        mask.train(tiny_config(tmp_path, carvana, sweep_results=str(tmp_path / "no-sweep")))
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
