@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
 from tasks.images import load_rgb
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 logger = logging.getLogger(__name__)
 
@@ -285,9 +285,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
             logger.info("epoch %d: val loss %.4f, val accuracy %.4f", state["epoch"], val_loss, val_accuracy)
             if val_loss < state["best_val_loss"]:
                 state.update(best_val_loss=val_loss, best_epoch=state["epoch"], bad_epochs=0)
-                best_path.parent.mkdir(parents=True, exist_ok=True)
-                weights = accelerator.unwrap_model(model).state_dict()
-                save_file({key: value.contiguous() for key, value in weights.items()}, best_path)
+                training.save_weights(accelerator.unwrap_model(model), best_path)
             else:
                 state["bad_epochs"] += 1
                 state["stopped_early"] = state["bad_epochs"] >= cfg.patience

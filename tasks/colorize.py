@@ -26,7 +26,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -417,8 +417,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
             logger.info("epoch %d: val MAE %.4f", state["epoch"], val_mae)
             if val_mae < state["best_val_mae"]:
                 state.update(best_val_mae=val_mae, best_epoch=state["epoch"])
-                best_path.parent.mkdir(parents=True, exist_ok=True)
-                save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(pair).state_dict().items()}, best_path)
+                training.save_weights(accelerator.unwrap_model(pair), best_path)
             state["epoch"] += 1
             state["step_in_epoch"] = 0
             save()

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -287,8 +287,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
             logger.info("epoch %d: val Dice %.4f", state["epoch"], val_dice)
             if val_dice > state["best_val_dice"]:
                 state.update(best_val_dice=val_dice, best_epoch=state["epoch"])
-                best_path.parent.mkdir(parents=True, exist_ok=True)
-                save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()}, best_path)
+                training.save_weights(accelerator.unwrap_model(model), best_path)
             state["epoch"] += 1
             state["step_in_epoch"] = 0
             save()

@@ -75,7 +75,7 @@ def save_checkpoint(
     partial = root / f".checkpoint-{step}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, partial / "model.safetensors")
+    save_weights(model, partial / "model.safetensors")
     torch.save(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
          "extra": {name: value.state_dict() for name, value in (extra or {}).items()}},
@@ -87,6 +87,12 @@ def save_checkpoint(
     for old in sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-max(total_limit, 1)]:
         shutil.rmtree(old)
     return folder
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """A model's state dict as one safetensors file (e.g. the best weights so far, beside the checkpoints)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
 
 
 def find_checkpoint(output_dir: str | os.PathLike, spec: str) -> Path | None:
