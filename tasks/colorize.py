@@ -149,15 +149,6 @@ def photo_groups(data: str) -> dict[str, list[Path]]:
     return groups
 
 
-def split_groups(names: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
-    """Seeded split of group names into train/val/test (each non-empty when there are 3+ groups)."""
-    order = [names[i] for i in torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()]
-    n_test = max(1, round(test_fraction * len(names))) if len(names) >= 3 else 0
-    n_val = max(1, round(val_fraction * len(names))) if len(names) >= 3 else 0
-    return {"train": sorted(order[n_test + n_val:]), "val": sorted(order[n_test:n_test + n_val]),
-            "test": sorted(order[:n_test])}
-
-
 def square(image: Image.Image, size: int) -> Image.Image:
     """The whole photo resized to size × size: what the model sees in `predict` too."""
     return image.resize((size, size), Image.Resampling.LANCZOS)
@@ -172,7 +163,7 @@ def load_split_photos(cfg: Config) -> tuple[dict[str, list[str]], dict[str, torc
     folder = Path(cfg.data)
     if folder.is_dir():
         groups = photo_groups(cfg.data)
-        split = split_groups(list(groups), cfg.seed, cfg.val_fraction, cfg.test_fraction)
+        split = training.split_groups(list(groups), cfg.seed, cfg.val_fraction, cfg.test_fraction)
         paths = {part: [p for name in names for p in groups[name]] for part, names in split.items()}
         return (split, {part: load_photos(files, cfg.size) for part, files in paths.items()},
                 {part: [str(p.relative_to(folder)) for p in files] for part, files in paths.items()})
@@ -181,7 +172,7 @@ def load_split_photos(cfg: Config) -> tuple[dict[str, list[str]], dict[str, torc
     dataset = datasets.load_dataset(cfg.data, split="train")
     group_column = "label" if "label" in dataset.column_names else None
     groups = [str(item) for item in dataset[group_column]] if group_column else [str(i) for i in range(len(dataset))]
-    split = split_groups(sorted(set(groups)), cfg.seed, cfg.val_fraction, cfg.test_fraction)
+    split = training.split_groups(sorted(set(groups)), cfg.seed, cfg.val_fraction, cfg.test_fraction)
     indices = {part: [i for i, group in enumerate(groups) if group in set(names)] for part, names in split.items()}
     return (split, {part: to_tensor([square(dataset[i]["image"].convert("RGB"), cfg.size) for i in rows])
                     for part, rows in indices.items()},

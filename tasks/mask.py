@@ -81,15 +81,6 @@ def car_id(photo: Path) -> str:
     return photo.stem.rsplit("_", 1)[0]
 
 
-def split_cars(cars: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
-    """Seeded split of car ids into train/val/test (each non-empty when there are 3+ cars)."""
-    order = [cars[i] for i in torch.randperm(len(cars), generator=torch.Generator().manual_seed(seed)).tolist()]
-    n_test = max(1, round(test_fraction * len(cars))) if len(cars) >= 3 else 0
-    n_val = max(1, round(val_fraction * len(cars))) if len(cars) >= 3 else 0
-    return {"train": sorted(order[n_test + n_val:]), "val": sorted(order[n_test:n_test + n_val]),
-            "test": sorted(order[:n_test])}
-
-
 def read_mask(path: Path) -> np.ndarray:
     """A Carvana mask (palette GIF, or any image) as a bool (H, W) array: True = car."""
     with Image.open(path) as image:
@@ -219,7 +210,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
     if cfg.input_height % 2 ** cfg.depth or cfg.input_width % 2 ** cfg.depth:
         raise ValueError(f"input_height and input_width must be multiples of 2^depth = {2 ** cfg.depth}.")
     pairs = find_pairs(cfg.data)
-    split = split_cars(sorted({car_id(photo) for photo, _ in pairs}), cfg.seed, cfg.val_fraction, cfg.test_fraction)
+    cars = sorted({car_id(photo) for photo, _ in pairs})
+    split = training.split_groups(cars, cfg.seed, cfg.val_fraction, cfg.test_fraction)
     members = {part: [pair for pair in pairs if car_id(pair[0]) in set(cars)] for part, cars in split.items()}
     train_x, train_y = load_pairs(members["train"], size)
     val_x, val_y = load_pairs(members["val"] or members["train"], size)

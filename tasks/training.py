@@ -45,6 +45,21 @@ class TrainingArgs:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def split_groups(names: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
+    """Seeded split of group names (people, cars) into train/val/test, so that near-duplicate photos of one group
+    never sit in two splits; each part is non-empty when there are 3+ groups."""
+    order = [names[i] for i in torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()]
+    n_test = max(1, round(test_fraction * len(names))) if len(names) >= 3 else 0
+    n_val = max(1, round(val_fraction * len(names))) if len(names) >= 3 else 0
+    return {"train": sorted(order[n_test + n_val:]), "val": sorted(order[n_test:n_test + n_val]),
+            "test": sorted(order[:n_test])}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------------------------------
 

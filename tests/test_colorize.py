@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from skimage.color import rgb2lab
 
-from tasks import colorize
+from tasks import colorize, training
 from tasks.images import load_rgb
 
 
@@ -65,12 +65,12 @@ def test_gray_from_lightness_is_lab_to_rgb_without_colour():
 
 def test_split_is_by_person_and_covers_everyone():
     names = [f"s{i:02d}" for i in range(1, 41)]
-    split = colorize.split_groups(names, seed=0, val_fraction=0.16, test_fraction=0.2)
+    split = training.split_groups(names, seed=0, val_fraction=0.16, test_fraction=0.2)
     parts = [set(split[part]) for part in ("train", "val", "test")]
     assert [len(part) for part in parts] == [26, 6, 8]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert set.union(*parts) == set(names)
-    assert colorize.split_groups(names, 0, 0.16, 0.2) == split != colorize.split_groups(names, 1, 0.16, 0.2)
+    assert training.split_groups(names, 0, 0.16, 0.2) == split != training.split_groups(names, 1, 0.16, 0.2)
 
 
 @pytest.mark.parametrize("skip", [False, True])

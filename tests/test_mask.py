@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from tasks import mask, metrics
+from tasks import mask, metrics, training
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +57,11 @@ def test_dice_on_hand_checkable_masks(predicted, truth, expected):
 def test_split_is_by_car_and_covers_every_car(carvana):
     pairs = mask.find_pairs(str(carvana))
     cars = sorted({mask.car_id(photo) for photo, _ in pairs})
-    split = mask.split_cars(cars, 0, 0.15, 0.15)
+    split = training.split_groups(cars, 0, 0.15, 0.15)
     parts = [set(split[part]) for part in ("train", "val", "test")]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert set.union(*parts) == set(cars) and all(parts)
-    sixty = mask.split_cars([f"{i:012x}" for i in range(60)], 0, 0.15, 0.15)
+    sixty = training.split_groups([f"{i:012x}" for i in range(60)], 0, 0.15, 0.15)
     assert [len(sixty[part]) for part in ("train", "val", "test")] == [42, 9, 9]
 
 
