@@ -31,14 +31,15 @@ def trained(tmp_path_factory):
 def test_smoke_run_writes_a_loadable_ddpm_pipeline(trained):
     for name in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
                  "scheduler/scheduler_config.json", "cards_config.json", "README.md", "metrics.json",
-                 "training_curves.png", "samples.png"):
+                 "training_curves.png", "samples.png", "stain_this_card.png"):
         assert (trained / name).is_file(), name
     assert json.loads((trained / "model_index.json").read_text())["_class_name"] == "DDPMPipeline"
     pipeline = DDPMPipeline.from_pretrained(trained)  # diffusers' own loader accepts the folder
     assert pipeline.unet.config.num_class_embeds == len(CATEGORIES) + 1
     summary = json.loads((trained / "metrics.json").read_text())
     assert summary["steps"] == 2 and summary["training_cards"] == 8
-    assert "More Information Needed" not in (trained / "README.md").read_text()
+    card = (trained / "README.md").read_text()
+    assert "More Information Needed" not in card and "![stain this card](stain_this_card.png)" in card
 
 
 def test_same_seed_same_cards_different_seed_different(trained):
@@ -134,6 +135,7 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     diffusion.train(resumed)
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert summary["steps"] == 2 and summary["resumed"] == [{"from": "checkpoint-1", "num_epochs": 3}]
+    assert "Resumed from `checkpoint-1` with `--num_epochs 3`" in (tmp_path / "out" / "README.md").read_text()
     history = json.loads((tmp_path / "out" / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())["history"]
     assert history["step"] == [1, 2]
 

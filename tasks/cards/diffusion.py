@@ -344,6 +344,35 @@ def sample_grid(model: CardModel, per_category: int = 4, seed: int = 0, steps: i
     return grid
 
 
+STAIN_EXAMPLES = (  # (category, region as fractions of the card: left, top, right, bottom), on rendered CLEAN cards
+    ("SMALL", (0.35, 0.4, 0.65, 0.6)),
+    ("WHITE_MARKS", (0.05, 0.05, 0.5, 0.4)),
+    ("LIGHT", (0.1, 0.1, 0.9, 0.9)),
+    ("FULL_CARD", (0.05, 0.05, 0.95, 0.95)),
+)
+
+
+def stain_examples(model: CardModel, steps: int = 20, guidance: float = GUIDANCE) -> Image.Image:
+    """"Stain this card" on rendered clean cards (render seeds 100, 101, ...; stain seeds 0, 1, ...): one row per entry
+    of STAIN_EXAMPLES, the clean card beside the stained one with the region outlined."""
+    from PIL import ImageDraw
+
+    from tasks.cards.render import render_card
+
+    height, width = model.size
+    sheet = Image.new("RGB", (2 * width + 4, len(STAIN_EXAMPLES) * (height + 4)), "white")
+    for row, (category, (left, top, right, bottom)) in enumerate(STAIN_EXAMPLES):
+        card = render_card(100 + row, "CLEAN", size=(height, width)).image
+        box = (round(left * width), round(top * height), round(right * width), round(bottom * height))
+        region = Image.new("L", (width, height), 0)
+        region.paste(255, box)
+        stained, _ = stain(model, card, region, category, seed=row, steps=steps, guidance=guidance)
+        ImageDraw.Draw(stained).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=(220, 30, 30))
+        sheet.paste(card, (0, row * (height + 4)))
+        sheet.paste(stained, (width + 4, row * (height + 4)))
+    return sheet
+
+
 def train(cfg: Config, accelerator: Accelerator | None = None) -> CardModel:
     """Train the class-conditional DDPM and write `cfg.output_dir` as a DDPMPipeline folder plus report."""
     # 1. set-up and data (rendered cards when no folder is given)
@@ -445,6 +474,8 @@ def write_output(model: CardModel, noise_scheduler: DDPMScheduler, cfg: Config, 
     DDPMPipeline(unet=model.unet, scheduler=noise_scheduler).save_pretrained(output_dir)
     (output_dir / CARDS_CONFIG).write_text(json.dumps({"categories": list(CATEGORIES), "any": ANY}, indent=2))
     sample_grid(model).save(output_dir / "samples.png")
+    if model.categories:
+        stain_examples(model).save(output_dir / "stain_this_card.png")
     training.plot_training_curves(state["history"], output_dir / "training_curves.png", "cards: noise MSE")
     parameters = sum(p.numel() for p in model.unet.parameters())
     summary = {"training_cards": n_cards, "steps": state["global_step"], "epochs": state["epoch"],
@@ -461,6 +492,8 @@ def write_output(model: CardModel, noise_scheduler: DDPMScheduler, cfg: Config, 
 
 def _model_card(summary: dict, cfg: Config) -> str:
     source = cfg.data or f"{cfg.render_per_category} procedurally rendered card backs per category (tasks/cards/render.py, seed 1)"
+    resumed = "".join(f"\n- Resumed from `{entry['from']}` with `--num_epochs {entry['num_epochs']}` (the cosine schedule "
+                      "stretched to the new length: the lr rises again, a warm restart)." for entry in summary["resumed"])
     return f"""
 A {summary['parameters']:,}-parameter diffusers `UNet2DModel` that generates {cfg.height}×{cfg.width} (portrait)
 trading-card backs with gum stains, by category: {', '.join(CATEGORIES)}, or `any`. It serves the Cards tab of the
@@ -479,7 +512,7 @@ Rows: {', '.join(CATEGORIES)}, any; DPM-Solver++ 20 steps, guidance {GUIDANCE:g}
 - AdamW (lr {cfg.learning_rate:g}, warmup {cfg.lr_warmup_steps} steps then cosine), batch {cfg.train_batch_size},
   gradient clipping {cfg.max_grad_norm:g}, EMA of the weights (max decay {cfg.ema_max_decay}); the EMA weights are saved.
 - {summary['epochs']} epochs, {summary['steps']:,} steps; mean loss over the last 100 steps
-  {summary['final_loss_mean_last_100']:.4f}. Curves: `training_curves.png`; grids during training: `samples/`.
+  {summary['final_loss_mean_last_100']:.4f}. Curves: `training_curves.png`; grids during training: `samples/`.{resumed}
 
 {training.config_table(cfg)}
 
@@ -494,6 +527,14 @@ cards = diffusion.predict(model, "SMALL", seed=42, n=4, sampler="DPM-Solver++", 
 The folder is a `DDPMPipeline` (`DDPMPipeline.from_pretrained` loads it, unconditionally); class-conditional
 sampling needs the class label, as `predict` does. Samplers: DDPM (1000 steps), DDIM, DPM-Solver++ (2M SDE;
 default, 20 steps); classifier-free guidance (default {GUIDANCE:g}) against the `any` class sharpens the category.
+
+## Stain this card
+
+![stain this card](stain_this_card.png)
+
+`diffusion.stain` on rendered clean cards (left: the card; right: stained inside the red box), rows:
+{', '.join(category for category, _ in STAIN_EXAMPLES)}. DPM-Solver++ 20 steps, guidance {GUIDANCE:g}; outside the box the card is kept to the pixel, so the box is the stain's
+known (if loose) mask. The box is regenerated whole: printing under the stain is re-drawn, not kept.
 
 ## Limits
 
