@@ -131,12 +131,6 @@ def classify_tab(demo: gr.Blocks) -> None:
 # Cards
 # ---------------------------------------------------------------------------------------------------------------------
 
-STAIN_REGIONS = {  # (left, top, right, bottom) as fractions of the card: where "stain this card" may paint
-    "centre": (0.3, 0.35, 0.7, 0.65), "top left": (0.05, 0.05, 0.4, 0.35), "top right": (0.6, 0.05, 0.95, 0.35),
-    "bottom left": (0.05, 0.65, 0.4, 0.95), "bottom right": (0.6, 0.65, 0.95, 0.95), "most of the card": (0.08, 0.08, 0.92, 0.92),
-}
-
-
 @functools.lru_cache(maxsize=4)
 def cards_model(source: str = "") -> cards.CardModel:
     """The default weights for "", else the DDPMPipeline folder or Hub repo a person typed (errors are theirs)."""
@@ -166,9 +160,9 @@ def run_stain(path: str | None, region: str, category: str, seed: float, source:
     """"Stain this card": inpaint a stain of `category` in a preset region of an uploaded card."""
     model = cards_model(source or "")
     card = open_upload(path)
-    if region not in STAIN_REGIONS:
-        raise gr.Error(f"Pick a region: {', '.join(STAIN_REGIONS)}.")
-    left, top, right, bottom = STAIN_REGIONS[region]
+    if region not in cards.STAIN_REGIONS:
+        raise gr.Error(f"Pick a region: {', '.join(cards.STAIN_REGIONS)}.")
+    left, top, right, bottom = cards.STAIN_REGIONS[region]
     height, width = model.size
     mask = Image.new("L", (width, height), 0)
     mask.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
@@ -230,7 +224,7 @@ def cards_tab(demo: gr.Blocks) -> None:
         with gr.Row():
             with gr.Column():
                 card = image_upload(label="Clean card back", height=300)
-                region = gr.Dropdown(list(STAIN_REGIONS), value="centre", label="Region")
+                region = gr.Dropdown(list(cards.STAIN_REGIONS), value="centre", label="Region")
                 stain_category = gr.Dropdown(list(cards.CATEGORIES[:-1]), value="SMALL", label="Stain")
                 stain_button = gr.Button("Stain it")
             slider = gr.ImageSlider(label="Before / after", type="pil")

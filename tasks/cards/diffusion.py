@@ -25,12 +25,13 @@ from accelerate.utils import set_seed
 from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 from diffusers.utils.torch_utils import randn_tensor
-from PIL import Image
+from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from tasks import hub, training
-from tasks.cards.options import ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SAMPLERS, STOCHASTIC
-from tasks.cards.render import ANY_CATEGORY, CATEGORIES, render_dataset
+from tasks.cards.options import (ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SAMPLERS, STAIN_REGIONS,
+                                 STOCHASTIC)
+from tasks.cards.render import ANY_CATEGORY, CATEGORIES, render_card, render_dataset
 from tasks.images import load_rgb
 
 logger = logging.getLogger(__name__)
@@ -344,24 +345,17 @@ def sample_grid(model: CardModel, per_category: int = 4, seed: int = 0, steps: i
     return grid
 
 
-STAIN_EXAMPLES = (  # (category, region as fractions of the card: left, top, right, bottom), on rendered CLEAN cards
-    ("SMALL", (0.35, 0.4, 0.65, 0.6)),
-    ("WHITE_MARKS", (0.05, 0.05, 0.5, 0.4)),
-    ("LIGHT", (0.1, 0.1, 0.9, 0.9)),
-    ("FULL_CARD", (0.05, 0.05, 0.95, 0.95)),
-)
+STAIN_EXAMPLES = (("SMALL", "centre"), ("WHITE_MARKS", "top left"), ("LIGHT", "most of the card"),
+                  ("FULL_CARD", "most of the card"))  # (category, region of STAIN_REGIONS), on rendered CLEAN cards
 
 
 def stain_examples(model: CardModel, steps: int = 20, guidance: float = GUIDANCE) -> Image.Image:
     """"Stain this card" on rendered clean cards (render seeds 100, 101, ...; stain seeds 0, 1, ...): one row per entry
     of STAIN_EXAMPLES, the clean card beside the stained one with the region outlined."""
-    from PIL import ImageDraw
-
-    from tasks.cards.render import render_card
-
     height, width = model.size
     sheet = Image.new("RGB", (2 * width + 4, len(STAIN_EXAMPLES) * (height + 4)), "white")
-    for row, (category, (left, top, right, bottom)) in enumerate(STAIN_EXAMPLES):
+    for row, (category, where) in enumerate(STAIN_EXAMPLES):
+        left, top, right, bottom = STAIN_REGIONS[where]
         card = render_card(100 + row, "CLEAN", size=(height, width)).image
         box = (round(left * width), round(top * height), round(right * width), round(bottom * height))
         region = Image.new("L", (width, height), 0)
@@ -533,7 +527,7 @@ default, 20 steps); classifier-free guidance (default {GUIDANCE:g}) against the 
 ![stain this card](stain_this_card.png)
 
 `diffusion.stain` on rendered clean cards (left: the card; right: stained inside the red box), rows:
-{', '.join(category for category, _ in STAIN_EXAMPLES)}. DPM-Solver++ 20 steps, guidance {GUIDANCE:g}; outside the box the card is kept to the pixel, so the box is the stain's
+{', '.join(f"{category} ({where})" for category, where in STAIN_EXAMPLES)}. DPM-Solver++ 20 steps, guidance {GUIDANCE:g}; outside the box the card is kept to the pixel, so the box is the stain's
 known (if loose) mask. The box is regenerated whole: printing under the stain is re-drawn, not kept.
 
 ## Limits
