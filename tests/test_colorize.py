@@ -139,11 +139,16 @@ def test_saturation_zero_gives_gray_and_bad_values_are_refused(trained):
         colorize.predict(model, photo, saturation=-1)
 
 
-def test_sweep_runs_two_trials_and_writes_its_table(people, tmp_path):
+def test_sweep_runs_two_trials_in_shards_and_writes_its_table(people, tmp_path):
     from training import sweep
 
     fixed = ["--data", str(people), "--transfer_data", "", "--size", "16", "--max_train_steps", "1",
              "--train_batch_size", "4", "--repeats", "1", "--num_epochs", "1"]
+    # a shard runs its own trials only (trial 1 of 0, 1) and writes no table
+    sweep.run(["colorize", "--grid", "width=2,4", "--metric", "best_val_mae", "--output_dir", str(tmp_path / "sweep"),
+               "--shard", "1/2", "--", *fixed])
+    assert (tmp_path / "sweep" / "trial-1" / "metrics.json").is_file()
+    assert not (tmp_path / "sweep" / "trial-0").exists() and not (tmp_path / "sweep" / "sweep.md").exists()
     summary = sweep.run(["colorize", "--grid", "width=2,4", "--metric", "best_val_mae", "--also", "test_mae", "--output_dir",
                          str(tmp_path / "sweep"), "--", *fixed])
     assert sorted(row["values"]["width"] for row in summary["trials"]) == [2, 4]

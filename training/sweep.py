@@ -9,6 +9,9 @@ Each trial is a full `train()` into OUTPUT_DIR/trial-<k>/ (its usual output fold
 Config fields for every trial. A trial whose folder already has metrics.json is not run again, so an interrupted
 sweep continues where it stopped. The results go to OUTPUT_DIR/sweep.json (every trial, with its values and metrics),
 sweep.md (a table, best first) and sweep.png (the metric, parameters and latency against the first grid field).
+
+`--shard K/N` runs only trials K, K+N, K+2N, ... and writes no table, so N processes can share one machine (a GPU
+that one small model leaves idle); the same command without `--shard` then finds every trial done and writes the table.
 """
 
 from __future__ import annotations
@@ -47,6 +50,16 @@ def parse_grid(specs: list[str], config_class: type) -> dict[str, list[Any]]:
     return grid
 
 
+def parse_shard(spec: str) -> tuple[int, int]:
+    """"K/N" → (K, N); "" → (0, 1), every trial."""
+    if not spec:
+        return 0, 1
+    shard, sep, shards = spec.partition("/")
+    if not (sep and shard.isdigit() and shards.isdigit() and 0 <= int(shard) < int(shards)):
+        raise SystemExit(f"--shard takes K/N with 0 <= K < N, e.g. 0/2; got {spec!r}.")
+    return int(shard), int(shards)
+
+
 def trials(grid: dict[str, list[Any]], random_count: int, seed: int) -> list[dict[str, Any]]:
     """Every combination of the grid, or `random_count` of them drawn without replacement (seeded)."""
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
@@ -71,16 +84,21 @@ def run(argv: list[str]) -> dict:
                         help="more metrics.json keys to tabulate and plot, e.g. test_mae (not used for ranking)")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--seed", type=int, default=0, help="for --random")
+    parser.add_argument("--shard", default="", metavar="K/N",
+                        help="run only trials K, K+N, ... (0 <= K < N) and write no table; run again without it")
     fixed_argv = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     module = importlib.import_module(f"tasks.{args.task}")
     fixed = vars(build_parser(args.task, module.Config).parse_args(fixed_argv))
     grid = parse_grid(args.grid, module.Config)
+    shard, shards = parse_shard(args.shard)
     root = Path(args.output_dir)
     root.mkdir(parents=True, exist_ok=True)
 
     results = []
     for index, values in enumerate(trials(grid, args.random, args.seed)):
+        if index % shards != shard:
+            continue
         folder = root / f"trial-{index}"
         metrics_file = folder / "metrics.json"
         if not metrics_file.is_file():  # resumable: finished trials are kept
@@ -88,12 +106,17 @@ def run(argv: list[str]) -> dict:
             cfg = module.Config(**{**fixed, **values, "output_dir": str(folder), "push_to_hub": False,
                                    "resume_from_checkpoint": "latest" if (folder / "checkpoints").is_dir() else ""})
             module.train(cfg, Accelerator(mixed_precision=cfg.mixed_precision))
+        if args.shard:
+            continue
         metrics = json.loads(metrics_file.read_text())
         if args.metric not in metrics:
             raise SystemExit(f"{metrics_file} has no {args.metric!r}; it has {', '.join(sorted(metrics))}.")
         shown = (*args.also, *REPORTED)
         results.append({"trial": index, "values": values, args.metric: metrics[args.metric],
                         **{key: metrics[key] for key in shown if key in metrics}})
+    if args.shard:
+        logger.info("shard %s done; run the same command without --shard for the table.", args.shard)
+        return {}
     results.sort(key=lambda row: row[args.metric], reverse=args.maximize)
     summary = {"task": args.task, "metric": args.metric, "maximize": args.maximize, "also": args.also,
                "fixed": fixed_argv, "best": results[0], "trials": results}
