@@ -152,3 +152,11 @@ def test_evaluate_reports_fidelity_per_category_and_diversity(trained):
     table = diffusion.fidelity_table(result).splitlines()
     assert table[0].startswith("| sampler@steps,guidance | FULL_CARD")
     assert table[2].startswith("| DPM-Solver++@2,cfg3 |") and table[3].startswith("| DDIM@2,cfg1 |")
+
+
+def test_evaluate_scores_the_same_cards_whatever_the_batch_size(trained):
+    model = diffusion.load(str(trained))
+    runs = (("DPM-Solver++", 2, 3, 3.0),)
+    one_by_one = diffusion.evaluate(model, n_per_category=3, runs=runs, judge_cards_per_category=10, batch_size=1)
+    all_at_once = diffusion.evaluate(model, n_per_category=3, runs=runs, judge_cards_per_category=10, batch_size=3)
+    assert one_by_one == all_at_once

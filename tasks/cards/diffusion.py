@@ -234,8 +234,13 @@ def sample(model: CardModel, labels: torch.Tensor | None, generators: list[torch
     scheduler = make_scheduler(model.scheduler_config, sampler)
     scheduler.set_timesteps(steps)
     height, width = model.size
+    device = model.unet.device  # CPU in the app; the noise still comes from the CPU generators, so seeds mean the same
     # 1. start from pure noise (scaled for schedulers that use sigmas)
-    x = randn_tensor((len(generators), 3, height, width), generator=generators) * scheduler.init_noise_sigma
+    x = randn_tensor((len(generators), 3, height, width), generator=generators, device=device) * scheduler.init_noise_sigma
+    if labels is not None:
+        labels = labels.to(device)
+    if known is not None:
+        known = tuple(tensor.to(device) for tensor in known)
     timesteps = scheduler.timesteps
     forward = DDPMScheduler.from_config(model.scheduler_config)  # q(x_t | x_0), to noise the known region
     unconditional = len(model.categories or ())
@@ -254,7 +259,7 @@ def sample(model: CardModel, labels: torch.Tensor | None, generators: list[torch
         if known is not None:
             image, keep = known
             if index + 1 < len(timesteps):
-                noise = randn_tensor(image.shape, generator=generators)
+                noise = randn_tensor(image.shape, generator=generators, device=device)
                 image = forward.add_noise(image, noise, timesteps[index + 1:index + 2])
             x = keep * image + (1 - keep) * x
         if progress is not None:
@@ -291,6 +296,12 @@ def predict(model: CardModel, category: str = ANY, seed: int = 0, n: int = 4, st
     """
     steps = DEFAULT_STEPS.get(sampler, 20) if steps is None else int(steps)
     _check_knobs(model, category, n, steps, sampler, guidance)
+    return _generate(model, category, seed, n, steps, sampler, guidance, progress)
+
+
+def _generate(model: CardModel, category: str, seed: int, n: int, steps: int, sampler: str, guidance: float,
+              progress: Callable[[int, int], None] | None = None) -> list[Image.Image]:
+    """`predict` without its checks (and so without the MAX_CARDS cap, which is there for the app's CPU)."""
     labels = None
     if model.unet.config.num_class_embeds:
         labels = torch.full((n,), class_index(model.categories, category), dtype=torch.long)
@@ -413,8 +424,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CardModel:
     progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
                     desc="cards")
 
-    def ema_model() -> CardModel:
-        shadow = build_unet(cfg)
+    def ema_model() -> CardModel:  # on the training device: the sample grids are drawn there
+        shadow = build_unet(cfg).to(accelerator.device)
         ema.copy_to(shadow.parameters())
         return CardModel(unet=shadow.eval(), scheduler_config=dict(noise_scheduler.config), categories=CATEGORIES)
 
@@ -460,6 +471,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CardModel:
     if accelerator.is_main_process:
         write_output(model, noise_scheduler, cfg, state, len(images))
     accelerator.wait_for_everyone()
+    model.unet.cpu()
     return model
 
 
@@ -545,13 +557,15 @@ rendered cards and for "stain this card" inpainting, not for generated cards.
 def evaluate(model: CardModel, n_per_category: int = 100,
              runs: tuple[tuple[str, int, int, float], ...] = (("DPM-Solver++", 20, 100, GUIDANCE),
                                                               ("DDPM", 1000, 100, GUIDANCE)),
-             judge_cards_per_category: int = 300) -> dict[str, float]:
+             judge_cards_per_category: int = 300, batch_size: int = MAX_CARDS) -> dict[str, float]:
     """Category fidelity and diversity of generated cards, judged by a CNN trained on rendered cards.
 
     Args:
         n_per_category: cards per category for the diversity measure (seeds 0..n-1, first run's sampler).
         runs: (sampler, steps, cards per category, guidance) to judge; card seeds 0..n-1 in each category.
         judge_cards_per_category: rendered cards per category the judge trains on.
+        batch_size: cards sampled at once; card i comes from seed i whatever the batch, so this changes only speed
+            (raise it where the model is on a GPU).
 
     Returns:
         "judge/accuracy_on_renders" (the judge's own accuracy on held-out renders: the ceiling), per run
@@ -569,9 +583,9 @@ def evaluate(model: CardModel, n_per_category: int = 100,
         accuracies = []
         for label, category in enumerate(CATEGORIES):
             cards = []
-            for start in range(0, count, MAX_CARDS):
-                cards += predict(model, category, seed=start, n=min(MAX_CARDS, count - start), steps=steps,
-                                 sampler=sampler, guidance=guidance)
+            _check_knobs(model, category, 1, steps, sampler, guidance)
+            for start in range(0, count, batch_size):
+                cards += _generate(model, category, start, min(batch_size, count - start), steps, sampler, guidance)
             verdicts = judging.classify(judge, judging.to_batch(cards))
             accuracies.append(float((verdicts == label).float().mean()))
             result[f"{run}/{category}"] = accuracies[-1]
