@@ -88,12 +88,12 @@ def bench_cards(weights: str | None, n_fidelity: int, n_ddpm: int, n_sweep: int,
     model.unet.to(device)
     batch_size = cards.MAX_CARDS if device == "cpu" else 100
     quality = cards.evaluate(model, n_per_category=n_fidelity, runs=runs, batch_size=batch_size)
-    quality["sampled_on"] = device
     if fast and slow:
         quality["ddpm1000_ms_per_card"] = slow["p50"]
         quality["speedup_dpm20_vs_ddpm1000"] = round(slow["p50"] / fast["p50"], 1)
     return {"task": "cards", "data": "rendered cards (judge: render seeds 2/3)", "n": n_fidelity * len(cards.CATEGORIES),
-            "weights": model.weights.name, "quality": quality, "latency_ms": fast, "threads": THREADS}
+            "weights": model.weights.name, "quality": quality, "latency_ms": fast, "threads": THREADS,
+            "sampled_on": device}
 
 
 def bench_colorize(data: str | None, transfer: str, weights: str | None, n_latency: int) -> dict:
@@ -185,8 +185,7 @@ def bench_app(timeout_s: float, n_latency: int) -> dict:
 
 
 def markdown_row(result: dict) -> str:
-    quality = ", ".join(f"{key} {value:.4g}" if isinstance(value, (int, float)) else f"{key} {value}"
-                        for key, value in result["quality"].items() if "/" not in key)
+    quality = ", ".join(f"{key} {value:.4g}" for key, value in result["quality"].items() if "/" not in key)
     latency = result["latency_ms"] or {"p50": float("nan"), "p95": float("nan")}  # None: not timed (n_latency 0)
     return (f"| {result['task']} | {quality} | {latency['p50']:.2f} | {latency['p95']:.2f} | {result['threads']} "
             f"| {result['n']} | {result['weights']} |")
@@ -216,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.task == "mask":
         result = bench_mask(args.data, args.weights, min(args.n_latency, 30))
     elif args.task == "cards":
-        result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20), args.device)
+        result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20),
+                             args.device)
     else:
         result = bench_classify(args.data, args.weights, args.n_latency)
     if args.json:

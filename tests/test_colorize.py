@@ -158,3 +158,11 @@ def test_sweep_runs_two_trials_in_shards_and_writes_its_table(people, tmp_path):
     again = sweep.run(["colorize", "--grid", "width=2,4", "--metric", "best_val_mae", "--also", "test_mae", "--output_dir",
                        str(tmp_path / "sweep"), "--", *fixed])
     assert again["trials"] == summary["trials"]
+
+
+@pytest.mark.parametrize("spec", ["2/2", "1", "a/2", "-1/2"])
+def test_a_bad_shard_is_refused(spec):
+    from training import sweep
+
+    with pytest.raises(SystemExit, match="--shard takes K/N"):
+        sweep.parse_shard(spec)

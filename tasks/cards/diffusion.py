@@ -236,7 +236,8 @@ def sample(model: CardModel, labels: torch.Tensor | None, generators: list[torch
     height, width = model.size
     device = model.unet.device  # CPU in the app; the noise still comes from the CPU generators, so seeds mean the same
     # 1. start from pure noise (scaled for schedulers that use sigmas)
-    x = randn_tensor((len(generators), 3, height, width), generator=generators, device=device) * scheduler.init_noise_sigma
+    x = randn_tensor((len(generators), 3, height, width), generator=generators, device=device)
+    x = x * scheduler.init_noise_sigma
     if labels is not None:
         labels = labels.to(device)
     if known is not None:
