@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
 from tasks.images import load_rgb
-from safetensors.torch import load_file
 
 logger = logging.getLogger(__name__)
 
@@ -217,10 +216,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
     model = ClothingCNN(width=cfg.width, dropout=cfg.dropout).to(memory_format=torch.channels_last)  # ~20% faster
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_x) // cfg.train_batch_size)
-    total_steps = cfg.num_epochs * steps_per_epoch
-    if cfg.max_train_steps:
-        total_steps = min(total_steps, cfg.max_train_steps)
-    scheduler = training.warmup_cosine(optimizer, min(cfg.lr_warmup_steps, total_steps // 10 + 1), total_steps)
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch)
 
     # 3. resume: weights, optimizer, schedule, RNG and the loop state
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_loss": float("inf"), "best_epoch": -1,
@@ -278,26 +274,18 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
                 save(state["global_step"])
         else:  # 5. a full epoch: validate, keep the best weights, count epochs without improvement
             val_loss, val_accuracy = _validation_loss(accelerator.unwrap_model(model), val_x, val_y, cfg.eval_batch_size)
-            history = state["history"]
-            history["val_step"].append(state["global_step"])
-            history["val_loss"].append(val_loss)
-            history["val_accuracy"].append(val_accuracy)
             logger.info("epoch %d: val loss %.4f, val accuracy %.4f", state["epoch"], val_loss, val_accuracy)
-            if val_loss < state["best_val_loss"]:
-                state.update(best_val_loss=val_loss, best_epoch=state["epoch"], bad_epochs=0)
-                training.save_weights(accelerator.unwrap_model(model), best_path)
-            else:
-                state["bad_epochs"] += 1
-                state["stopped_early"] = state["bad_epochs"] >= cfg.patience
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
+            state["history"]["val_accuracy"].append(val_accuracy)
+            improved = val_loss < state["best_val_loss"]
+            training.end_epoch(state, metric="val_loss", value=val_loss, val_loss=val_loss, improved=improved,
+                               model=accelerator.unwrap_model(model), best_path=best_path)
+            state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+            state["stopped_early"] = state["bad_epochs"] >= cfg.patience
             save(state["global_step"])
     progress.close()
 
     # 6. the best weights (the last ones if no epoch finished), the final test report, the output folder
-    model = accelerator.unwrap_model(model).cpu().eval()
-    if best_path.is_file():
-        model.load_state_dict(load_file(best_path), strict=True)
+    model = training.best_model(accelerator.unwrap_model(model), best_path)
     if accelerator.is_main_process:
         write_output(model, cfg, state)
     accelerator.wait_for_everyone()

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image
-from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -342,11 +340,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     pair = _Pair(cfg)
     optimizer = torch.optim.Adam(pair.parameters(), lr=cfg.learning_rate)
     steps_per_epoch = -(-len(train_x) * cfg.repeats // cfg.train_batch_size)
-    total_steps = cfg.num_epochs * steps_per_epoch
-    if cfg.max_train_steps:
-        total_steps = min(total_steps, cfg.max_train_steps)
-    warmup = max(1, min(cfg.lr_warmup_steps, total_steps // 10 + 1))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch, decay="constant")
 
     # 3. resume
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_mae": float("inf"), "best_epoch": -1,
@@ -401,23 +395,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
             if state["global_step"] % cfg.checkpointing_steps == 0:
                 save()
         else:  # 5. a full epoch: validation MAE on the held-out people, keep the best colorizer
-            colorizer = accelerator.unwrap_model(pair).colorizer
-            val_mae = score(colorizer, val_x)["mae"]
-            state["history"]["val_step"].append(state["global_step"])
-            state["history"]["val_loss"].append(val_mae)
+            val_mae = score(accelerator.unwrap_model(pair).colorizer, val_x)["mae"]
             logger.info("epoch %d: val MAE %.4f", state["epoch"], val_mae)
-            if val_mae < state["best_val_mae"]:
-                state.update(best_val_mae=val_mae, best_epoch=state["epoch"])
-                training.save_weights(accelerator.unwrap_model(pair), best_path)
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
+            training.end_epoch(state, metric="val_mae", value=val_mae, val_loss=val_mae,
+                               improved=val_mae < state["best_val_mae"], model=accelerator.unwrap_model(pair),
+                               best_path=best_path)
             save()
     progress.close()
 
     # 6. best weights, report on the test people and the transfer photos, output folder
-    pair = accelerator.unwrap_model(pair).cpu().eval()
-    if best_path.is_file():
-        pair.load_state_dict(load_file(best_path), strict=True)
+    pair = training.best_model(accelerator.unwrap_model(pair), best_path)
     if accelerator.is_main_process:
         write_output(pair.colorizer, pair.mean_color, cfg, state, split, photos, photo_names, mean_ab)
     accelerator.wait_for_everyone()

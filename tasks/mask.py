@@ -21,7 +21,6 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image
-from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -220,10 +219,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
     model = CarUNet(width=cfg.width, depth=cfg.depth, input_size=size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_x) // cfg.train_batch_size)
-    total_steps = cfg.num_epochs * steps_per_epoch
-    if cfg.max_train_steps:
-        total_steps = min(total_steps, cfg.max_train_steps)
-    scheduler = training.warmup_cosine(optimizer, min(cfg.lr_warmup_steps, total_steps // 10 + 1), total_steps)
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch)
 
     # 3. resume
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_dice": -1.0, "best_epoch": -1,
@@ -274,21 +270,15 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
                 save()
         else:  # 5. a full epoch: validation Dice at the model size, keep the best weights
             val_dice = model_size_dice(accelerator.unwrap_model(model), val_x, val_y)
-            state["history"]["val_step"].append(state["global_step"])
-            state["history"]["val_loss"].append(1 - val_dice)
             logger.info("epoch %d: val Dice %.4f", state["epoch"], val_dice)
-            if val_dice > state["best_val_dice"]:
-                state.update(best_val_dice=val_dice, best_epoch=state["epoch"])
-                training.save_weights(accelerator.unwrap_model(model), best_path)
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
+            training.end_epoch(state, metric="val_dice", value=val_dice, val_loss=1 - val_dice,
+                               improved=val_dice > state["best_val_dice"], model=accelerator.unwrap_model(model),
+                               best_path=best_path)
             save()
     progress.close()
 
     # 6. best weights; Dice at the original resolution on the test cars; output folder
-    model = accelerator.unwrap_model(model).cpu().eval()
-    if best_path.is_file():
-        model.load_state_dict(load_file(best_path), strict=True)
+    model = training.best_model(accelerator.unwrap_model(model), best_path)
     if accelerator.is_main_process:
         write_output(model, cfg, state, split, members["test"] or members["val"] or members["train"])
     accelerator.wait_for_everyone()

@@ -34,6 +34,7 @@ class TrainingArgs:
     num_epochs: int = 10  # hard cap on passes over the training set
     train_batch_size: int = 128  # samples per optimizer step (per device)
     learning_rate: float = 1e-3  # peak learning rate after warmup
+    lr_warmup_steps: int = 100  # linear warmup to the peak lr (at most a tenth of the run)
     mixed_precision: str = "no"  # "no", "fp16" or "bf16": autocast on GPU; CPU runs stay fp32
     max_train_steps: int = 0  # stop after this many optimizer steps; 0 = no limit (smoke runs, quick tries)
     checkpointing_steps: int = 500  # save a resumable checkpoint every N optimizer steps
@@ -104,6 +105,27 @@ def save_checkpoint(
     return folder
 
 
+def end_epoch(state: dict[str, Any], *, metric: str, value: float, val_loss: float, improved: bool,
+              model: torch.nn.Module, best_path: Path) -> None:
+    """A full epoch's validation: record `val_loss` in the history; when `improved`, keep `model`'s weights at
+    `best_path` and set state["best_<metric>"] = value and state["best_epoch"]; then move the loop to the next epoch."""
+    state["history"]["val_step"].append(state["global_step"])
+    state["history"]["val_loss"].append(val_loss)
+    if improved:
+        state.update({f"best_{metric}": value, "best_epoch": state["epoch"]})
+        save_weights(model, best_path)
+    state["epoch"] += 1
+    state["step_in_epoch"] = 0
+
+
+def best_model(model: torch.nn.Module, best_path: Path) -> torch.nn.Module:
+    """`model` on the CPU in eval mode, with the best weights `end_epoch` kept (its last weights if none were)."""
+    model = model.cpu().eval()
+    if best_path.is_file():
+        model.load_state_dict(load_file(best_path), strict=True)
+    return model
+
+
 def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     """A model's state dict as one safetensors file (e.g. the best weights so far, beside the checkpoints)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -146,16 +168,33 @@ def record_step(state: dict[str, Any], progress: Any, loss: float, lr: float) ->
     progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", epoch=state["epoch"])
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup to the peak lr, then cosine decay to zero at `total_steps` (the diffusers default shape)."""
+def lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingArgs, steps_per_epoch: int,
+                decay: str = "cosine") -> tuple[torch.optim.lr_scheduler.LambdaLR, int]:
+    """The run's length in optimizer steps and its learning-rate schedule.
+
+    Length: num_epochs × steps_per_epoch, capped by max_train_steps when that is set. Schedule: linear warmup over
+    cfg.lr_warmup_steps (at most a tenth of the run), then cosine decay to zero at the last step ("cosine", the
+    diffusers default shape) or the peak lr held ("constant").
+
+    Returns:
+        (scheduler, total steps).
+    """
+    if decay not in ("cosine", "constant"):
+        raise ValueError(f"decay must be 'cosine' or 'constant'; got {decay!r}.")
+    total_steps = cfg.num_epochs * steps_per_epoch
+    if cfg.max_train_steps:
+        total_steps = min(total_steps, cfg.max_train_steps)
+    warmup = max(1, min(cfg.lr_warmup_steps, total_steps // 10 + 1))
 
     def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if step < warmup:
+            return (step + 1) / warmup
+        if decay == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), total_steps
 
 
 # ---------------------------------------------------------------------------------------------------------------------

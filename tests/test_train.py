@@ -1,4 +1,4 @@
-"""training/train.py and classify.train: flags from Config, a 2-step smoke run, exact resume, failed push."""
+"""training/train.py and classify.train: flags from Config, the lr schedule, a 2-step smoke run, exact resume, failed push."""
 
 import json
 import subprocess
@@ -103,6 +103,28 @@ def test_checkpoints_are_pruned_and_safetensors(tiny_fashion, tmp_path):
     assert kept == ["checkpoint-3", "checkpoint-4"]
     weights = load_file(tmp_path / "out" / "checkpoints" / "checkpoint-4" / "model.safetensors")
     assert "features.0.0.weight" in weights
+
+
+@pytest.mark.parametrize("decay", ["cosine", "constant"])
+def test_lr_schedule_warms_up_then_decays_or_holds(decay):
+    cfg = training.TrainingArgs(num_epochs=10, max_train_steps=200, lr_warmup_steps=50, learning_rate=1.0)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.learning_rate)
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch=30, decay=decay)
+    assert total_steps == 200  # 10 × 30 capped by max_train_steps
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    warmup = 21  # 50 requested, capped at a tenth of the run + 1
+    assert lrs[0] == pytest.approx(1 / warmup) and lrs[warmup - 1] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(lrs[:warmup - 1], lrs[1:warmup]))
+    if decay == "cosine":
+        assert all(a >= b for a, b in zip(lrs[warmup - 1:], lrs[warmup:])) and lrs[-1] < 1e-3
+    else:
+        assert lrs[warmup - 1:] == [1.0] * (total_steps - warmup + 1)
+    with pytest.raises(ValueError, match="decay must be"):
+        training.lr_schedule(optimizer, cfg, 30, decay="linear")
 
 
 def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):

@@ -55,7 +55,6 @@ class Config(training.TrainingArgs):
     num_epochs: int = 60  # ~1,900 steps on 1,000 cards: what 45 CPU minutes allow
     train_batch_size: int = 32
     learning_rate: float = 1e-3  # AdamW peak lr after warmup, cosine decay to 0 (high: the run is short)
-    lr_warmup_steps: int = 100
     adam_weight_decay: float = 1e-6  # diffusers' unconditional example
     max_grad_norm: float = 1.0
     label_dropout: float = 0.15  # share of training cards shown as category "any" (learns the unconditional class)
@@ -400,10 +399,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CardModel:
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, betas=(0.95, 0.999),
                                   weight_decay=cfg.adam_weight_decay, eps=1e-8)
     steps_per_epoch = -(-len(images) // cfg.train_batch_size)
-    total_steps = cfg.num_epochs * steps_per_epoch
-    if cfg.max_train_steps:
-        total_steps = min(total_steps, cfg.max_train_steps)
-    lr_scheduler = training.warmup_cosine(optimizer, min(cfg.lr_warmup_steps, total_steps // 10 + 1), total_steps)
+    lr_scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch)
 
     # 3. resume
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0,
