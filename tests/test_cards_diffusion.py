@@ -1,6 +1,7 @@
 """The Cards DDPM: training smoke run, DDPMPipeline layout, seeded sampling, samplers, inpainting, bad knobs."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -38,6 +39,8 @@ def test_smoke_run_writes_a_loadable_ddpm_pipeline(trained):
     assert pipeline.unet.config.num_class_embeds == len(CATEGORIES) + 1
     summary = json.loads((trained / "metrics.json").read_text())
     assert summary["steps"] == 2 and summary["training_cards"] == 8
+    scheduler = json.loads((trained / "scheduler/scheduler_config.json").read_text())
+    assert scheduler["prediction_type"] == "v_prediction"  # the samplers read it from here
     card = (trained / "README.md").read_text()
     assert "More Information Needed" not in card and "![stain this card](stain_this_card.png)" in card
 
@@ -104,6 +107,43 @@ def test_tutorial_format_pipeline_loads_and_samples_with_fast_samplers(tmp_path)
         assert cards[0].size == (16, 16)
 
 
+class Oracle:
+    """A perfect denoiser for one known card: from x_t it returns the exact ε or v that leads back to `card`."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, card: torch.Tensor, scheduler: DDPMScheduler):
+        self.card, self.alphas_cumprod = card, scheduler.alphas_cumprod
+        self.prediction_type = scheduler.config.prediction_type
+        self.config = SimpleNamespace(sample_size=tuple(card.shape[-2:]))
+
+    def __call__(self, x, t, class_labels=None):
+        alpha_bar = self.alphas_cumprod[int(t)]
+        noise = (x - alpha_bar.sqrt() * self.card) / (1 - alpha_bar).sqrt()
+        if self.prediction_type == "v_prediction":
+            return SimpleNamespace(sample=alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * self.card)
+        return SimpleNamespace(sample=noise)
+
+
+@pytest.mark.parametrize("prediction_type", diffusion.PREDICTION_TYPES)
+@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+def test_samplers_follow_the_saved_prediction_type(prediction_type, sampler):
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                              prediction_type=prediction_type)
+    assert diffusion.make_scheduler(dict(scheduler.config), sampler).config.prediction_type == prediction_type
+    # end to end: with an exact ε (or v) model, sampling from pure noise lands on the card (for DPM-Solver++, whose
+    # first step is at t = T where √ᾱ ≈ 1e-4, a v read as ε would blow up and clip the card to ±1)
+    card = torch.linspace(-0.8, 0.8, 3 * 8 * 6).reshape(1, 3, 8, 6)
+    model = diffusion.CardModel(unet=Oracle(card, scheduler), scheduler_config=dict(scheduler.config), categories=None)
+    out = diffusion.sample(model, None, [torch.Generator().manual_seed(0)], 3, sampler)
+    assert torch.allclose(out, card, atol=0.02), float((out - card).abs().max())
+
+
+def test_unknown_prediction_type_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="prediction_type must be one of"):
+        diffusion.train(tiny_config(tmp_path, prediction_type="sample", render_per_category=1))
+
+
 def test_stain_this_card_keeps_the_card_outside_the_region(trained):
     model = diffusion.load(str(trained))
     card = render_card(0, "CLEAN", size=(16, 16)).image
@@ -138,6 +178,10 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert "Resumed from `checkpoint-1` with `--num_epochs 3`" in (tmp_path / "out" / "README.md").read_text()
     history = json.loads((tmp_path / "out" / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())["history"]
     assert history["step"] == [1, 2]
+    # a run trained for one target cannot silently continue on the other
+    with pytest.raises(ValueError, match="trained with --prediction_type v_prediction"):
+        diffusion.train(tiny_config(tmp_path, data=str(tmp_path / "data"), num_epochs=3, max_train_steps=3,
+                                    resume_from_checkpoint="latest", prediction_type="epsilon"))
 
 
 def test_evaluate_reports_fidelity_per_category_and_diversity(trained):
