@@ -191,11 +191,24 @@ def test_evaluate_reports_fidelity_per_category_and_diversity(trained):
     for sampler in ("DPM-Solver++@2,cfg3", "DDIM@2,cfg1"):
         assert 0.0 <= result[f"{sampler}/mean"] <= 1.0
         assert all(f"{sampler}/{category}" in result for category in CATEGORIES)
-    assert 0.0 <= result["judge/accuracy_on_renders"] <= 1.0
+    for check in ("renders", "blurred_renders", "colour_cast_renders"):
+        assert 0.0 <= result[f"judge/accuracy_on_{check}"] <= 1.0
     assert result["diversity/min_rms"] > 0
     table = diffusion.fidelity_table(result).splitlines()
     assert table[0].startswith("| sampler@steps,guidance | FULL_CARD")
     assert table[2].startswith("| DPM-Solver++@2,cfg3 |") and table[3].startswith("| DDIM@2,cfg1 |")
+
+
+def test_judge_shifts_change_the_cards_but_not_their_range():
+    from tasks.cards import judge
+
+    cards = judge.rendered((32, 24), 2, seed=3)[0]
+    shifted = judge.shifts(cards, seed=3)
+    assert set(shifted) == {"blurred", "colour_cast"}
+    for images in shifted.values():
+        assert images.shape == cards.shape and images.min() >= -1 and images.max() <= 1
+        assert 0.005 < (images - cards).abs().mean() < 0.1  # slight, not a different card
+    assert torch.equal(shifted["colour_cast"], judge.shifts(cards, seed=3)["colour_cast"])  # seeded
 
 
 def test_evaluate_scores_the_same_cards_whatever_the_batch_size(trained):

@@ -583,15 +583,19 @@ def evaluate(model: CardModel, n_per_category: int = 100,
             (raise it where the model is on a GPU).
 
     Returns:
-        "judge/accuracy_on_renders" (the judge's own accuracy on held-out renders: the ceiling), per run
+        "judge/accuracy_on_renders" (the judge's own accuracy on held-out renders: the ceiling),
+        "judge/accuracy_on_blurred_renders" and "judge/accuracy_on_colour_cast_renders" (the same renders slightly
+        changed, category kept: how far the judge can be trusted on cards that are not pixel-perfect renders), per run
         "<sampler>@<steps>,cfg<guidance>/<CATEGORY>" and ".../mean" accuracies, and "diversity/min_rms" (0–255).
     """
     from tasks.cards import judge as judging
 
     if model.categories is None:
         raise ValueError("Category fidelity needs a class-conditional model; this one has no categories.")
-    judge, ceiling = judging.train_judge(model.size, judge_cards_per_category)
-    result = {"judge/accuracy_on_renders": ceiling}
+    judge, checks = judging.train_judge(model.size, judge_cards_per_category)
+    result = {"judge/accuracy_on_renders": checks["renders"],
+              "judge/accuracy_on_blurred_renders": checks["blurred"],
+              "judge/accuracy_on_colour_cast_renders": checks["colour_cast"]}
     diversity = []
     for run_index, (sampler, steps, count, guidance) in enumerate(runs):
         run = f"{sampler}@{steps},cfg{guidance:g}"
@@ -619,6 +623,8 @@ def fidelity_table(result: dict[str, float]) -> str:
     for run in runs:
         cells = [f"{result[f'{run}/{name}']:.0%}" for name in (*CATEGORIES, "mean")]
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
-    lines.append(f"\nJudge accuracy on held-out renders (the ceiling): {result['judge/accuracy_on_renders']:.1%}; "
+    lines.append(f"\nJudge accuracy on held-out renders (the ceiling): {result['judge/accuracy_on_renders']:.1%} "
+                 f"(the same renders blurred: {result['judge/accuracy_on_blurred_renders']:.0%}, with a colour cast: "
+                 f"{result['judge/accuracy_on_colour_cast_renders']:.0%}); "
                  f"smallest RMS distance between two cards of one category: {result['diversity/min_rms']:.1f} / 255.")
     return "\n".join(lines)

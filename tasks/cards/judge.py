@@ -2,7 +2,9 @@
 category they were asked for (category fidelity), and a diversity measure.
 
 The judge trains on render seed 2 and is checked on render seed 3; the DDPM trains on render seed 1, so none of the
-judge's cards were seen by the generator.
+judge's cards were seen by the generator. It is also checked on those held-out renders slightly blurred or with a
+colour cast: generated cards differ from renders in just such ways, and the category does not change with them, so
+its accuracy there says how far to trust it on generated cards.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from torchvision.transforms.v2.functional import gaussian_blur
 
 from tasks.cards.render import CATEGORIES, render_card
 
@@ -47,8 +50,14 @@ def rendered(size: tuple[int, int], n_per_category: int, seed: int) -> tuple[tor
     return to_batch(pictures), torch.tensor(labels)
 
 
-def train_judge(size: tuple[int, int], n_per_category: int = 300, epochs: int = 10, seed: int = 2) -> tuple[Judge, float]:
-    """Train on render seed `seed`; returns (judge in eval mode, its accuracy on render seed `seed + 1`)."""
+def train_judge(size: tuple[int, int], n_per_category: int = 300, epochs: int = 10,
+                seed: int = 2) -> tuple[Judge, dict[str, float]]:
+    """Train on render seed `seed`.
+
+    Returns:
+        The judge in eval mode, and its accuracy on render seed `seed + 1` as rendered ("renders", the ceiling) and
+        after each of `shifts` ("blurred", "colour_cast").
+    """
     torch.manual_seed(seed)
     images, labels = rendered(size, n_per_category, seed)
     judge = Judge()
@@ -65,7 +74,16 @@ def train_judge(size: tuple[int, int], n_per_category: int = 300, epochs: int = 
             schedule.step()
     judge.eval()
     held_out, held_out_labels = rendered(size, max(20, n_per_category // 5), seed + 1)
-    return judge, float((classify(judge, held_out) == held_out_labels).float().mean())
+    return judge, {name: float((classify(judge, images) == held_out_labels).float().mean())
+                   for name, images in {"renders": held_out, **shifts(held_out, seed)}.items()}
+
+
+def shifts(images: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    """Cards (B, 3, H, W) in [-1, 1] changed in ways that keep their category: a Gaussian blur of σ 0.7 px, and a
+    colour cast (each channel of each card scaled by a factor drawn from 0.9–1.1)."""
+    gain = 1 + 0.1 * (2 * torch.rand(len(images), 3, 1, 1, generator=torch.Generator().manual_seed(seed)) - 1)
+    return {"blurred": gaussian_blur(images, kernel_size=[5, 5], sigma=[0.7, 0.7]),
+            "colour_cast": ((images + 1) * gain - 1).clamp(-1, 1)}
 
 
 @torch.inference_mode()
