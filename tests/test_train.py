@@ -127,6 +127,24 @@ def test_lr_schedule_warms_up_then_decays_or_holds(decay):
         training.lr_schedule(optimizer, cfg, 30, decay="linear")
 
 
+def test_end_epoch_keeps_the_best_weights_and_best_model_restores_them(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    state = {"global_step": 7, "epoch": 0, "step_in_epoch": 3, "best_val_dice": -1.0, "best_epoch": -1,
+             "history": {"val_step": [], "val_loss": []}}
+    best_path = tmp_path / "best.safetensors"
+    training.end_epoch(state, metric="val_dice", value=0.9, val_loss=0.1, improved=True, model=model,
+                       best_path=best_path)
+    best = {key: value.clone() for key, value in model.state_dict().items()}
+    torch.nn.init.zeros_(model.weight)  # a worse epoch: recorded, not kept
+    training.end_epoch(state, metric="val_dice", value=0.8, val_loss=0.2, improved=False, model=model,
+                       best_path=best_path)
+    assert state["best_val_dice"] == 0.9 and state["best_epoch"] == 0 and state["epoch"] == 2
+    assert state["step_in_epoch"] == 0 and state["history"] == {"val_step": [7, 7], "val_loss": [0.1, 0.2]}
+    restored = training.best_model(model, best_path)
+    assert all(torch.equal(restored.state_dict()[key], best[key]) for key in best)
+    assert not restored.training
+
+
 def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
         training.find_checkpoint(tmp_path, str(tmp_path / "nope"))

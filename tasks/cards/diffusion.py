@@ -53,7 +53,7 @@ class Config(training.TrainingArgs):
     layers_per_block: int = 1  # resnet blocks per level
     norm_num_groups: int = 8  # GroupNorm groups; must divide every entry of block_out_channels
     attention: bool = False  # self-attention at the lowest resolution (the tutorial's 113M model has it)
-    num_epochs: int = 60  # ~1,900 steps on 1,000 cards: what 45 CPU minutes allow
+    num_epochs: int = 60  # ~1,900 steps on 1,000 cards: what ~50 minutes on 2 CPU cores allow
     train_batch_size: int = 32
     learning_rate: float = 1e-3  # AdamW peak lr after warmup, cosine decay to 0 (high: the run is short)
     adam_weight_decay: float = 1e-6  # diffusers' unconditional example
