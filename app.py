@@ -257,7 +257,7 @@ def run_colorize(path: str | None, saturation: float):
     except ValueError as error:
         raise gr.Error(str(error)) from error
     if result.was_color:
-        note = (f"Your photo had colour: mean a\*b\* error **{result.mae:.4f}** against it (normalised; the model "
+        note = (f"Your photo had colour: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; the model "
                 f"scores {colorize_model().metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
         original = gr.Image(value=photo, visible=True)
     else:
@@ -280,6 +280,12 @@ def colorize_report() -> tuple[str, str, str | None, str | None]:
     text = (f"{summary['parameters']:,}-parameter {architecture}, width {summary['config']['width']}, trained on "
             f"faces at {summary['config']['size']}×{summary['config']['size']}.\n\n| test photos | MAE | baseline "
             f"(training mean colour) |\n|---|---|---|\n" + "\n".join(rows))
+    if summary.get("test_mae_by_person"):
+        low, high = summary["test_mae_interval95"]
+        text += ("\n\nEach test person: " + ", ".join(f"{name} {value:.4f}" for name, value in
+                                                     summary["test_mae_by_person"].items())
+                 + f" (95% interval over people: {low:.4f}–{high:.4f}). Told each photo's overall colour cast, which "
+                 f"lightness cannot tell, it would score {summary['test_cast_matched_mae']:.4f}.")
     for name, key in (("Best", "best_test_photos"), ("Worst", "worst_test_photos")):
         if summary.get(key):
             text += f"\n\n{name} test faces: " + ", ".join(f"`{item['photo']}` {item['mae']:.4f}" for item in summary[key])

@@ -97,7 +97,9 @@ def bench_cards(weights: str | None, n_fidelity: int, n_ddpm: int, n_sweep: int,
 
 
 def bench_colorize(data: str | None, transfer: str, weights: str | None, n_latency: int) -> dict:
-    """MAE on the test people of `data` and on the `transfer` photos, each beside the training-mean baseline; latency
+    """MAE on the test people of `data` and on the `transfer` photos, each beside the training-mean baseline and the
+    cast-matched oracle; a 95% interval over the test people, each split's MAE, and each person's MAE and mean colour
+    (true and predicted, under "people"); latency
     of a 1024×768 photo (a BSDS test photo resized, when there, else noise) through the full-resolution `predict`."""
     import torch
     from PIL import Image
@@ -110,10 +112,15 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
     model = colorize.load(weights)
     faces = colorize.evaluate(model, data)
     quality = {"faces_mae": faces["mae"], "faces_baseline_mae": faces["baseline_mae"], "faces_photos": faces["n"],
-               "test_people": faces["test_people"]}
+               "test_people": faces["test_people"], "faces_cast_matched_mae": faces["cast_matched_mae"],
+               "faces_mae_interval95/low": faces["interval"][0], "faces_mae_interval95/high": faces["interval"][1]}
+    quality.update({f"faces_mae_by_split/{part}": value for part, value in faces.get("by_split", {}).items()})
+    if "mean_color_mse" in faces:
+        quality.update(mean_color_mse=faces["mean_color_mse"], mean_color_baseline_mse=faces["mean_color_baseline_mse"])
     if transfer and Path(transfer).is_dir():
         scenes = colorize.evaluate(model, transfer)
-        quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"])
+        quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"],
+                       scenes_cast_matched_mae=scenes["cast_matched_mae"])
         photos = [path for paths in colorize.photo_groups(transfer).values() for path in paths]
         source = load_rgb(photos[0])
     else:
@@ -122,7 +129,8 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
     quality["parameters"] = float(colorize.count_parameters(model))
     latency = time_calls(lambda _: colorize.predict(model, photo), list(range(n_latency)), warmup=3)
     return {"task": "colorize", "data": data, "n": int(faces["n"]), "weights": model.weights.name, "quality": quality,
-            "latency_ms": latency, "threads": THREADS, "latency_input": "1024×768 photo"}
+            "latency_ms": latency, "threads": THREADS, "latency_input": "1024×768 photo",
+            "people": faces.get("people", {})}
 
 
 def bench_mask(data: str | None, weights: str | None, n_latency: int) -> dict:

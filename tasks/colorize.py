@@ -28,7 +28,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from tasks import hub, training
+from tasks import hub, metrics, training
 from tasks.images import load_rgb
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,11 @@ def gray_from_lightness(lightness: torch.Tensor) -> torch.Tensor:
     linear = torch.where(fy > 0.2068966, fy ** 3, (fy - 16 / 116) / _KAPPA).clamp(0, 1)
     gray = torch.where(linear > 0.0031308, 1.055 * linear.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
     return gray.expand(*gray.shape[:-3], 3, *gray.shape[-2:])
+
+
+def ab_units(ab: torch.Tensor) -> torch.Tensor:
+    """Normalised a*b* (..., 2) → CIELAB a*, b* (..., 2)."""
+    return ab * torch.tensor([A_RANGE[1] - A_RANGE[0], B_RANGE[1] - B_RANGE[0]]) + torch.tensor([A_RANGE[0], B_RANGE[0]])
 
 
 NEUTRAL_AB = torch.tensor([-A_RANGE[0] / (A_RANGE[1] - A_RANGE[0]), -B_RANGE[0] / (B_RANGE[1] - B_RANGE[0])])  # a*=b*=0
@@ -156,15 +161,26 @@ def load_photos(paths: list[Path], size: int) -> torch.Tensor:
     return to_tensor([square(load_rgb(path), size) for path in paths])
 
 
-def load_split_photos(cfg: Config) -> tuple[dict[str, list[str]], dict[str, torch.Tensor], dict[str, list[str]]]:
-    """(split of group names, RGB tensors per split, photo names per split) for a folder or a Hub dataset."""
+@dataclass
+class SplitPhotos:
+    """The photos of each part of the split ("train", "val", "test"), at the training size."""
+
+    split: dict[str, list[str]]  # group (person) names per part
+    rgb: dict[str, torch.Tensor]  # (N, 3, S, S) in [0, 1] per part
+    names: dict[str, list[str]]  # each photo's name: its path under the data folder, or dataset[row]
+    groups: dict[str, list[str]]  # each photo's group (person)
+
+
+def load_split_photos(cfg: Config) -> SplitPhotos:
+    """The photos of a folder or a Hub dataset, split by group (person) with `cfg.seed`."""
     folder = Path(cfg.data)
     if folder.is_dir():
         groups = photo_groups(cfg.data)
         split = training.split_groups(list(groups), cfg.seed, cfg.val_fraction, cfg.test_fraction)
         paths = {part: [p for name in names for p in groups[name]] for part, names in split.items()}
-        return (split, {part: load_photos(files, cfg.size) for part, files in paths.items()},
-                {part: [str(p.relative_to(folder)) for p in files] for part, files in paths.items()})
+        return SplitPhotos(split, {part: load_photos(files, cfg.size) for part, files in paths.items()},
+                           {part: [str(p.relative_to(folder)) for p in files] for part, files in paths.items()},
+                           {part: [name for name in names for _ in groups[name]] for part, names in split.items()})
     import datasets
 
     dataset = datasets.load_dataset(cfg.data, split="train")
@@ -172,9 +188,10 @@ def load_split_photos(cfg: Config) -> tuple[dict[str, list[str]], dict[str, torc
     groups = [str(item) for item in dataset[group_column]] if group_column else [str(i) for i in range(len(dataset))]
     split = training.split_groups(sorted(set(groups)), cfg.seed, cfg.val_fraction, cfg.test_fraction)
     indices = {part: [i for i, group in enumerate(groups) if group in set(names)] for part, names in split.items()}
-    return (split, {part: to_tensor([square(dataset[i]["image"].convert("RGB"), cfg.size) for i in rows])
-                    for part, rows in indices.items()},
-            {part: [f"{cfg.data}[{i}]" for i in rows] for part, rows in indices.items()})
+    return SplitPhotos(split, {part: to_tensor([square(dataset[i]["image"].convert("RGB"), cfg.size) for i in rows])
+                               for part, rows in indices.items()},
+                       {part: [f"{cfg.data}[{i}]" for i in rows] for part, rows in indices.items()},
+                       {part: [groups[i] for i in rows] for part, rows in indices.items()})
 
 
 def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, shift: float = 0.1,
@@ -288,16 +305,54 @@ def colorize_batch(model: Colorizer, rgb: torch.Tensor, batch_size: int = 50) ->
     return out
 
 
+def match_cast(predicted_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
+    """The prediction with each image's mean a*b* moved onto the true mean: an oracle for the photo's overall tint
+    (skin tone, white balance, the colour of the light), which its lightness barely tells. Diagnostic only."""
+    return predicted_ab - predicted_ab.mean((2, 3), keepdim=True) + true_ab.mean((2, 3), keepdim=True)
+
+
 def score(model: Colorizer, rgb: torch.Tensor, mean_ab: torch.Tensor | None = None) -> dict:
-    """Per-image MAE of the model (and of predicting `mean_ab` everywhere, the trivial baseline) on RGB photos."""
+    """Per-image MAE of the model (and of predicting `mean_ab` everywhere, the trivial baseline) on RGB photos, and
+    the MAE left once each photo's overall colour is given (`match_cast`); each photo's true and predicted mean a*b*."""
     if rgb.shape[-1] != model.size:
         rgb = F.interpolate(rgb, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
     true_ab = rgb_to_lab(rgb)[:, 1:]
-    errors = mae(colorize_batch(model, rgb), true_ab)
-    result = {"mae": float(errors.mean()), "per_image": errors}
+    predicted_ab = colorize_batch(model, rgb)
+    errors = mae(predicted_ab, true_ab)
+    result = {"mae": float(errors.mean()), "per_image": errors,
+              "cast_matched_mae": float(mae(match_cast(predicted_ab, true_ab), true_ab).mean()),
+              "tint": true_ab.mean((2, 3)), "predicted_tint": predicted_ab.mean((2, 3))}  # (N, 2) each
     if mean_ab is not None:
         result["baseline_mae"] = float(mae(mean_ab.view(1, 2, 1, 1).expand_as(true_ab), true_ab).mean())
     return result
+
+
+def by_group(per_image: torch.Tensor, groups: list[str]) -> dict[str, float]:
+    """Mean of per-image values per group (person), in first-seen order."""
+    values: dict[str, list[float]] = {}
+    for group, value in zip(groups, per_image.tolist(), strict=True):
+        values.setdefault(group, []).append(value)
+    return {group: float(np.mean(items)) for group, items in values.items()}
+
+
+def score_people(model: Colorizer, rgb: torch.Tensor, groups: list[str], mean_ab: torch.Tensor) -> dict:
+    """`score` on the photos of several people (`groups`: each photo's person), plus the MAE of each person and a 95%
+    bootstrap interval over people: with a handful of test people, which ones were drawn moves the MAE more than
+    anything about the photos."""
+    result = score(model, rgb, mean_ab)
+    result["per_person"] = by_group(result["per_image"], groups)
+    result["interval"] = metrics.bootstrap_interval(np.array(list(result["per_person"].values())))
+    return result
+
+
+@torch.inference_mode()
+def score_mean_color(mean_color: MeanColor, rgb: torch.Tensor, mean_ab: torch.Tensor) -> dict[str, float]:
+    """MSE of the mean-colour regressor on each photo's mean a*b*, beside a constant guess (the training mean):
+    whether lightness tells a photo's overall colour at all."""
+    lab = rgb_to_lab(rgb)
+    true_mean = lab[:, 1:].mean((2, 3))
+    return {"mse": float(F.mse_loss(mean_color.eval()(lab[:, :1]), true_mean)),
+            "baseline_mse": float(F.mse_loss(mean_ab.expand_as(true_mean), true_mean))}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -331,7 +386,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
-    split, photos, photo_names = load_split_photos(cfg)
+    data = load_split_photos(cfg)
+    split, photos = data.split, data.rgb
     train_x, val_x = photos["train"], photos["val"] if len(photos["val"]) else photos["train"]
     train_lab = rgb_to_lab(train_x)
     mean_ab = train_lab[:, 1:].mean((0, 2, 3))
@@ -406,26 +462,25 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     # 6. best weights, report on the test people and the transfer photos, output folder
     pair = training.best_model(accelerator.unwrap_model(pair), best_path)
     if accelerator.is_main_process:
-        write_output(pair.colorizer, pair.mean_color, cfg, state, split, photos, photo_names, mean_ab)
+        write_output(pair.colorizer, pair.mean_color, cfg, state, data, mean_ab)
     accelerator.wait_for_everyone()
     return pair.colorizer
 
 
-def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state: dict, split: dict[str, list[str]],
-                 photos: dict[str, torch.Tensor], photo_names: dict[str, list[str]], mean_ab: torch.Tensor) -> None:
+def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state: dict, data: SplitPhotos,
+                 mean_ab: torch.Tensor) -> None:
     """Weights (colorizer at the top, mean-colour regressor in mean_color/), data.json, report, metrics, card."""
     output_dir = Path(cfg.output_dir)
     colorizer.save_pretrained(output_dir)
     mean_color.save_pretrained(output_dir / "mean_color")
-    (output_dir / DATA_FILE).write_text(json.dumps({"data": cfg.data, "seed": cfg.seed, "split": split,
+    (output_dir / DATA_FILE).write_text(json.dumps({"data": cfg.data, "seed": cfg.seed, "split": data.split,
                                                       "train_mean_ab": mean_ab.tolist()}, indent=2))
-    test_part = "test" if len(photos["test"]) else "val"
-    test_x, test_names = photos[test_part], photo_names[test_part]
-    faces = score(colorizer, test_x, mean_ab)
+    test_part = "test" if len(data.rgb["test"]) else "val"
+    test_x, test_names = data.rgb[test_part], data.names[test_part]
+    faces = score_people(colorizer, test_x, data.groups[test_part], mean_ab)
+    by_split = {part: score(colorizer, rgb)["mae"] for part, rgb in data.rgb.items() if len(rgb)}
     ranked = [{"photo": test_names[i], "mae": float(faces["per_image"][i])} for i in faces["per_image"].argsort().tolist()]
-    with torch.inference_mode():
-        test_lab = rgb_to_lab(test_x)
-        mean_color_mse = float(F.mse_loss(mean_color(test_lab[:, :1]), test_lab[:, 1:].mean((2, 3))))
+    mean_color_scores = score_mean_color(mean_color, test_x, mean_ab)
     scenes, scene_x = None, None
     if cfg.transfer_data and Path(cfg.transfer_data).is_dir():
         scene_x = load_photos([p for paths in photo_groups(cfg.transfer_data).values() for p in paths], cfg.size)
@@ -439,12 +494,15 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
     sweep = training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {
         "test_mae": faces["mae"], "test_baseline_mae": faces["baseline_mae"], "test_photos": len(test_x),
+        "test_mae_interval95": faces["interval"], "test_mae_by_person": faces["per_person"],
+        "test_cast_matched_mae": faces["cast_matched_mae"], "mae_by_split": by_split,
         "scenes_mae": scenes["mae"] if scenes else None, "scenes_baseline_mae": scenes["baseline_mae"] if scenes else None,
-        "scenes_photos": len(scene_x) if scenes else 0, "mean_color_test_mse": mean_color_mse,
+        "scenes_photos": len(scene_x) if scenes else 0, "mean_color_test_mse": mean_color_scores["mse"],
+        "mean_color_test_baseline_mse": mean_color_scores["baseline_mse"],
         "best_test_photos": ranked[:3], "worst_test_photos": ranked[::-1][:3],
         "best_val_mae": state["best_val_mae"], "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"],
         "steps": state["global_step"], "parameters": count_parameters(colorizer),
-        "latency_ms_1024x768": time_predict(colorizer), "split": split, "resumed": state.get("resumed", []),
+        "latency_ms_1024x768": time_predict(colorizer), "split": data.split, "resumed": state.get("resumed", []),
         "config": asdict(cfg),
     }
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -506,6 +564,11 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
                      " selected on the validation people; test MAE is shown, not used. The latency column is timed at"
                      " the end of each trial, on whatever else the machine was running then: the bench gives the"
                      " bundled model's clean 2-thread figure.\n\n![sweep](sweep.png)\n" if sweep else "")
+    parts = {"train": "training people (photos as taken, no augmentation)", "val": "validation people",
+             "test": "test people"}
+    by_split = summary["mae_by_split"]
+    people = ", ".join(f"{name} {value:.4f}" for name, value in summary["test_mae_by_person"].items())
+    low, high = summary["test_mae_interval95"]
     return f"""
 Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): a {summary['parameters']:,}-parameter
 {architecture} of width {cfg.width}, trained on face photos at {cfg.size}×{cfg.size}. It serves the Colorize tab of
@@ -525,7 +588,19 @@ the sRGB gamut), at {cfg.size}×{cfg.size}. Baseline: the training set's mean a*
 
 Faces are one narrow palette, so a small model learns it well; scenes are not faces, and the gap to the baseline is
 how far the learned palette transfers (the original project saw the same: brown fruit). Mean-colour regressor:
-test MSE {summary['mean_color_test_mse']:.6f}. {examples}
+test MSE {summary['mean_color_test_mse']:.6f} on each photo's mean a*b*, against {summary['mean_color_test_baseline_mse']:.6f} for the
+training mean as a constant guess. {examples}
+
+## Where the error is
+
+| | {' | '.join(parts[part] for part in by_split)} |
+|---|{'---|' * len(by_split)}
+| MAE | {' | '.join(f"{value:.4f}" for value in by_split.values())} |
+
+MAE of each test person: {people}. With so few test people, which ones were drawn matters: a 95% bootstrap interval
+over them is [{low:.4f}, {high:.4f}]. Given each test photo's true overall colour (its mean a*b*, an oracle nothing
+has at use), the MAE would be {summary['test_cast_matched_mae']:.4f}: the difference is the photo's overall tint (skin
+tone, white balance, the colour of the light), which its lightness barely tells.
 
 {sweep_section}
 ## Training
@@ -594,13 +669,44 @@ def predict(model: Colorizer, image: Image.Image | str, saturation: float = 1.0)
     return Colorized(image=to_image(colorized), gray=to_image(gray), mae=error, was_color=was_color)
 
 
-def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict[str, float]:
-    """MAE (and the training-mean baseline) at the model size on the test people of `data` when it is the model's
-    training folder, else on every photo in `data`."""
+def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict:
+    """MAE at the model size on the test people of `data` when it is the model's training folder, else on every photo
+    in `data` (one group per sub-folder, or per photo).
+
+    Returns:
+        mae, baseline_mae (the training mean a*b* everywhere), cast_matched_mae (see `match_cast`), n (photos),
+        test_people, interval (95% bootstrap of the MAE over people, or photos), mean_color_mse and
+        mean_color_baseline_mse (see `score_mean_color`; when the weights have mean_color/); on its training folder also
+        by_split (MAE of each part of its split, the training people's own photos included) and people (each
+        person's part, MAE, and mean a*, b* in CIELAB units: true and predicted).
+    """
     groups = photo_groups(data)
-    test_people = [name for name in model.data.get("split", {}).get("test", []) if name in groups]
-    paths = [p for name in test_people for p in groups[name]] if test_people else [p for v in groups.values() for p in v]
+    split = {part: [name for name in names if name in groups] for part, names in model.data.get("split", {}).items()}
+    units = split.get("test") or list(groups)
     mean_ab = torch.tensor(model.data["train_mean_ab"]) if "train_mean_ab" in model.data else NEUTRAL_AB
-    result = score(model, load_photos(paths, model.size), mean_ab)
-    return {"mae": result["mae"], "baseline_mae": result["baseline_mae"], "n": float(len(paths)),
-            "test_people": float(len(test_people))}
+
+    def run(names: list[str]) -> tuple[torch.Tensor, dict]:
+        photos = load_photos([p for name in names for p in groups[name]], model.size)
+        return photos, score_people(model, photos, [name for name in names for _ in groups[name]], mean_ab)
+
+    photos, result = run(units)
+    report = {"mae": result["mae"], "baseline_mae": result["baseline_mae"], "cast_matched_mae": result["cast_matched_mae"],
+              "n": float(len(result["per_image"])), "test_people": float(len(split.get("test", []))),
+              "interval": result["interval"]}
+    mean_color_folder = Path(model.weights.path) / "mean_color" if hasattr(model, "weights") else None
+    if mean_color_folder is not None and mean_color_folder.is_dir():
+        mean_color = MeanColor.from_pretrained(mean_color_folder, map_location="cpu", strict=True)
+        report.update({f"mean_color_{key}": value for key, value in score_mean_color(mean_color, photos, mean_ab).items()})
+    if split.get("test"):
+        report["by_split"], report["people"] = {}, {}
+        for part, names in split.items():
+            part_result = result if part == "test" else run(names)[1]
+            report["by_split"][part] = part_result["mae"]
+            owners = [name for name in names for _ in groups[name]]
+            for name in names:
+                rows = [i for i, owner in enumerate(owners) if owner == name]
+                report["people"][name] = {
+                    "part": part, "mae": part_result["per_person"][name],
+                    "ab": [round(v, 2) for v in ab_units(part_result["tint"][rows].mean(0)).tolist()],
+                    "predicted_ab": [round(v, 2) for v in ab_units(part_result["predicted_tint"][rows].mean(0)).tolist()]}
+    return report

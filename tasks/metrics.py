@@ -54,3 +54,25 @@ def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
         raise ValueError(f"Masks differ in shape: {predicted.shape} vs {truth.shape}.")
     total = int(predicted.sum()) + int(truth.sum())
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(predicted, truth).sum()) / total
+
+
+def bootstrap_interval(values: np.ndarray, confidence: float = 0.95, resamples: int = 10_000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of `values` (one number per independent unit, e.g. per person).
+
+    Resamples the units with replacement, so with few units the interval says how much the mean depends on which
+    ones happened to be drawn. Seeded: the same values give the same interval.
+
+    Returns:
+        (low, high); (v, v) for a single value.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("No values to bootstrap.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1); got {confidence}.")
+    draws = np.random.default_rng(seed).integers(0, values.size, (resamples, values.size))
+    means = values[draws].mean(axis=1)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high)

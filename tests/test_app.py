@@ -134,6 +134,20 @@ def test_colorize_bad_upload_is_a_clear_error(client, tmp_path):
         client.predict(handle_file(str(text)), 1.0, api_name="/colorize")
 
 
+def test_colorize_report_gives_each_test_person_and_the_interval(app_url):
+    import json
+
+    import app
+
+    serving, text, _, _ = app.colorize_report()
+    summary = json.loads((ASSETS_DIR / "models" / "colorize" / "metrics.json").read_text())
+    low, high = summary["test_mae_interval95"]
+    assert f"{summary['test_mae']:.4f}" in text and f"{low:.4f}–{high:.4f}" in text
+    for person, value in summary["test_mae_by_person"].items():
+        assert f"{person} {value:.4f}" in text
+    assert "bundled" in serving.lower()
+
+
 def test_mask_endpoint_returns_full_size_mask_and_cutout(client, tmp_path):
     import numpy as np
     from PIL import Image, ImageDraw

@@ -54,6 +54,9 @@ def test_lab_matches_scikit_image_and_round_trips():
     assert ours.min() >= -1e-6 and ours.max() <= 1 + 1e-6  # the sRGB gamut fits the normalised range
     back = colorize.lab_to_rgb(torch.from_numpy(ours).permute(2, 0, 1).float()).permute(1, 2, 0).numpy()
     np.testing.assert_allclose(back, rgb, atol=1e-4)
+    units = colorize.ab_units(torch.from_numpy(ours[..., 1:]).float()).double().numpy()  # normalised → CIELAB a*, b*
+    np.testing.assert_allclose(units, reference[..., 1:], atol=5e-3)
+    torch.testing.assert_close(colorize.ab_units(colorize.NEUTRAL_AB), torch.zeros(2), atol=1e-5, rtol=0)
 
 
 def test_gray_from_lightness_is_lab_to_rgb_without_colour():
@@ -99,6 +102,44 @@ def test_smoke_run_writes_the_output_folder(trained):
     assert summary["steps"] == 2 and 0 < summary["test_mae"] < 1
     data = json.loads((trained / "data.json").read_text())
     assert sorted(data["split"]["train"] + data["split"]["val"] + data["split"]["test"]) == [f"s0{i}" for i in range(1, 6)]
+    assert list(summary["test_mae_by_person"]) == data["split"]["test"]
+    assert summary["mae_by_split"]["test"] == pytest.approx(summary["test_mae"])
+    assert set(summary["mae_by_split"]) == {"train", "val", "test"}
+    assert "## Where the error is" in (trained / "README.md").read_text()
+
+
+def test_match_cast_removes_a_global_tint_and_nothing_else():
+    true_ab = torch.rand(3, 2, 8, 8)
+    tinted = true_ab + torch.tensor([0.05, -0.03]).view(1, 2, 1, 1)  # right colours under the wrong light
+    torch.testing.assert_close(colorize.match_cast(tinted, true_ab), true_ab)
+    wrong = true_ab.flip(-1)  # wrong colours in the right places, same mean
+    assert colorize.mae(colorize.match_cast(wrong, true_ab), true_ab).min() > 0.1
+
+
+def test_evaluate_reports_each_test_person_and_each_split(trained, people, tmp_path):
+    model = colorize.load(str(trained))
+    report = colorize.evaluate(model, str(people))
+    test_people = model.data["split"]["test"]
+    assert report["n"] == 3 * len(test_people)
+    assert sorted(report["people"]) == [f"s0{i}" for i in range(1, 6)]
+    test_maes = [report["people"][name]["mae"] for name in test_people]
+    assert report["mae"] == pytest.approx(np.mean(test_maes))
+    assert set(report["by_split"]) == {"train", "val", "test"}
+    assert report["by_split"]["test"] == pytest.approx(report["mae"])
+    for name, person in report["people"].items():
+        assert name in model.data["split"][person["part"]]
+        photos = colorize.load_photos(sorted((people / name).glob("*.jpg")), model.size)
+        true_ab = colorize.ab_units(colorize.rgb_to_lab(photos)[:, 1:].mean((0, 2, 3)))
+        np.testing.assert_allclose(person["ab"], true_ab.numpy(), atol=0.01)
+    low, high = report["interval"]
+    assert low - 1e-6 <= report["mae"] <= high + 1e-6 and 0 <= report["cast_matched_mae"] < 1
+    assert 0 < report["mean_color_mse"] < 1 and 0 < report["mean_color_baseline_mse"] < 1  # trained has mean_color/
+    flat = tmp_path / "flat"  # not the training folder: every photo is its own unit, no split
+    flat.mkdir()
+    for index, photo in enumerate(sorted(people.glob("s0[12]/*.jpg"))):
+        (flat / f"{index}.jpg").write_bytes(photo.read_bytes())
+    report = colorize.evaluate(model, str(flat))
+    assert report["n"] == 6 and report["test_people"] == 0 and "people" not in report and "by_split" not in report
 
 
 def test_resume_continues_from_the_saved_step(people, tmp_path):
