@@ -276,7 +276,8 @@ def colorize_report() -> tuple[str, str, str | None, str | None]:
     if summary.get("scenes_mae") is not None:
         rows.append(f"| natural scenes (BSDS test, {summary['scenes_photos']}) | {summary['scenes_mae']:.4f} | "
                     f"{summary['scenes_baseline_mae']:.4f} |")
-    architecture = "U-Net" if summary["config"]["skip"] else "encoder-decoder"
+    architecture = ("U-Net" if summary["config"]["skip"] else "encoder-decoder") + (
+        " with global context" if summary["config"].get("context") else "")
     text = (f"{summary['parameters']:,}-parameter {architecture}, width {summary['config']['width']}, trained on "
             f"faces at {summary['config']['size']}×{summary['config']['size']}.\n\n| test photos | MAE | baseline "
             f"(training mean colour) |\n|---|---|---|\n" + "\n".join(rows))

@@ -76,9 +76,9 @@ def test_split_is_by_person_and_covers_everyone():
     assert training.split_groups(names, 0, 0.16, 0.2) == split != training.split_groups(names, 1, 0.16, 0.2)
 
 
-@pytest.mark.parametrize("skip", [False, True])
-def test_forward_shapes_and_range(skip):
-    model = colorize.Colorizer(width=8, skip=skip, size=32).eval()
+@pytest.mark.parametrize(("skip", "context"), [(False, False), (True, False), (True, True)])
+def test_forward_shapes_and_range(skip, context):
+    model = colorize.Colorizer(width=8, skip=skip, size=32, context=context).eval()
     out = model(torch.rand(2, 1, 32, 32))
     assert out.shape == (2, 2, 32, 32) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
     mean = colorize.MeanColor(size=32)(torch.rand(2, 1, 32, 32))
@@ -92,6 +92,21 @@ def test_save_load_strict_round_trip(tmp_path):
     assert loaded.skip and loaded.size == 16
     x = torch.rand(1, 1, 16, 16)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_the_context_branch_sees_the_whole_photo():
+    """Without it, a pixel's colour depends on its neighbourhood only; with it, also on a far corner of the photo."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 256, 256)
+    far = x.clone()
+    far[..., 128:, 128:] = 1.0  # change only the bottom-right quarter: white
+    for context in (False, True):
+        model = colorize.Colorizer(width=8, skip=True, size=256, context=context).eval()
+        if context:  # untrained, the branch is nearly silent: make it loud, this checks the wiring
+            model.context[-1].weight.data.mul_(1000)
+        with torch.no_grad():
+            top_left = (model(x) - model(far))[..., :16, :16].abs().max()
+        assert (top_left > 1e-6) == context, (context, float(top_left))
 
 
 def test_smoke_run_writes_the_output_folder(trained):
