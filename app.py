@@ -285,8 +285,8 @@ def colorize_report() -> tuple[str, str, str | None, str | None]:
         low, high = summary["test_mae_interval95"]
         text += ("\n\nEach test person: " + ", ".join(f"{name} {value:.4f}" for name, value in
                                                      summary["test_mae_by_person"].items())
-                 + f" (95% interval over people: {low:.4f}–{high:.4f}). Told each photo's overall colour cast, which "
-                 f"lightness cannot tell, it would score {summary['test_cast_matched_mae']:.4f}.")
+                 + f" (95% interval over people: {low:.4f}–{high:.4f}). Told each photo's overall colour, which "
+                 f"lightness barely tells, it would score {summary['test_cast_matched_mae']:.4f}.")
     for name, key in (("Best", "best_test_photos"), ("Worst", "worst_test_photos")):
         if summary.get(key):
             text += f"\n\n{name} test faces: " + ", ".join(f"`{item['photo']}` {item['mae']:.4f}" for item in summary[key])
