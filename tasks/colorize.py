@@ -585,7 +585,7 @@ Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): a {s
 the Darkroom Space; at use the predicted a*b* is upsampled and joined with the photo's own full-resolution L.
 {"The architecture (with or without skips) and the width were chosen by validation MAE in the sweep below, never by"
  " the test people." if sweep else ""}{" The context branch was kept for a lower validation MAE than the same model"
- " without it, on two draws of people (the Darkroom README has the numbers)." if cfg.context else ""}
+ " without it, on each of three draws of people (the Darkroom README has the numbers)." if cfg.context else ""}
 
 ## Results
 
