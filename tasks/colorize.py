@@ -336,12 +336,14 @@ def score(model: Colorizer, rgb: torch.Tensor, mean_ab: torch.Tensor | None = No
     return result
 
 
-def by_group(per_image: torch.Tensor, groups: list[str]) -> dict[str, float]:
-    """Mean of per-image values per group (person), in first-seen order."""
-    values: dict[str, list[float]] = {}
-    for group, value in zip(groups, per_image.tolist(), strict=True):
-        values.setdefault(group, []).append(value)
-    return {group: float(np.mean(items)) for group, items in values.items()}
+def by_group(per_image: torch.Tensor, groups: list[str]) -> dict[str, torch.Tensor]:
+    """Mean of per-image values (N, ...) per group (`groups`: each image's person), in first-seen order."""
+    if len(per_image) != len(groups):
+        raise ValueError(f"{len(per_image)} values for {len(groups)} group names.")
+    rows: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        rows.setdefault(group, []).append(index)
+    return {group: per_image[indices].mean(0) for group, indices in rows.items()}
 
 
 def score_people(model: Colorizer, rgb: torch.Tensor, groups: list[str], mean_ab: torch.Tensor) -> dict:
@@ -349,7 +351,7 @@ def score_people(model: Colorizer, rgb: torch.Tensor, groups: list[str], mean_ab
     bootstrap interval over people: with a handful of test people, which ones were drawn moves the MAE more than
     anything about the photos."""
     result = score(model, rgb, mean_ab)
-    result["per_person"] = by_group(result["per_image"], groups)
+    result["per_person"] = {person: float(value) for person, value in by_group(result["per_image"], groups).items()}
     result["interval"] = metrics.bootstrap_interval(np.array(list(result["per_person"].values())))
     return result
 
@@ -487,7 +489,8 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
     test_part = "test" if len(data.rgb["test"]) else "val"
     test_x, test_names = data.rgb[test_part], data.names[test_part]
     faces = score_people(colorizer, test_x, data.groups[test_part], mean_ab)
-    by_split = {part: score(colorizer, rgb)["mae"] for part, rgb in data.rgb.items() if len(rgb)}
+    by_split = {part: faces["mae"] if part == test_part else score(colorizer, rgb)["mae"]
+                for part, rgb in data.rgb.items() if len(rgb)}
     ranked = [{"photo": test_names[i], "mae": float(faces["per_image"][i])} for i in faces["per_image"].argsort().tolist()]
     mean_color_scores = score_mean_color(mean_color, test_x, mean_ab)
     scenes, scene_x = None, None
@@ -714,10 +717,9 @@ def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict:
             part_result = result if part == "test" else run(names)[1]
             report["by_split"][part] = part_result["mae"]
             owners = [name for name in names for _ in groups[name]]
+            tint, predicted = (by_group(ab_units(part_result[key]), owners) for key in ("tint", "predicted_tint"))
             for name in names:
-                rows = [i for i, owner in enumerate(owners) if owner == name]
-                report["people"][name] = {
-                    "part": part, "mae": part_result["per_person"][name],
-                    "ab": [round(v, 2) for v in ab_units(part_result["tint"][rows].mean(0)).tolist()],
-                    "predicted_ab": [round(v, 2) for v in ab_units(part_result["predicted_tint"][rows].mean(0)).tolist()]}
+                report["people"][name] = {"part": part, "mae": part_result["per_person"][name],
+                                          "ab": [round(v, 2) for v in tint[name].tolist()],
+                                          "predicted_ab": [round(v, 2) for v in predicted[name].tolist()]}
     return report

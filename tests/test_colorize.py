@@ -86,10 +86,10 @@ def test_forward_shapes_and_range(skip, context):
 
 
 def test_save_load_strict_round_trip(tmp_path):
-    model = colorize.Colorizer(width=8, skip=True, size=16).eval()
+    model = colorize.Colorizer(width=8, skip=True, size=16, context=True).eval()
     model.save_pretrained(tmp_path)
     loaded = colorize.load(str(tmp_path))
-    assert loaded.skip and loaded.size == 16
+    assert loaded.skip and loaded.size == 16 and loaded.context is not None
     x = torch.rand(1, 1, 16, 16)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
 
@@ -129,6 +129,30 @@ def test_match_cast_removes_a_global_tint_and_nothing_else():
     torch.testing.assert_close(colorize.match_cast(tinted, true_ab), true_ab)
     wrong = true_ab.flip(-1)  # wrong colours in the right places, same mean
     assert colorize.mae(colorize.match_cast(wrong, true_ab), true_ab).min() > 0.1
+
+
+def test_by_group_averages_each_person_in_first_seen_order():
+    values = torch.tensor([[1.0, 10.0], [3.0, 30.0], [5.0, 50.0]])
+    means = colorize.by_group(values, ["s02", "s01", "s02"])
+    assert list(means) == ["s02", "s01"]
+    torch.testing.assert_close(means["s02"], torch.tensor([3.0, 30.0]))
+    with pytest.raises(ValueError, match="3 values for 2"):
+        colorize.by_group(values, ["s01", "s02"])
+
+
+def test_mean_color_is_scored_beside_a_constant_guess(people):
+    photos = colorize.load_photos(sorted(people.glob("s0*/*.jpg")), 16)
+    true_mean = colorize.rgb_to_lab(photos)[:, 1:].mean((2, 3))
+    guess = torch.tensor([0.55, 0.6])
+
+    class Constant(torch.nn.Module):  # a regressor that ignores L and says `guess`: no better than the baseline
+        def forward(self, lightness):
+            return guess.expand(len(lightness), 2)
+
+    scores = colorize.score_mean_color(Constant(), photos, guess)
+    expected = float(((true_mean - guess) ** 2).mean())
+    assert scores["mse"] == pytest.approx(expected) and scores["baseline_mse"] == pytest.approx(expected)
+    assert colorize.score_mean_color(Constant(), photos, true_mean.mean(0))["baseline_mse"] < expected
 
 
 def test_evaluate_reports_each_test_person_and_each_split(trained, people, tmp_path):
