@@ -130,9 +130,11 @@ class Config(training.TrainingArgs):
     num_epochs: int = 10
     repeats: int = 10  # augmented views of each training photo per epoch (the original: itself + 9 copies)
     train_batch_size: int = 20
-    learning_rate: float = 1e-3  # Adam, constant after warmup (the original's plain Adam)
+    learning_rate: float = 1e-3  # Adam's peak learning rate
     lr_warmup_steps: int = 50
+    lr_decay: str = "constant"  # after warmup: "constant" (the original's plain Adam) or "cosine" (to zero)
     augment: bool = True  # zoom/crop, horizontal and vertical shift, RGB scaling, on the fly
+    colour_jitter: float = 0.15  # RGB scaling: each channel × U(1 ± colour_jitter); the bundled model: 0.05
     checkpointing_steps: int = 200
     sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
     report_photos: bool = True  # draw the best/worst photos into examples.png (off when the data may not be shared)
@@ -201,7 +203,7 @@ def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, s
 
     Zoom (crop up to 1/(1+zoom) of the side), horizontal and vertical shift (up to ±shift of the side, reflected at
     the border), and RGB scaling (each channel × U(1 - colour, 1 + colour)): the last one teaches the colorizer
-    that skin and light come in more than one tint.
+    that skin and light come in more than one tint; at ±15% it swamps the real spread of skin tones (README).
     """
     count = len(rgb)
     scale = 1.0 / (1.0 + zoom * torch.rand(count, generator=generator))
@@ -403,11 +405,11 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     train_lab = rgb_to_lab(train_x)
     mean_ab = train_lab[:, 1:].mean((0, 2, 3))
 
-    # 2. models (one module), Adam, warmup then constant
+    # 2. models (one module), Adam, warmup then constant or cosine
     pair = _Pair(cfg)
     optimizer = torch.optim.Adam(pair.parameters(), lr=cfg.learning_rate)
     steps_per_epoch = -(-len(train_x) * cfg.repeats // cfg.train_batch_size)
-    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch, decay="constant")
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch, decay=cfg.lr_decay)
 
     # 3. resume
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_mae": float("inf"), "best_epoch": -1,
@@ -447,7 +449,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
             indices = indices[accelerator.process_index::accelerator.num_processes]
             rgb = train_x[indices]
             if cfg.augment:
-                rgb = augment(rgb, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]))
+                rgb = augment(rgb, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]),
+                              colour=cfg.colour_jitter)
             lab = rgb_to_lab(rgb.to(accelerator.device))
             lightness, true_ab = lab[:, :1], lab[:, 1:]
             with accelerator.accumulate(pair), accelerator.autocast():
@@ -577,6 +580,8 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
                      " selected on the validation people; test MAE is shown, not used. The latency column is timed at"
                      " the end of each trial, on whatever else the machine was running then: the bench gives the"
                      " bundled model's clean 2-thread figure.\n\n![sweep](sweep.png)\n" if sweep else "")
+    augmentation = (f" (zoom/crop, shifts, RGB scaling by ±{cfg.colour_jitter:.0%} per channel)" if cfg.augment
+                    else "")
     parts = {"train": "training people (photos as taken, no augmentation)", "val": "validation people",
              "test": "test people"}
     by_split = summary["mae_by_split"]
@@ -621,8 +626,8 @@ tone, white balance, the colour of the light), which its lightness barely tells.
 
 - Data: `{cfg.data}`, split by person (seed {cfg.seed}): train {', '.join(summary['split']['train'])}; validation
   {', '.join(summary['split']['val'])}; test {', '.join(summary['split']['test'])}.
-- Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup), batch {cfg.train_batch_size}, {cfg.num_epochs}
-  epochs × {cfg.repeats} augmented views per photo{' (zoom/crop, shifts, RGB scaling)' if cfg.augment else ''}, MAE
+- Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup, then {cfg.lr_decay}), batch {cfg.train_batch_size},
+  {cfg.num_epochs} epochs × {cfg.repeats} augmented views per photo{augmentation}, MAE
   loss; the epoch with the lowest validation MAE is kept (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f}).
 - {summary['steps']:,} steps; `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training
   machine (the bench gives the 2-thread figure). Curves: `training_curves.png`.

@@ -123,6 +123,15 @@ def test_smoke_run_writes_the_output_folder(trained):
     assert "## Where the error is" in (trained / "README.md").read_text()
 
 
+def test_augment_scales_each_channel_within_the_colour_jitter():
+    flat = torch.full((200, 3, 8, 8), 0.5)  # a flat photo: zoom and shifts leave it as it is, only the gains show
+    gains = colorize.augment(flat, torch.Generator().manual_seed(0), colour=0.2) / 0.5
+    torch.testing.assert_close(gains, gains[..., :1, :1].expand_as(gains))  # one gain per channel and photo
+    assert 0.8 <= gains.min() < 0.82 and 1.18 < gains.max() <= 1.2
+    assert (gains[:, 0] - gains[:, 2]).abs().max() > 0.2  # the channels draw apart: a tint, not only brightness
+    torch.testing.assert_close(colorize.augment(flat, torch.Generator().manual_seed(0), colour=0.0), flat)
+
+
 def test_match_cast_removes_a_global_tint_and_nothing_else():
     true_ab = torch.rand(3, 2, 8, 8)
     tinted = true_ab + torch.tensor([0.05, -0.03]).view(1, 2, 1, 1)  # right colours under the wrong light
