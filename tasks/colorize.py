@@ -53,6 +53,25 @@ _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
 _XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)
 _WHITE = torch.tensor([0.95047, 1.0, 1.08883])  # D65, 2° observer
 _EPSILON, _KAPPA = 0.008856, 7.787  # CIE's f(t) knee and slope
+_AB_LOW = torch.tensor([A_RANGE[0], B_RANGE[0]])
+_AB_SPAN = torch.tensor([A_RANGE[1] - A_RANGE[0], B_RANGE[1] - B_RANGE[0]])
+
+
+def _along(values: torch.Tensor, like: torch.Tensor, dim: int) -> torch.Tensor:
+    """The (2,) a*, b* constants shaped to broadcast along `dim` of `like`."""
+    shape = [1] * like.dim()
+    shape[dim] = 2
+    return values.to(like).view(shape)
+
+
+def normalise_ab(ab: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """CIELAB a*, b* (2 along `dim`) → [0, 1] over their sRGB range: the one place the normalisation is defined."""
+    return (ab - _along(_AB_LOW, ab, dim)) / _along(_AB_SPAN, ab, dim)
+
+
+def ab_units(ab: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Normalised a*b* (2 along `dim`) → CIELAB a*, b*: the inverse of `normalise_ab`."""
+    return ab * _along(_AB_SPAN, ab, dim) + _along(_AB_LOW, ab, dim)
 
 
 def _mix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -66,17 +85,16 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     xyz = _mix(_RGB_TO_XYZ, linear) / _WHITE.to(rgb).view(3, 1, 1)
     f = torch.where(xyz > _EPSILON, xyz.clamp_min(_EPSILON) ** (1 / 3), _KAPPA * xyz + 16 / 116)
     fx, fy, fz = f.unbind(-3)
-    lightness, a, b = 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
-    return torch.stack([lightness / 100, (a - A_RANGE[0]) / (A_RANGE[1] - A_RANGE[0]),
-                        (b - B_RANGE[0]) / (B_RANGE[1] - B_RANGE[0])], dim=-3)
+    ab = normalise_ab(torch.stack([500 * (fx - fy), 200 * (fy - fz)], dim=-3), dim=-3)
+    return torch.cat([((116 * fy - 16) / 100).unsqueeze(-3), ab], dim=-3)
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """Normalised L*a*b* (..., 3, H, W) → sRGB in [0, 1] (out-of-gamut colours clipped)."""
-    lightness, a, b = lab.unbind(-3)
-    fy = (lightness * 100 + 16) / 116
-    fx = fy + (a * (A_RANGE[1] - A_RANGE[0]) + A_RANGE[0]) / 500
-    fz = (fy - (b * (B_RANGE[1] - B_RANGE[0]) + B_RANGE[0]) / 200).clamp_min(0)
+    a, b = ab_units(lab[..., 1:, :, :], dim=-3).unbind(-3)
+    fy = (lab[..., 0, :, :] * 100 + 16) / 116
+    fx = fy + a / 500
+    fz = (fy - b / 200).clamp_min(0)
     f = torch.stack([fx, fy, fz], dim=-3)
     xyz = torch.where(f > 0.2068966, f ** 3, (f - 16 / 116) / _KAPPA) * _WHITE.to(lab).view(3, 1, 1)
     linear = _mix(_XYZ_TO_RGB, xyz).clamp(0, 1)
@@ -92,12 +110,7 @@ def gray_from_lightness(lightness: torch.Tensor) -> torch.Tensor:
     return gray.expand(*gray.shape[:-3], 3, *gray.shape[-2:])
 
 
-def ab_units(ab: torch.Tensor) -> torch.Tensor:
-    """Normalised a*b* (..., 2) → CIELAB a*, b* (..., 2)."""
-    return ab * torch.tensor([A_RANGE[1] - A_RANGE[0], B_RANGE[1] - B_RANGE[0]]) + torch.tensor([A_RANGE[0], B_RANGE[0]])
-
-
-NEUTRAL_AB = torch.tensor([-A_RANGE[0] / (A_RANGE[1] - A_RANGE[0]), -B_RANGE[0] / (B_RANGE[1] - B_RANGE[0])])  # a*=b*=0
+NEUTRAL_AB = normalise_ab(torch.zeros(2))  # a* = b* = 0
 
 
 def to_tensor(pictures: list[Image.Image]) -> torch.Tensor:

@@ -197,6 +197,18 @@ def test_resume_continues_from_the_saved_step(people, tmp_path):
     assert summary["steps"] == 3 and summary["resumed"] == [{"from": "checkpoint-1"}]
 
 
+@pytest.mark.parametrize("decay", ["constant", "cosine"])
+def test_lr_decay_sets_the_schedule(people, tmp_path, decay):
+    colorize.train(tiny_config(tmp_path, people, num_epochs=2, max_train_steps=6, lr_warmup_steps=1, lr_decay=decay))
+    state = json.loads((tmp_path / "out" / training.CHECKPOINTS / "checkpoint-6" / "trainer_state.json").read_text())
+    rates = state["history"]["lr"]
+    assert len(rates) == 6 and rates[0] == pytest.approx(1e-3)
+    if decay == "constant":
+        assert rates == pytest.approx([1e-3] * 6)
+    else:  # falls every step towards zero at the end of the run
+        assert all(later < earlier for earlier, later in zip(rates, rates[1:])) and rates[-1] < 1e-4
+
+
 def _lightness(image: Image.Image) -> np.ndarray:
     return rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255)[..., 0]
 
