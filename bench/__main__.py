@@ -98,8 +98,8 @@ def bench_cards(weights: str | None, n_fidelity: int, n_ddpm: int, n_sweep: int,
 
 def bench_colorize(data: str | None, transfer: str, weights: str | None, n_latency: int) -> dict:
     """MAE on the test people of `data` and on the `transfer` photos, each beside the training-mean baseline and the
-    cast-matched oracle; a 95% interval over the test people, each split's MAE, and each person's MAE and mean colour
-    (true and predicted, under "people"); latency
+    cast-matched oracle; a 95% interval over the test people, each split's MAE (and which parts it trained on), and
+    each person's MAE and mean colour (true and predicted, under "people"); latency
     of a 1024×768 photo (a BSDS test photo resized, when there, else noise) through the full-resolution `predict`."""
     import torch
     from PIL import Image
@@ -130,7 +130,7 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
     latency = time_calls(lambda _: colorize.predict(model, photo), list(range(n_latency)), warmup=3)
     return {"task": "colorize", "data": data, "n": int(faces["n"]), "weights": model.weights.name, "quality": quality,
             "latency_ms": latency, "threads": THREADS, "latency_input": "1024×768 photo",
-            "people": faces.get("people", {})}
+            "trained_on": faces.get("trained_on"), "people": faces.get("people", {})}
 
 
 def bench_mask(data: str | None, weights: str | None, n_latency: int) -> dict:

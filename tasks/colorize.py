@@ -140,6 +140,8 @@ class Config(training.TrainingArgs):
     context: bool = False  # a global-context branch: the whole photo's pooled features bias the middle convs
     val_fraction: float = 0.16  # share of the people held out for model selection
     test_fraction: float = 0.20  # share of the people held out for the final report
+    refit: bool = False  # train on the training and validation people together, with a recipe chosen beforehand on
+    #                      the validation people: the last epoch is kept, and validation MAE is no longer held out
     num_epochs: int = 10
     repeats: int = 10  # augmented views of each training photo per epoch (the original: itself + 9 copies)
     train_batch_size: int = 20
@@ -377,7 +379,10 @@ def score_mean_color(mean_color: MeanColor, rgb: torch.Tensor, mean_ab: torch.Te
     whether lightness tells a photo's overall colour at all."""
     lab = rgb_to_lab(rgb)
     true_mean = lab[:, 1:].mean((2, 3))
-    return {"mse": float(F.mse_loss(mean_color.eval()(lab[:, :1]), true_mean)),
+    was_training = mean_color.training
+    predicted = mean_color.eval()(lab[:, :1])
+    mean_color.train(was_training)
+    return {"mse": float(F.mse_loss(predicted, true_mean)),
             "baseline_mse": float(F.mse_loss(mean_ab.expand_as(true_mean), true_mean))}
 
 
@@ -415,6 +420,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     data = load_split_photos(cfg)
     split, photos = data.split, data.rgb
     train_x, val_x = photos["train"], photos["val"] if len(photos["val"]) else photos["train"]
+    if cfg.refit:
+        train_x = torch.cat([train_x, photos["val"]])
     train_lab = rgb_to_lab(train_x)
     mean_ab = train_lab[:, 1:].mean((0, 2, 3))
 
@@ -480,9 +487,9 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
         else:  # 5. a full epoch: validation MAE on the held-out people, keep the best colorizer
             val_mae = score(accelerator.unwrap_model(pair).colorizer, val_x)["mae"]
             logger.info("epoch %d: val MAE %.4f", state["epoch"], val_mae)
-            training.end_epoch(state, metric="val_mae", value=val_mae, val_loss=val_mae,
-                               improved=val_mae < state["best_val_mae"], model=accelerator.unwrap_model(pair),
-                               best_path=best_path)
+            training.end_epoch(state, metric="val_mae", value=val_mae, val_loss=val_mae,  # refit: keep the last
+                               improved=cfg.refit or val_mae < state["best_val_mae"],
+                               model=accelerator.unwrap_model(pair), best_path=best_path)
             save()
     progress.close()
 
@@ -501,6 +508,7 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
     colorizer.save_pretrained(output_dir)
     mean_color.save_pretrained(output_dir / "mean_color")
     (output_dir / DATA_FILE).write_text(json.dumps({"data": cfg.data, "seed": cfg.seed, "split": data.split,
+                                                      "trained_on": ["train", "val"] if cfg.refit else ["train"],
                                                       "train_mean_ab": mean_ab.tolist()}, indent=2))
     test_part = "test" if len(data.rgb["test"]) else "val"
     test_x, test_names = data.rgb[test_part], data.names[test_part]
@@ -595,8 +603,11 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
                      " bundled model's clean 2-thread figure.\n\n![sweep](sweep.png)\n" if sweep else "")
     augmentation = (f" (zoom/crop, shifts, RGB scaling by ±{cfg.colour_jitter:.0%} per channel)" if cfg.augment
                     else "")
-    parts = {"train": "training people (photos as taken, no augmentation)", "val": "validation people",
-             "test": "test people"}
+    parts = {"train": "training people (photos as taken, no augmentation)",
+             "val": "validation people" + (" (trained on: refit)" if cfg.refit else ""), "test": "test people"}
+    kept = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
+            " validation people); the last epoch is kept" if cfg.refit else "the epoch with the lowest validation MAE"
+            f" is kept (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f})")
     by_split = summary["mae_by_split"]
     people = ", ".join(f"{name} {value:.4f}" for name, value in summary["test_mae_by_person"].items())
     low, high = summary["test_mae_interval95"]
@@ -641,7 +652,7 @@ tone, white balance, the colour of the light), which its lightness barely tells.
   {', '.join(summary['split']['val'])}; test {', '.join(summary['split']['test'])}.
 - Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup, then {cfg.lr_decay}), batch {cfg.train_batch_size},
   {cfg.num_epochs} epochs × {cfg.repeats} augmented views per photo{augmentation}, MAE
-  loss; the epoch with the lowest validation MAE is kept (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f}).
+  loss; {kept}.
 - {summary['steps']:,} steps; `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training
   machine (the bench gives the 2-thread figure). Curves: `training_curves.png`.
 
@@ -709,8 +720,9 @@ def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict:
         mae, baseline_mae (the training mean a*b* everywhere), cast_matched_mae (see `match_cast`), n (photos),
         test_people, interval (95% bootstrap of the MAE over people, or photos), mean_color_mse and
         mean_color_baseline_mse (see `score_mean_color`; when the weights have mean_color/); on its training folder also
-        by_split (MAE of each part of its split, the training people's own photos included) and people (each
-        person's part, MAE, and mean a*, b* in CIELAB units: true and predicted).
+        by_split (MAE of each part of its split, the training people's own photos included), trained_on (the parts
+        it was trained on: "val" too after a refit) and people (each person's part, MAE, and mean a*, b* in CIELAB
+        units: true and predicted).
     """
     groups = photo_groups(data)
     split = {part: [name for name in names if name in groups] for part, names in model.data.get("split", {}).items()}
@@ -731,6 +743,7 @@ def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict:
         report.update({f"mean_color_{key}": value for key, value in score_mean_color(mean_color, photos, mean_ab).items()})
     if split.get("test"):
         report["by_split"], report["people"] = {}, {}
+        report["trained_on"] = model.data.get("trained_on", ["train"])
         for part, names in split.items():
             part_result = result if part == "test" else run(names)[1]
             report["by_split"][part] = part_result["mae"]

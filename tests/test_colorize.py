@@ -1,6 +1,7 @@
 """Colorize: LAB conversion, the person split, the models, predict's contract, a training smoke run, the sweep."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,6 +133,15 @@ def test_augment_scales_each_channel_within_the_colour_jitter():
     torch.testing.assert_close(colorize.augment(flat, torch.Generator().manual_seed(0), colour=0.0), flat)
 
 
+@pytest.mark.parametrize("augment", [True, False])
+def test_training_augments_each_batch_with_the_configured_colour_jitter(people, tmp_path, monkeypatch, augment):
+    calls, original = [], colorize.augment
+    monkeypatch.setattr(colorize, "augment", lambda rgb, generator, **kwargs: calls.append(kwargs) or original(
+        rgb, generator, **kwargs))
+    colorize.train(tiny_config(tmp_path, people, max_train_steps=2, colour_jitter=0.07, augment=augment))
+    assert calls == ([{"colour": 0.07}] * 2 if augment else [])
+
+
 def test_match_cast_removes_a_global_tint_and_nothing_else():
     true_ab = torch.rand(3, 2, 8, 8)
     tinted = true_ab + torch.tensor([0.05, -0.03]).view(1, 2, 1, 1)  # right colours under the wrong light
@@ -158,9 +168,11 @@ def test_mean_color_is_scored_beside_a_constant_guess(people):
         def forward(self, lightness):
             return guess.expand(len(lightness), 2)
 
-    scores = colorize.score_mean_color(Constant(), photos, guess)
+    regressor = Constant()
+    scores = colorize.score_mean_color(regressor, photos, guess)
     expected = float(((true_mean - guess) ** 2).mean())
     assert scores["mse"] == pytest.approx(expected) and scores["baseline_mse"] == pytest.approx(expected)
+    assert regressor.training  # scored in eval mode, handed back as it came (mid-training)
     assert colorize.score_mean_color(Constant(), photos, true_mean.mean(0))["baseline_mse"] < expected
 
 
@@ -207,6 +219,25 @@ def test_lr_decay_sets_the_schedule(people, tmp_path, decay):
         assert rates == pytest.approx([1e-3] * 6)
     else:  # falls every step towards zero at the end of the run
         assert all(later < earlier for earlier, later in zip(rates, rates[1:])) and rates[-1] < 1e-4
+
+
+def test_refit_trains_on_the_validation_people_too_and_keeps_the_last_epoch(people, tmp_path):
+    summaries = {}
+    for refit in (False, True):  # 3 training people and 1 validation person, 3 photos each, batches of 3
+        cfg = tiny_config(tmp_path / str(refit), people, num_epochs=2, train_batch_size=3, refit=refit)
+        colorize.train(cfg)
+        out = Path(cfg.output_dir)
+        summaries[refit] = json.loads((out / "metrics.json").read_text())
+        data = json.loads((out / "data.json").read_text())
+        photos = colorize.load_split_photos(cfg).rgb
+        seen = torch.cat([photos["train"], photos["val"]]) if refit else photos["train"]
+        seen_mean_ab = colorize.rgb_to_lab(seen)[:, 1:].mean((0, 2, 3))
+        torch.testing.assert_close(torch.tensor(data["train_mean_ab"]), seen_mean_ab)
+        assert data["trained_on"] == (["train", "val"] if refit else ["train"])
+        assert ("validation people (trained on: refit)" in (out / "README.md").read_text()) == refit
+    assert summaries[False]["steps"] == 2 * 3 and summaries[True]["steps"] == 2 * 4
+    assert summaries[True]["best_epoch"] == 1  # the last, whatever its validation MAE
+    assert colorize.evaluate(colorize.load(str(out)), str(people))["trained_on"] == ["train", "val"]
 
 
 def _lightness(image: Image.Image) -> np.ndarray:
