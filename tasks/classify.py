@@ -181,13 +181,10 @@ def count_parameters(model: nn.Module) -> int:
 @torch.inference_mode()
 def predict_batches(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Softmax probabilities (N, K) for a float (N, 1, 28, 28) tensor, in eval mode."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    probs = torch.cat([model(images[i:i + batch_size].to(device)).float().softmax(-1).cpu()
-                       for i in range(0, len(images), batch_size)])
-    model.train(was_training)
-    return probs
+    with training.evaluating(model):
+        return torch.cat([model(images[i:i + batch_size].to(device)).float().softmax(-1).cpu()
+                          for i in range(0, len(images), batch_size)])
 
 
 def _validation_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:

@@ -322,13 +322,10 @@ def mae(predicted_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def colorize_batch(model: Colorizer, rgb: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
     """Predicted normalised a*b* (N, 2, S, S) for RGB (N, 3, S, S) at the model size, in eval mode."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    out = torch.cat([model(rgb_to_lab(rgb[i:i + batch_size].to(device))[:, :1]).float().cpu()
-                     for i in range(0, len(rgb), batch_size)])
-    model.train(was_training)
-    return out
+    with training.evaluating(model):
+        return torch.cat([model(rgb_to_lab(rgb[i:i + batch_size].to(device))[:, :1]).float().cpu()
+                          for i in range(0, len(rgb), batch_size)])
 
 
 def match_cast(predicted_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
@@ -379,9 +376,8 @@ def score_mean_color(mean_color: MeanColor, rgb: torch.Tensor, mean_ab: torch.Te
     whether lightness tells a photo's overall colour at all."""
     lab = rgb_to_lab(rgb)
     true_mean = lab[:, 1:].mean((2, 3))
-    was_training = mean_color.training
-    predicted = mean_color.eval()(lab[:, :1])
-    mean_color.train(was_training)
+    with training.evaluating(mean_color):
+        predicted = mean_color(lab[:, :1])
     return {"mse": float(F.mse_loss(predicted, true_mean)),
             "baseline_mse": float(F.mse_loss(mean_ab.expand_as(true_mean), true_mean))}
 
@@ -484,7 +480,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
             training.record_step(state, progress, loss.item(), scheduler.get_last_lr()[0])
             if state["global_step"] % cfg.checkpointing_steps == 0:
                 save()
-        else:  # 5. a full epoch: validation MAE on the held-out people, keep the best colorizer
+        else:  # 5. a full epoch: validation MAE (on held-out people unless refit), keep the best colorizer
             val_mae = score(accelerator.unwrap_model(pair).colorizer, val_x)["mae"]
             logger.info("epoch %d: val MAE %.4f", state["epoch"], val_mae)
             training.end_epoch(state, metric="val_mae", value=val_mae, val_loss=val_mae,  # refit: keep the last

@@ -184,12 +184,10 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
 
 @torch.inference_mode()
 def logits_batches(model: CarUNet, photos: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    out = torch.cat([model(photos[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(photos), batch_size)])
-    model.train(was_training)
-    return out
+    with training.evaluating(model):
+        return torch.cat([model(photos[i:i + batch_size].to(device)).float().cpu()
+                          for i in range(0, len(photos), batch_size)])
 
 
 def model_size_dice(model: CarUNet, photos: torch.Tensor, masks: torch.Tensor) -> float:

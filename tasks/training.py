@@ -12,6 +12,8 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +126,17 @@ def best_model(model: torch.nn.Module, best_path: Path) -> torch.nn.Module:
     if best_path.is_file():
         model.load_state_dict(load_file(best_path), strict=True)
     return model
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """`model` in eval mode inside the block, and back in the mode it came in afterwards (scoring mid-training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:

@@ -145,6 +145,19 @@ def test_end_epoch_keeps_the_best_weights_and_best_model_restores_them(tmp_path)
     assert not restored.training
 
 
+@pytest.mark.parametrize("start", [True, False])
+def test_evaluating_scores_in_eval_mode_and_hands_the_model_back_as_it_came(start):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.9)).train(start)
+    with training.evaluating(model) as same:
+        assert same is model and not model.training and not model[1].training
+        x = torch.ones(64, 2)
+        torch.testing.assert_close(model(x), model(x))  # dropout off: deterministic
+    assert model.training == start and model[1].training == start
+    with pytest.raises(RuntimeError), training.evaluating(model):  # also when the block fails
+        raise RuntimeError("scoring failed")
+    assert model.training == start
+
+
 def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
         training.find_checkpoint(tmp_path, str(tmp_path / "nope"))
