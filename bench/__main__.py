@@ -99,7 +99,8 @@ def bench_cards(weights: str | None, n_fidelity: int, n_ddpm: int, n_sweep: int,
 def bench_colorize(data: str | None, transfer: str, weights: str | None, n_latency: int) -> dict:
     """MAE on the test people of `data` and on the `transfer` photos, each beside the training-mean baseline and the
     cast-matched oracle; a 95% interval over the test people, each split's MAE (and which parts it trained on), and
-    each person's MAE and mean colour (true and predicted, under "people"); latency
+    each person's MAE and mean colour (true and predicted, under "people"); the spread of the people's mean a*, b*
+    beside how far RGB scaling at ±15% and ±5% moves a photo's (standard deviations, CIELAB units); latency
     of a 1024×768 photo (a BSDS test photo resized, when there, else noise) through the full-resolution `predict`."""
     import torch
     from PIL import Image
@@ -117,6 +118,18 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
     quality.update({f"faces_mae_by_split/{part}": value for part, value in faces.get("by_split", {}).items()})
     if "mean_color_mse" in faces:
         quality.update(mean_color_mse=faces["mean_color_mse"], mean_color_baseline_mse=faces["mean_color_baseline_mse"])
+    if faces.get("people"):  # the size of the tints RGB scaling invents, against real differences between people
+        groups = colorize.photo_groups(data)
+        photos = colorize.load_photos([path for paths in groups.values() for path in paths], model.size)
+        tints = colorize.ab_units(colorize.rgb_to_lab(photos)[:, 1:].mean((2, 3)))  # each photo's mean a*, b*
+        people = colorize.by_group(tints, [name for name, paths in groups.items() for _ in paths])
+        quality.update({f"tint_std/people/{axis}": float(value)
+                        for axis, value in zip("ab", torch.stack(list(people.values())).std(0))})
+        for colour in (0.15, 0.05):
+            scaled = colorize.augment(photos, torch.Generator().manual_seed(0), zoom=0.0, shift=0.0, colour=colour)
+            moved = colorize.ab_units(colorize.rgb_to_lab(scaled)[:, 1:].mean((2, 3))) - tints
+            quality.update({f"tint_std/rgb_scaling_{colour:g}/{axis}": float(value)
+                            for axis, value in zip("ab", moved.std(0))})
     if transfer and Path(transfer).is_dir():
         scenes = colorize.evaluate(model, transfer)
         quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"],

@@ -218,7 +218,7 @@ def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, s
 
     Zoom (crop up to 1/(1+zoom) of the side), horizontal and vertical shift (up to ±shift of the side, reflected at
     the border), and RGB scaling (each channel × U(1 - colour, 1 + colour)): the last one teaches the colorizer
-    that skin and light come in more than one tint; at ±15% it swamps the real spread of skin tones (README).
+    that skin and light come in more than one tint; at ±15% it outweighs the real spread of skin tones (bench, README).
     """
     count = len(rgb)
     scale = 1.0 / (1.0 + zoom * torch.rand(count, generator=generator))
