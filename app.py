@@ -278,9 +278,11 @@ def colorize_report() -> tuple[str, str, str | None, str | None]:
                     f"{summary['scenes_baseline_mae']:.4f} |")
     architecture = ("U-Net" if summary["config"]["skip"] else "encoder-decoder") + (
         " with global context" if summary["config"].get("context") else "")
+    refit = (" (refit: on the training and validation people together, with the recipe chosen on the validation "
+             "people first)" if summary["config"].get("refit") else "")
     text = (f"{summary['parameters']:,}-parameter {architecture}, width {summary['config']['width']}, trained on "
-            f"faces at {summary['config']['size']}×{summary['config']['size']}.\n\n| test photos | MAE | baseline "
-            f"(training mean colour) |\n|---|---|---|\n" + "\n".join(rows))
+            f"faces at {summary['config']['size']}×{summary['config']['size']}{refit}.\n\n"
+            f"| test photos | MAE | baseline (training mean colour) |\n|---|---|---|\n" + "\n".join(rows))
     if summary.get("test_mae_by_person"):
         low, high = summary["test_mae_interval95"]
         text += ("\n\nEach test person: " + ", ".join(f"{name} {value:.4f}" for name, value in

@@ -522,7 +522,8 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
         plot_examples(colorizer, examples, output_dir / "examples.png")
     else:
         (output_dir / "examples.png").unlink(missing_ok=True)  # never leave an earlier run's pictures behind
-    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "colorize: a*b* MAE")
+    val_label = "validation people (per epoch)" + (", trained on: refit" if cfg.refit else "")
+    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "colorize: a*b* MAE", val_label)
     sweep = training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {
         "test_mae": faces["mae"], "test_baseline_mae": faces["baseline_mae"], "test_photos": len(test_x),

@@ -215,11 +215,13 @@ def lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingArgs, steps_per_e
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def plot_training_curves(history: dict[str, list], path: str | os.PathLike, title: str) -> None:
+def plot_training_curves(history: dict[str, list], path: str | os.PathLike, title: str,
+                         val_label: str = "validation loss (per epoch)") -> None:
     """Loss per step (raw and smoothed), validation loss per epoch, and lr per step, as one PNG.
 
     Args:
         history: {"step": [...], "loss": [...], "lr": [...], "val_step": [...], "val_loss": [...]}.
+        val_label: the legend of the per-epoch curve (say so when that split was trained on).
     """
     import matplotlib
 
@@ -235,7 +237,7 @@ def plot_training_curves(history: dict[str, list], path: str | os.PathLike, titl
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
         ax_loss.plot(steps[window - 1:], smooth, color="C0", label=f"train loss ({window}-step mean)")
     if history.get("val_loss"):
-        ax_loss.plot(history["val_step"], history["val_loss"], "o-", color="C3", label="validation loss (per epoch)")
+        ax_loss.plot(history["val_step"], history["val_loss"], "o-", color="C3", label=val_label)
     ax_loss.set(xlabel="optimizer step", ylabel="loss", title=title, yscale="log")
     ax_loss.legend(fontsize=8)
     ax_lr.plot(steps, history["lr"], color="C2")

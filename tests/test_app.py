@@ -146,6 +146,7 @@ def test_colorize_report_gives_each_test_person_and_the_interval(app_url):
     for person, value in summary["test_mae_by_person"].items():
         assert f"{person} {value:.4f}" in text
     assert "bundled" in serving.lower()
+    assert ("refit: on the training and validation people together" in text) == summary["config"]["refit"]
 
 
 def test_mask_endpoint_returns_full_size_mask_and_cutout(client, tmp_path):

@@ -221,8 +221,11 @@ def test_lr_decay_sets_the_schedule(people, tmp_path, decay):
         assert all(later < earlier for earlier, later in zip(rates, rates[1:])) and rates[-1] < 1e-4
 
 
-def test_refit_trains_on_the_validation_people_too_and_keeps_the_last_epoch(people, tmp_path):
-    summaries = {}
+def test_refit_trains_on_the_validation_people_too_and_keeps_the_last_epoch(people, tmp_path, monkeypatch):
+    summaries, curve_labels = {}, []
+    plot = training.plot_training_curves
+    monkeypatch.setattr(training, "plot_training_curves",
+                        lambda *args, **kwargs: (curve_labels.append(args[3]), plot(*args, **kwargs)))
     for refit in (False, True):  # 3 training people and 1 validation person, 3 photos each, batches of 3
         cfg = tiny_config(tmp_path / str(refit), people, num_epochs=2, train_batch_size=3, refit=refit)
         colorize.train(cfg)
@@ -235,6 +238,7 @@ def test_refit_trains_on_the_validation_people_too_and_keeps_the_last_epoch(peop
         torch.testing.assert_close(torch.tensor(data["train_mean_ab"]), seen_mean_ab)
         assert data["trained_on"] == (["train", "val"] if refit else ["train"])
         assert ("validation people (trained on: refit)" in (out / "README.md").read_text()) == refit
+        assert ("trained on: refit" in curve_labels[-1]) == refit  # the curve says it is no longer held out
     assert summaries[False]["steps"] == 2 * 3 and summaries[True]["steps"] == 2 * 4
     assert summaries[True]["best_epoch"] == 1  # the last, whatever its validation MAE
     assert colorize.evaluate(colorize.load(str(out)), str(people))["trained_on"] == ["train", "val"]
@@ -290,6 +294,17 @@ def test_sweep_runs_two_trials_in_shards_and_writes_its_table(people, tmp_path):
     again = sweep.run(["colorize", "--grid", "width=2,4", "--metric", "best_val_mae", "--also", "test_mae", "--output_dir",
                        str(tmp_path / "sweep"), "--", *fixed])
     assert again["trials"] == summary["trials"]
+
+
+@pytest.mark.parametrize("flags", [["--grid", "width=2", "--", "--refit"],
+                                   ["--grid", "width=2", "refit=false,true", "--"]])
+def test_a_sweep_refuses_to_rank_refit_trials(tmp_path, flags):
+    from training import sweep
+
+    with pytest.raises(SystemExit, match="in-sample"):
+        sweep.run(["colorize", "--metric", "best_val_mae", "--output_dir", str(tmp_path / "sweep"), *flags,
+                   "--data", str(tmp_path / "no-photos")])
+    assert not (tmp_path / "sweep").exists()  # refused before any trial ran
 
 
 @pytest.mark.parametrize("spec", ["2/2", "1", "a/2", "-1/2"])

@@ -12,6 +12,8 @@ sweep.md (a table, best first) and sweep.png (the metric, parameters and latency
 
 `--shard K/N` runs only trials K, K+N, K+2N, ... and writes no table, so N processes can share one machine (a GPU
 that one small model leaves idle); the same command without `--shard` then finds every trial done and writes the table.
+
+Colorize's `--refit` is refused, fixed or in the grid: it trains on the validation people that the ranking reads.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ def run(argv: list[str]) -> dict:
     module = importlib.import_module(f"tasks.{args.task}")
     fixed = vars(build_parser(args.task, module.Config).parse_args(fixed_argv))
     grid = parse_grid(args.grid, module.Config)
+    if fixed.get("refit") or any(grid.get("refit", [])):  # colorize's refit trains on the people a sweep selects on
+        raise SystemExit("A sweep ranks its trials on the validation split and --refit trains on it, so the ranking "
+                         "would be in-sample: sweep without --refit, then refit the chosen recipe with "
+                         "training/train.py.")
     shard, shards = parse_shard(args.shard)
     root = Path(args.output_dir)
     root.mkdir(parents=True, exist_ok=True)
