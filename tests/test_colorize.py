@@ -307,6 +307,32 @@ def test_a_sweep_refuses_to_rank_refit_trials(tmp_path, flags):
     assert not (tmp_path / "sweep").exists()  # refused before any trial ran
 
 
+def test_bench_colorize_writes_the_readme_figures(people, trained, tmp_path, capsys):
+    from bench.__main__ import main
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for index in range(2):
+        Image.new("RGB", (40, 30), (30 + 90 * index, 140, 200)).save(scenes / f"scene{index}.png")
+    main(["colorize", "--data", str(people), "--weights", str(trained), "--transfer", str(scenes), "--n_latency", "2",
+          "--json", str(tmp_path / "colorize.json")])
+    result = json.loads((tmp_path / "colorize.json").read_text())
+    quality = result["quality"]
+    assert result["task"] == "colorize" and result["trained_on"] == ["train"] and len(result["people"]) == 5
+    assert quality["scenes_photos"] == 2 and result["latency_ms"]["p50"] > 0 and "| colorize |" in capsys.readouterr().out
+    # the spread of the people's mean a*, b*, recomputed with scikit-image from the photos at the model's size
+    means = {}
+    for photo in sorted(people.glob("*/*.jpg")):
+        pixels = np.asarray(colorize.square(load_rgb(photo), 16), dtype=np.float64) / 255
+        means.setdefault(photo.parent.name, []).append(rgb2lab(pixels)[..., 1:].mean((0, 1)))
+    spread = np.std([np.mean(tints, 0) for tints in means.values()], 0, ddof=1)
+    np.testing.assert_allclose([quality["tint_std/people/a"], quality["tint_std/people/b"]], spread, atol=0.05)
+    # RGB scaling at ±15% moves a photo's tint about three times as far as at ±5% (the same draws, scaled)
+    for axis in "ab":
+        ratio = quality[f"tint_std/rgb_scaling_0.15/{axis}"] / quality[f"tint_std/rgb_scaling_0.05/{axis}"]
+        assert 2.5 < ratio < 3.5
+
+
 @pytest.mark.parametrize("spec", ["2/2", "1", "a/2", "-1/2"])
 def test_a_bad_shard_is_refused(spec):
     from training import sweep
