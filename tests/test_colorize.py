@@ -77,6 +77,33 @@ def test_split_is_by_person_and_covers_everyone():
     assert training.split_groups(names, 0, 0.16, 0.2) == split != training.split_groups(names, 1, 0.16, 0.2)
 
 
+@pytest.mark.parametrize("labelled", [True, False])
+def test_a_hub_dataset_is_split_by_its_label_column(tmp_path, monkeypatch, labelled):
+    import datasets
+
+    # 5 people × 2 photos, each person one flat colour; served from a local parquet file in place of the Hub
+    colours = [(40 * person, 200 - 30 * person, 90) for person in range(5) for _ in range(2)]
+    rows = {"image": [Image.new("RGB", (30, 20), colour) for colour in colours]}
+    if labelled:
+        rows["label"] = [person for person in range(5) for _ in range(2)]
+    datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "train.parquet"))
+    load = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, split: load(
+        "parquet", data_files=str(tmp_path / "train.parquet"), split=split) if path == "someone/faces" else None)
+    cfg = colorize.Config(data="someone/faces", size=16, val_fraction=0.2, test_fraction=0.2)
+    photos = colorize.load_split_photos(cfg)
+    groups = {part: set(names) for part, names in photos.groups.items()}
+    assert sorted(len(names) for names in photos.groups.values()) == [2, 2, 6]
+    assert not (groups["train"] & groups["val"] or groups["train"] & groups["test"] or groups["val"] & groups["test"])
+    for part in ("train", "val", "test"):
+        assert photos.rgb[part].shape == (len(photos.names[part]), 3, 16, 16)
+        for name, group, image in zip(photos.names[part], photos.groups[part], photos.rgb[part]):
+            row = int(name.removeprefix("someone/faces[").removesuffix("]"))
+            assert group == str(row // 2 if labelled else row)  # its person, or else the photo is its own group
+            torch.testing.assert_close(image[:, 8, 8] * 255, torch.tensor(colours[row], dtype=torch.float32),
+                                       atol=1, rtol=0)
+
+
 @pytest.mark.parametrize(("skip", "context"), [(False, False), (True, False), (True, True)])
 def test_forward_shapes_and_range(skip, context):
     model = colorize.Colorizer(width=8, skip=skip, size=32, context=context).eval()
