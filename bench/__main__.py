@@ -119,17 +119,18 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
     if "mean_color_mse" in faces:
         quality.update(mean_color_mse=faces["mean_color_mse"], mean_color_baseline_mse=faces["mean_color_baseline_mse"])
     if faces.get("people"):  # the size of the tints RGB scaling invents, against real differences between people
-        groups = colorize.photo_groups(data)
-        photos = colorize.load_photos([path for paths in groups.values() for path in paths], model.size)
-        tints = colorize.ab_units(colorize.rgb_to_lab(photos)[:, 1:].mean((2, 3)))  # each photo's mean a*, b*
-        people = colorize.by_group(tints, [name for name, paths in groups.items() for _ in paths])
-        quality.update({f"tint_std/people/{axis}": float(value)
-                        for axis, value in zip("ab", torch.stack(list(people.values())).std(0))})
+        people_ab = torch.tensor([person["ab"] for person in faces["people"].values()])  # each person's mean a*, b*
+        quality.update({f"tint_std/people/{axis}": float(value) for axis, value in zip("ab", people_ab.std(0))})
+
+        def tints(rgb: torch.Tensor) -> torch.Tensor:  # each photo's mean a*, b* (CIELAB units)
+            return colorize.ab_units(colorize.rgb_to_lab(rgb)[:, 1:].mean((2, 3)))
+
+        photos = colorize.load_photos([path for paths in colorize.photo_groups(data).values() for path in paths],
+                                      model.size)
         for colour in (0.15, 0.05):
             scaled = colorize.augment(photos, torch.Generator().manual_seed(0), zoom=0.0, shift=0.0, colour=colour)
-            moved = colorize.ab_units(colorize.rgb_to_lab(scaled)[:, 1:].mean((2, 3))) - tints
             quality.update({f"tint_std/rgb_scaling_{colour:g}/{axis}": float(value)
-                            for axis, value in zip("ab", moved.std(0))})
+                            for axis, value in zip("ab", (tints(scaled) - tints(photos)).std(0))})
     if transfer and Path(transfer).is_dir():
         scenes = colorize.evaluate(model, transfer)
         quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"],

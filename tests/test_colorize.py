@@ -252,7 +252,8 @@ def test_refit_trains_on_the_validation_people_too_and_keeps_the_last_epoch(peop
     summaries, curve_labels = {}, []
     plot = training.plot_training_curves
     monkeypatch.setattr(training, "plot_training_curves",
-                        lambda *args, **kwargs: (curve_labels.append(args[3]), plot(*args, **kwargs)))
+                        lambda history, path, title, val_label: (curve_labels.append(val_label),
+                                                                 plot(history, path, title, val_label)))
     for refit in (False, True):  # 3 training people and 1 validation person, 3 photos each, batches of 3
         cfg = tiny_config(tmp_path / str(refit), people, num_epochs=2, train_batch_size=3, refit=refit)
         colorize.train(cfg)
