@@ -120,3 +120,22 @@ def test_examples_cover_every_class_with_real_test_images():
     for path in EXAMPLES:
         with Image.open(path) as image:
             assert image.size == (28, 28) and image.mode == "L"
+
+
+def test_bench_classify_scores_the_test_split(tiny_fashion, tmp_path, capsys):
+    from bench.__main__ import main
+
+    main(["classify", "--data", str(tiny_fashion), "--n_latency", "12", "--json", str(tmp_path / "classify.json")])
+    result = json.loads((tmp_path / "classify.json").read_text())
+    quality = result["quality"]
+    # recomputed from the test IDX files with the model alone: the 20 test images, not the 48 training ones
+    model = classify.load()
+    images, labels = classify.load_split(str(tiny_fashion), "test")
+    with torch.no_grad():
+        predicted = model(torch.tensor(images, dtype=torch.float32)[:, None] / 255).argmax(-1).numpy()
+    assert result["n"] == len(labels) == 20
+    assert quality["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
+    for index, name in enumerate(model.class_names):  # two images per class
+        assert quality[f"accuracy/{name}"] == pytest.approx(float(np.mean(predicted[labels == index] == index)))
+    assert quality["parameters"] == classify.count_parameters(model) and result["latency_ms"]["p50"] > 0
+    assert "| classify |" in capsys.readouterr().out

@@ -134,3 +134,21 @@ def test_a_missing_sweep_fails_before_training(carvana, tmp_path):
     with pytest.raises(FileNotFoundError, match="sweep.md is missing"):
         mask.train(tiny_config(tmp_path, carvana, sweep_results=str(tmp_path / "no-sweep")))
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+def test_bench_mask_scores_the_test_cars_at_full_resolution(carvana, trained, tmp_path, capsys):
+    from bench.__main__ import main
+
+    main(["mask", "--data", str(carvana), "--weights", str(trained), "--n_latency", "2",
+          "--json", str(tmp_path / "mask.json")])
+    result = json.loads((tmp_path / "mask.json").read_text())
+    # recomputed through predict, at each photo's own size, on the cars split.json holds out
+    test_cars = set(json.loads((trained / "split.json").read_text())["test"])
+    pairs = [pair for pair in mask.find_pairs(str(carvana)) if mask.car_id(pair[0]) in test_cars]
+    model = mask.load(str(trained))
+    dice = [metrics.dice(np.asarray(mask.predict(model, str(photo), cleanup=False).mask) > 127, mask.read_mask(truth))
+            for photo, truth in pairs]
+    assert test_cars and result["quality"]["photos"] == len(pairs) == 2 * len(test_cars)
+    assert result["quality"]["dice"] == pytest.approx(float(np.mean(dice)), abs=1e-6)
+    assert result["latency_input"] == "96×64 photo" and result["latency_ms"]["p50"] > 0
+    assert "| mask |" in capsys.readouterr().out
