@@ -161,9 +161,7 @@ def bench_mask(data: str | None, weights: str | None, n_latency: int) -> dict:
     report = mask.evaluate(model, data)
     quality = {"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"],
                "parameters": float(mask.count_parameters(model))}
-    test_cars = set(model.metrics.get("split", {}).get("test", []))
-    photos = [photo for photo, _ in mask.find_pairs(data) if not test_cars or mask.car_id(photo) in test_cars]
-    photo = load_rgb(photos[0])
+    photo = load_rgb(mask.scored_pairs(model, data)[0][0])
     latency = time_calls(lambda _: mask.predict(model, photo), list(range(n_latency)), warmup=3)
     return {"task": "mask", "data": data, "n": int(report["n"]), "weights": model.weights.name, "quality": quality,
             "latency_ms": latency, "threads": THREADS, "latency_input": f"{photo.width}×{photo.height} photo"}

@@ -418,10 +418,20 @@ def full_resolution_dice(model: CarUNet, pairs: list[tuple[Path, Path]]) -> dict
             "seconds_per_photo": float(np.mean(seconds))}
 
 
-def evaluate(model: CarUNet, data: str = DEFAULT_DATA) -> dict[str, float]:
-    """Dice at the original resolution on the model's test cars of `data` (every car when the split is unknown)."""
+def scored_pairs(model: CarUNet, data: str = DEFAULT_DATA) -> list[tuple[Path, Path]]:
+    """The (photo, mask) pairs of `data` that `evaluate` scores: the cars the model neither trained on nor selected
+    its epoch on (its split.json's test cars, and any car not in the split: another set of cars is scored whole)."""
     pairs = find_pairs(data)
     split_file = Path(model.weights.path) / "split.json" if hasattr(model, "weights") else None
-    test_cars = set(json.loads(split_file.read_text())["test"]) if split_file and split_file.is_file() else None
-    chosen = [pair for pair in pairs if test_cars is None or car_id(pair[0]) in test_cars] or pairs
-    return full_resolution_dice(model, chosen)
+    split = json.loads(split_file.read_text()) if split_file and split_file.is_file() else {}
+    seen = set(split.get("train", [])) | set(split.get("val", []))
+    unseen = [pair for pair in pairs if car_id(pair[0]) not in seen]
+    if not unseen:
+        raise ValueError(f"Every car in {data} is one the model trained on or validated on (its split.json); "
+                         "score it on its test cars or on other cars.")
+    return unseen
+
+
+def evaluate(model: CarUNet, data: str = DEFAULT_DATA) -> dict[str, float]:
+    """Dice at the original resolution on `scored_pairs(model, data)`."""
+    return full_resolution_dice(model, scored_pairs(model, data))

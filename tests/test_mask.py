@@ -1,6 +1,7 @@
 """Mask: Dice, the car split, paired augmentation, the U-Net, predict's outputs, training smoke run and resume."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -152,3 +153,29 @@ def test_bench_mask_scores_the_test_cars_at_full_resolution(carvana, trained, tm
     assert result["quality"]["dice"] == pytest.approx(float(np.mean(dice)), abs=1e-6)
     assert result["latency_input"] == "96×64 photo" and result["latency_ms"]["p50"] > 0
     assert "| mask |" in capsys.readouterr().out
+
+
+def test_evaluate_scores_only_cars_the_model_never_saw(carvana, trained, tmp_path):
+    split = json.loads((trained / "split.json").read_text())
+    model = mask.load(str(trained))
+
+    def folder(name, cars, rename=lambda car: car):  # a Kaggle-layout copy holding only these cars' photos
+        root = tmp_path / name
+        (root / "train").mkdir(parents=True)
+        (root / "train_masks").mkdir()
+        for photo, truth in mask.find_pairs(str(carvana)):
+            if mask.car_id(photo) in cars:
+                view = photo.stem.split("_")[1]
+                shutil.copy(photo, root / "train" / f"{rename(mask.car_id(photo))}_{view}.jpg")
+                shutil.copy(truth, root / "train_masks" / f"{rename(mask.car_id(photo))}_{view}_mask.gif")
+        return str(root)
+
+    seen = split["train"] + split["val"]
+    with pytest.raises(ValueError, match="trained on or validated on"):
+        mask.evaluate(model, folder("seen", seen))
+    # the test cars beside one trained-on car: only the test cars count
+    mixed = folder("mixed", split["test"] + seen[:1])
+    assert {mask.car_id(photo) for photo, _ in mask.scored_pairs(model, mixed)} == set(split["test"])
+    # cars the split never named (another set) are scored whole
+    other = folder("other", seen, rename=lambda car: f"new{car}")
+    assert mask.evaluate(model, other)["n"] == 2 * len(seen)
