@@ -133,6 +133,7 @@ def to_image(rgb: torch.Tensor) -> Image.Image:
 class Config(training.TrainingArgs):
     data: str = DEFAULT_DATA  # folder of per-person sub-folders (faces/sNN/), a flat image folder, or a Hub dataset id
     transfer_data: str = DEFAULT_TRANSFER  # out-of-domain test photos (natural scenes); "" = skip
+    extra_train: str = ""  # a folder of photos added to the training part only (e.g. scenes); never validated on
     output_dir: str = "outputs/colorize"
     size: int = 128  # training resolution (square); a multiple of 8
     width: int = 64  # filters per conv layer of the colorizer
@@ -418,8 +419,11 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     train_x, val_x = photos["train"], photos["val"] if len(photos["val"]) else photos["train"]
     if cfg.refit:
         train_x = torch.cat([train_x, photos["val"]])
-    train_lab = rgb_to_lab(train_x)
-    mean_ab = train_lab[:, 1:].mean((0, 2, 3))
+    mean_ab = rgb_to_lab(train_x)[:, 1:].mean((0, 2, 3))  # the training people's mean colour: the trivial baseline
+    if cfg.extra_train:  # never validated or tested on, and not part of the baseline's mean colour
+        extra = load_photos([p for paths in photo_groups(cfg.extra_train).values() for p in paths], cfg.size)
+        train_x = torch.cat([train_x, extra])
+        logger.info("colorize: %d extra training photos from %s", len(extra), cfg.extra_train)
 
     # 2. models (one module), Adam, warmup then constant or cosine
     pair = _Pair(cfg)
@@ -505,6 +509,7 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
     mean_color.save_pretrained(output_dir / "mean_color")
     (output_dir / DATA_FILE).write_text(json.dumps({"data": cfg.data, "seed": cfg.seed, "split": data.split,
                                                       "trained_on": ["train", "val"] if cfg.refit else ["train"],
+                                                      "extra_train": cfg.extra_train,
                                                       "train_mean_ab": mean_ab.tolist()}, indent=2))
     test_part = "test" if len(data.rgb["test"]) else "val"
     test_x, test_names = data.rgb[test_part], data.names[test_part]
@@ -608,6 +613,8 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
     by_split = summary["mae_by_split"]
     people = ", ".join(f"{name} {value:.4f}" for name, value in summary["test_mae_by_person"].items())
     low, high = summary["test_mae_interval95"]
+    extra = (f"\n- Also trained on every photo in `{cfg.extra_train}` (`extra_train`: never validated or tested on;"
+             " not part of the baseline's mean colour)." if cfg.extra_train else "")
     return f"""
 Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): a {summary['parameters']:,}-parameter
 {architecture} of width {cfg.width}, trained on face photos at {cfg.size}×{cfg.size}. It serves the Colorize tab of
@@ -646,7 +653,7 @@ tone, white balance, the colour of the light), which its lightness barely tells.
 ## Training
 
 - Data: `{cfg.data}`, split by person (seed {cfg.seed}): train {', '.join(summary['split']['train'])}; validation
-  {', '.join(summary['split']['val'])}; test {', '.join(summary['split']['test'])}.
+  {', '.join(summary['split']['val'])}; test {', '.join(summary['split']['test'])}.{extra}
 - Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup, then {cfg.lr_decay}), batch {cfg.train_batch_size},
   {cfg.num_epochs} epochs × {cfg.repeats} augmented views per photo{augmentation}, MAE
   loss; {kept}.

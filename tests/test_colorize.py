@@ -272,6 +272,25 @@ def test_refit_trains_on_the_validation_people_too_and_keeps_the_last_epoch(peop
     assert colorize.evaluate(colorize.load(str(out)), str(people))["trained_on"] == ["train", "val"]
 
 
+def test_extra_training_photos_are_trained_on_and_nothing_else(people, tmp_path):
+    extra = tmp_path / "scenes"
+    extra.mkdir()
+    for index in range(3):
+        Image.new("RGB", (30, 20), (40 * index, 200, 90)).save(extra / f"scene{index}.png")
+    plain = tiny_config(tmp_path / "plain", people, train_batch_size=3)
+    mixed = tiny_config(tmp_path / "mixed", people, train_batch_size=3, extra_train=str(extra))
+    for cfg in (plain, mixed):
+        colorize.train(cfg)
+    summaries = [json.loads((Path(cfg.output_dir) / "metrics.json").read_text()) for cfg in (plain, mixed)]
+    data = [json.loads((Path(cfg.output_dir) / "data.json").read_text()) for cfg in (plain, mixed)]
+    assert summaries[0]["steps"] == 9 // 3 and summaries[1]["steps"] == (9 + 3) // 3  # 3 training people × 3 photos
+    assert data[0]["split"] == data[1]["split"] and data[1]["extra_train"] == str(extra)
+    assert data[0]["train_mean_ab"] == data[1]["train_mean_ab"]  # the baseline stays the training people's colour
+    assert summaries[1]["test_photos"] == summaries[0]["test_photos"] == 3
+    cards = [(Path(cfg.output_dir) / "README.md").read_text() for cfg in (plain, mixed)]
+    assert f"Also trained on every photo in `{extra}`" in cards[1] and "Also trained on" not in cards[0]
+
+
 def _lightness(image: Image.Image) -> np.ndarray:
     return rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255)[..., 0]
 
