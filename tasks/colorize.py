@@ -133,7 +133,7 @@ def to_image(rgb: torch.Tensor) -> Image.Image:
 class Config(training.TrainingArgs):
     data: str = DEFAULT_DATA  # folder of per-person sub-folders (faces/sNN/), a flat image folder, or a Hub dataset id
     transfer_data: str = DEFAULT_TRANSFER  # out-of-domain test photos (natural scenes); "" = skip
-    extra_train: str = ""  # a folder of photos added to the training part only (e.g. scenes); never validated on
+    extra_train: str = ""  # a folder of photos added to training only (e.g. scenes): never validated or tested on
     output_dir: str = "outputs/colorize"
     size: int = 128  # training resolution (square); a multiple of 8
     width: int = 64  # filters per conv layer of the colorizer
