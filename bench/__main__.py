@@ -125,8 +125,7 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
         def tints(rgb: torch.Tensor) -> torch.Tensor:  # each photo's mean a*, b* (CIELAB units)
             return colorize.ab_units(colorize.rgb_to_lab(rgb)[:, 1:].mean((2, 3)))
 
-        photos = colorize.load_photos([path for paths in colorize.photo_groups(data).values() for path in paths],
-                                      model.size)
+        photos = colorize.load_photos(colorize.folder_photos(data), model.size)
         for colour in (0.15, 0.05):
             scaled = colorize.augment(photos, torch.Generator().manual_seed(0), zoom=0.0, shift=0.0, colour=colour)
             quality.update({f"tint_std/rgb_scaling_{colour:g}/{axis}": float(value)
@@ -135,8 +134,7 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
         scenes = colorize.evaluate(model, transfer)
         quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"],
                        scenes_cast_matched_mae=scenes["cast_matched_mae"])
-        photos = [path for paths in colorize.photo_groups(transfer).values() for path in paths]
-        source = load_rgb(photos[0])
+        source = load_rgb(colorize.folder_photos(transfer)[0])
     else:
         source = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
     photo = source.resize((1024, 768), Image.Resampling.BICUBIC)

@@ -171,6 +171,11 @@ def photo_groups(data: str) -> dict[str, list[Path]]:
     return groups
 
 
+def folder_photos(data: str) -> list[Path]:
+    """Every photo of a folder, group after group (see `photo_groups`)."""
+    return [path for paths in photo_groups(data).values() for path in paths]
+
+
 def square(image: Image.Image, size: int) -> Image.Image:
     """The whole photo resized to size × size: what the model sees in `predict` too."""
     return image.resize((size, size), Image.Resampling.LANCZOS)
@@ -421,7 +426,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
         train_x = torch.cat([train_x, photos["val"]])
     mean_ab = rgb_to_lab(train_x)[:, 1:].mean((0, 2, 3))  # the training people's mean colour: the trivial baseline
     if cfg.extra_train:  # never validated or tested on, and not part of the baseline's mean colour
-        extra = load_photos([p for paths in photo_groups(cfg.extra_train).values() for p in paths], cfg.size)
+        extra = load_photos(folder_photos(cfg.extra_train), cfg.size)
         train_x = torch.cat([train_x, extra])
         logger.info("colorize: %d extra training photos from %s", len(extra), cfg.extra_train)
 
@@ -520,7 +525,7 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
     mean_color_scores = score_mean_color(mean_color, test_x, mean_ab)
     scenes, scene_x = None, None
     if cfg.transfer_data and Path(cfg.transfer_data).is_dir():
-        scene_x = load_photos([p for paths in photo_groups(cfg.transfer_data).values() for p in paths], cfg.size)
+        scene_x = load_photos(folder_photos(cfg.transfer_data), cfg.size)
         scenes = score(colorizer, scene_x, mean_ab)
     if cfg.report_photos:
         examples = [("test faces", test_x, faces)] + ([("scenes", scene_x, scenes)] if scenes else [])
