@@ -245,7 +245,7 @@ def cards_tab(demo: gr.Blocks) -> None:
 
 
 @functools.cache
-def colorize_model() -> colorize.Colorizer:
+def colorize_model() -> colorize.Model:
     return colorize.load()
 
 

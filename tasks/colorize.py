@@ -141,6 +141,7 @@ class Config(training.TrainingArgs):
     context: bool = False  # a global-context branch: the whole photo's pooled features bias the middle convs
     val_fraction: float = 0.16  # share of the people held out for model selection
     test_fraction: float = 0.20  # share of the people held out for the final report
+    init_seed: int = -1  # init, data order and augmentation (-1: seed); others on one split train ensemble members
     refit: bool = False  # train on the training and validation people together, with a recipe chosen beforehand on
     #                      the validation people: the last epoch is kept, and validation MAE is no longer held out
     num_epochs: int = 10
@@ -316,6 +317,30 @@ class Colorizer(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
         return x
 
 
+class ColorizerEnsemble(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
+    """Colorizers trained alike on the same people with different seeds (`init_seed`): predicts the mean of their
+    a*b*. Averaging cuts what is seed noise in each member's guess of a photo's tint, never the bias they share.
+
+    Made from trained folders by `build_ensemble`; `load` tells it from a `Colorizer` by its config.json.
+    """
+
+    def __init__(self, members: list[dict]):  # each member's Colorizer config: width, skip, size, context
+        super().__init__()
+        if not members:
+            raise ValueError("An ensemble needs at least one member.")
+        self.members = nn.ModuleList([Colorizer(**config) for config in members])
+        sizes = {member.size for member in self.members}
+        if len(sizes) > 1:
+            raise ValueError(f"An ensemble's members must share one input size; got {sorted(sizes)}.")
+        self.size = sizes.pop()
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(lightness) for member in self.members]).mean(0)
+
+
+Model = Colorizer | ColorizerEnsemble  # what `load` returns; every scoring and serving function takes either
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -326,7 +351,7 @@ def mae(predicted_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def colorize_batch(model: Colorizer, rgb: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+def colorize_batch(model: Model, rgb: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
     """Predicted normalised a*b* (N, 2, S, S) for RGB (N, 3, S, S) at the model size, in eval mode."""
     device = next(model.parameters()).device
     with training.evaluating(model):
@@ -340,7 +365,7 @@ def match_cast(predicted_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tenso
     return predicted_ab - predicted_ab.mean((2, 3), keepdim=True) + true_ab.mean((2, 3), keepdim=True)
 
 
-def score(model: Colorizer, rgb: torch.Tensor, mean_ab: torch.Tensor | None = None) -> dict:
+def score(model: Model, rgb: torch.Tensor, mean_ab: torch.Tensor | None = None) -> dict:
     """Per-image MAE of the model (and of predicting `mean_ab` everywhere, the trivial baseline) on RGB photos, and
     the MAE left once each photo's overall colour is given (`match_cast`); each photo's true and predicted mean a*b*."""
     if rgb.shape[-1] != model.size:
@@ -366,7 +391,7 @@ def by_group(per_image: torch.Tensor, groups: list[str]) -> dict[str, torch.Tens
     return {group: per_image[indices].mean(0) for group, indices in rows.items()}
 
 
-def score_people(model: Colorizer, rgb: torch.Tensor, groups: list[str], mean_ab: torch.Tensor) -> dict:
+def score_people(model: Model, rgb: torch.Tensor, groups: list[str], mean_ab: torch.Tensor) -> dict:
     """`score` on the photos of several people (`groups`: each photo's person), plus the MAE of each person and a 95%
     bootstrap interval over people: with a handful of test people, which ones were drawn moves the MAE more than
     anything about the photos."""
@@ -418,7 +443,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     training.require_sweep(cfg.sweep_results)
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
     output_dir = Path(cfg.output_dir)
-    set_seed(cfg.seed)
+    init_seed = cfg.seed if cfg.init_seed < 0 else cfg.init_seed
+    set_seed(init_seed)
     data = load_split_photos(cfg)
     split, photos = data.split, data.rgb
     train_x, val_x = photos["train"], photos["val"] if len(photos["val"]) else photos["train"]
@@ -467,14 +493,14 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
         pair.train()
         epoch_order = torch.randperm(len(train_x) * cfg.repeats,
-                                     generator=torch.Generator().manual_seed(cfg.seed * 1000 + state["epoch"]))
+                                     generator=torch.Generator().manual_seed(init_seed * 1000 + state["epoch"]))
         for indices in (epoch_order % len(train_x)).split(cfg.train_batch_size)[state["step_in_epoch"]:]:
             if state["global_step"] >= total_steps:
                 break
             indices = indices[accelerator.process_index::accelerator.num_processes]
             rgb = train_x[indices]
             if cfg.augment:
-                rgb = augment(rgb, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]),
+                rgb = augment(rgb, torch.Generator().manual_seed(init_seed * 1_000_003 + state["global_step"]),
                               colour=cfg.colour_jitter)
             lab = rgb_to_lab(rgb.to(accelerator.device))
             lightness, true_ab = lab[:, :1], lab[:, 1:]
@@ -506,9 +532,10 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     return pair.colorizer
 
 
-def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state: dict, data: SplitPhotos,
-                 mean_ab: torch.Tensor) -> None:
-    """Weights (colorizer at the top, mean-colour regressor in mean_color/), data.json, report, metrics, card."""
+def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: dict, data: SplitPhotos,
+                 mean_ab: torch.Tensor, members: list[dict] | None = None) -> None:
+    """Weights (colorizer at the top, mean-colour regressor in mean_color/), data.json, report, metrics, card; the
+    training curves from `state["history"]` when there is one. `members`: an ensemble's (see `build_ensemble`)."""
     output_dir = Path(cfg.output_dir)
     colorizer.save_pretrained(output_dir)
     mean_color.save_pretrained(output_dir / "mean_color")
@@ -532,8 +559,10 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
         plot_examples(colorizer, examples, output_dir / "examples.png")
     else:
         (output_dir / "examples.png").unlink(missing_ok=True)  # never leave an earlier run's pictures behind
-    val_label = "validation people (per epoch)" + (", trained on: refit" if cfg.refit else "")
-    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "colorize: a*b* MAE", val_label)
+    if state.get("history"):
+        val_label = "validation people (per epoch)" + (", trained on: refit" if cfg.refit else "")
+        training.plot_training_curves(state["history"], output_dir / "training_curves.png", "colorize: a*b* MAE",
+                                      val_label)
     sweep = training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {
         "test_mae": faces["mae"], "test_baseline_mae": faces["baseline_mae"], "test_photos": len(test_x),
@@ -546,7 +575,7 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
         "best_val_mae": state["best_val_mae"], "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"],
         "steps": state["global_step"], "parameters": count_parameters(colorizer),
         "latency_ms_1024x768": time_predict(colorizer), "split": data.split, "resumed": state.get("resumed", []),
-        "config": asdict(cfg),
+        "members": members or [], "config": asdict(cfg),
     }
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     training.write_model_card(output_dir, title="Darkroom Colorize: L*a*b* colorization trained on faces",
@@ -555,7 +584,7 @@ def write_output(colorizer: Colorizer, mean_color: MeanColor, cfg: Config, state
                                   "tags": ["image-to-image", "colorization", "darkroom"]})
 
 
-def time_predict(model: Colorizer, size: tuple[int, int] = (1024, 768), repeats: int = 5) -> float:
+def time_predict(model: Model, size: tuple[int, int] = (1024, 768), repeats: int = 5) -> float:
     """Median milliseconds of `predict` on a size (width, height) photo (threads as set by the caller)."""
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     predict(model, photo)
@@ -567,7 +596,7 @@ def time_predict(model: Colorizer, size: tuple[int, int] = (1024, 768), repeats:
     return round(1000 * float(np.median(timings)), 1)
 
 
-def plot_examples(model: Colorizer, sets: list[tuple[str, torch.Tensor, dict]], path: Path, count: int = 3) -> None:
+def plot_examples(model: Model, sets: list[tuple[str, torch.Tensor, dict]], path: Path, count: int = 3) -> None:
     """Best and worst `count` photos of each set: grayscale input, colorized, original, with the MAE."""
     import matplotlib
 
@@ -612,18 +641,33 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
                     else "")
     parts = {"train": "training people (photos as taken, no augmentation)",
              "val": "validation people" + (" (trained on: refit)" if cfg.refit else ""), "test": "test people"}
-    kept = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
-            " validation people); the last epoch is kept" if cfg.refit else "the epoch with the lowest validation MAE"
-            f" is kept (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f})")
+    members = summary.get("members") or []
+    if members:
+        kept = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
+                " validation people); each member's last epoch is kept" if cfg.refit else "each member keeps its epoch"
+                " with the lowest validation MAE") + f"; the ensemble's validation MAE: {summary['best_val_mae']:.4f}"
+        model_line = (f"the mean of {len(members)} colorizers, each a {summary['parameters'] // len(members):,}-parameter"
+                      f"\n{architecture} of width {cfg.width}")
+        seeds = ", ".join(str(member["init_seed"]) for member in members)
+        alone = ", ".join(f"{member['test_mae']:.4f}" for member in members)
+        ensemble = (f"\n\nThe {len(members)} members were trained alike on the same people with different seeds (init,"
+                    f" data order and augmentation draws: {seeds}); averaging their a*b* cuts what is seed noise in"
+                    f" each one's guess of a photo's tint. Alone on the test people they score {alone}; together"
+                    f" {summary['test_mae']:.4f}.")
+    else:
+        kept = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
+                " validation people); the last epoch is kept" if cfg.refit else "the epoch with the lowest validation"
+                f" MAE is kept (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f})")
+        model_line, ensemble = f"a {summary['parameters']:,}-parameter\n{architecture} of width {cfg.width}", ""
     by_split = summary["mae_by_split"]
     people = ", ".join(f"{name} {value:.4f}" for name, value in summary["test_mae_by_person"].items())
     low, high = summary["test_mae_interval95"]
     extra = (f"\n- Also trained on every photo in `{cfg.extra_train}` (`extra_train`: never validated or tested on;"
              " not part of the baseline's mean colour)." if cfg.extra_train else "")
     return f"""
-Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): a {summary['parameters']:,}-parameter
-{architecture} of width {cfg.width}, trained on face photos at {cfg.size}×{cfg.size}. It serves the Colorize tab of
-the Darkroom Space; at use the predicted a*b* is upsampled and joined with the photo's own full-resolution L.
+Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): {model_line}, trained on face photos at
+{cfg.size}×{cfg.size}. It serves the Colorize tab of the Darkroom Space; at use the predicted a*b* is upsampled and
+joined with the photo's own full-resolution L.{ensemble}
 {"The architecture (with or without skips) and the width were chosen by validation MAE in the sweep below, never by"
  " the test people." if sweep else ""}{" The context branch was kept for a lower validation MAE than the same model"
  " without it, on each of three draws of people (the Darkroom README has the numbers)." if cfg.context else ""}
@@ -662,7 +706,7 @@ tone, white balance, the colour of the light), which its lightness barely tells.
 - Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup, then {cfg.lr_decay}), batch {cfg.train_batch_size},
   {cfg.num_epochs} epochs × {cfg.repeats} augmented views per photo{augmentation}, MAE
   loss; {kept}.
-- {summary['steps']:,} steps; `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training
+- {summary['steps']:,} steps{f" over its {len(members)} members" if members else ""}; `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training
   machine (the bench gives the 2-thread figure). Curves: `training_curves.png`.
 
 {training.config_table(cfg)}
@@ -684,11 +728,15 @@ class Colorized:
     was_color: bool = False
 
 
-def load(source: str | None = None) -> Colorizer:
-    """The colorizer: `source` > $DARKROOM_COLORIZE_MODEL > bundled; CPU, eval mode, with `.weights`, `.data` (the
-    split and training mean a*b*, from data.json) and `.metrics` (metrics.json); {} when absent."""
+def load(source: str | None = None) -> Model:
+    """The colorizer (or an ensemble of them, as its config.json says): `source` > $DARKROOM_COLORIZE_MODEL > bundled;
+    CPU, eval mode, with `.weights`, `.data` (the split and training mean a*b*, from data.json) and `.metrics`
+    (metrics.json); {} when absent."""
     weights = hub.resolve(TASK, source)
-    model = Colorizer.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
+    config_file = Path(weights.path) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    kind = ColorizerEnsemble if "members" in config else Colorizer
+    model = kind.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
     model.weights = weights
     data_file = Path(weights.path) / DATA_FILE
     model.data = json.loads(data_file.read_text()) if data_file.is_file() else {}
@@ -698,7 +746,7 @@ def load(source: str | None = None) -> Colorizer:
 
 
 @torch.inference_mode()
-def predict(model: Colorizer, image: Image.Image | str, saturation: float = 1.0) -> Colorized:
+def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> Colorized:
     """Colorize one photo of any size, colour or gray.
 
     The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
@@ -721,7 +769,7 @@ def predict(model: Colorizer, image: Image.Image | str, saturation: float = 1.0)
     return Colorized(image=to_image(colorized), gray=to_image(gray), mae=error, was_color=was_color)
 
 
-def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict:
+def evaluate(model: Model, data: str = DEFAULT_DATA) -> dict:
     """MAE at the model size on the test people of `data` when it is the model's training folder, else on every photo
     in `data` (one group per sub-folder, or per photo).
 
@@ -763,3 +811,97 @@ def evaluate(model: Colorizer, data: str = DEFAULT_DATA) -> dict:
                                           "ab": [round(v, 2) for v in tint[name].tolist()],
                                           "predicted_ab": [round(v, 2) for v in predicted[name].tolist()]}
     return report
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Ensembles: colorizers trained alike on one split, as one model
+# ---------------------------------------------------------------------------------------------------------------------
+
+MEMBER_KEYS = ("data", "seed", "split", "trained_on", "extra_train", "train_mean_ab")  # data.json keys members share
+
+
+def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble:
+    """Colorizers trained on the same split with different `init_seed`s, as one model in `output_dir`: shaped like a
+    trained folder and scored the same way by `write_output` (the mean-colour regressor is the first member's, and so
+    is the config in the card, `init_seed` aside); training_curves.png stacks the members' own.
+
+    Raises:
+        ValueError: fewer than two members, one that is itself an ensemble or has no metrics.json, members trained on
+            different people or photos (data.json), or two with the same seed (the same model twice).
+    """
+    if len(member_dirs) < 2:
+        raise ValueError("An ensemble needs two or more trained colorizer folders.")
+    members = [load(folder) for folder in member_dirs]
+    for folder, model in zip(member_dirs, members):
+        if isinstance(model, ColorizerEnsemble) or "config" not in model.metrics:
+            raise ValueError(f"{folder} is not a trained colorizer folder (an ensemble, or no metrics.json).")
+        differs = [key for key in MEMBER_KEYS if model.data.get(key) != members[0].data.get(key)]
+        if differs:
+            raise ValueError(f"{folder} was trained on other people or photos than {member_dirs[0]} (data.json: "
+                             f"{', '.join(differs)}); an ensemble's members must share them.")
+    configs = [model.metrics["config"] for model in members]
+    seeds = [config["seed"] if config.get("init_seed", -1) < 0 else config["init_seed"] for config in configs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"Two members were trained with the same seed ({seeds}): they are the same model.")
+
+    ensemble = ColorizerEnsemble([json.loads((Path(model.weights.path) / "config.json").read_text())
+                                  for model in members])
+    for part, model in zip(ensemble.members, members):
+        part.load_state_dict(model.state_dict())
+    ensemble.eval()
+    first = Path(members[0].weights.path)
+    cfg = Config(**{key: value for key, value in configs[0].items() if key in Config.__dataclass_fields__})
+    cfg.output_dir, cfg.init_seed = output_dir, -1
+    cfg.sweep_results = str(first) if (first / "sweep.md").is_file() else ""
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+
+    data = load_split_photos(cfg)
+    val_x = data.rgb["val"] if len(data.rgb["val"]) else data.rgb["train"]
+    test_x = data.rgb["test"] if len(data.rgb["test"]) else data.rgb["val"]
+    report = [{"folder": str(folder), "init_seed": seed, "val_mae": score(model, val_x)["mae"],
+               "test_mae": score(model, test_x)["mae"]} for folder, seed, model in zip(member_dirs, seeds, members)]
+    state = {"best_val_mae": score(ensemble, val_x)["mae"], "best_epoch": members[0].metrics.get("best_epoch", -1),
+             "epoch": members[0].metrics.get("epochs_trained", 0),
+             "global_step": sum(model.metrics.get("steps", 0) for model in members), "history": None}
+    mean_color = MeanColor.from_pretrained(first / "mean_color", map_location="cpu", strict=True)
+    write_output(ensemble, mean_color, cfg, state, data, torch.tensor(members[0].data["train_mean_ab"]), report)
+    curves = [(Path(folder) / "training_curves.png", f"member trained with seed {seed}: {folder}")
+              for folder, seed in zip(member_dirs, seeds)]
+    _stack_pictures([(path, label) for path, label in curves if path.is_file()],
+                    Path(output_dir) / "training_curves.png")
+    return ensemble
+
+
+def _stack_pictures(pictures: list[tuple[Path, str]], path: Path) -> None:
+    """PNG files one above the other, each under a line of text naming it."""
+    from PIL import ImageDraw, ImageFont
+
+    images = [(Image.open(file).convert("RGB"), label) for file, label in pictures]
+    band, font = 26, ImageFont.load_default(size=15)
+    sheet = Image.new("RGB", (max(image.width for image, _ in images), sum(image.height + band for image, _ in images)),
+                      "white")
+    draw, top = ImageDraw.Draw(sheet), 0
+    for image, label in images:
+        draw.text((8, top + 5), label, fill="black", font=font)
+        sheet.paste(image, (0, top + band))
+        top += band + image.height
+    sheet.save(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tasks.colorize ensemble OUTPUT_DIR MEMBER_DIR MEMBER_DIR ...`: see `build_ensemble`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tasks.colorize")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ensemble_parser = commands.add_parser("ensemble", help="average colorizers trained on one split with other seeds")
+    ensemble_parser.add_argument("output_dir")
+    ensemble_parser.add_argument("members", nargs="+", help="trained colorizer folders (train.py --init_seed N)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    build_ensemble(args.members, args.output_dir)
+    print(Path(args.output_dir).resolve())
+
+
+if __name__ == "__main__":
+    main()

@@ -291,6 +291,59 @@ def test_extra_training_photos_are_trained_on_and_nothing_else(people, tmp_path)
     assert f"Also trained on every photo in `{extra}`" in cards[1] and "Also trained on" not in cards[0]
 
 
+def test_init_seed_trains_another_model_on_the_same_split(trained, people, tmp_path):
+    again = tiny_config(tmp_path / "again", people, max_train_steps=2, init_seed=0)  # -1, the default, means seed
+    other = tiny_config(tmp_path / "other", people, max_train_steps=2, init_seed=1)
+    for cfg in (again, other):
+        colorize.train(cfg)
+    models = {name: colorize.load(str(folder)) for name, folder in
+              (("trained", trained), ("again", again.output_dir), ("other", other.output_dir))}
+    assert models["trained"].data == models["again"].data == models["other"].data  # the same people and photos
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(models["again"](x), models["trained"](x), rtol=0, atol=0)
+    assert not torch.allclose(models["other"](x), models["trained"](x))
+
+
+@pytest.fixture(scope="module")
+def ensemble(trained, people, tmp_path_factory):
+    """The `trained` colorizer and one like it from init seed 1, as an ensemble (through the command line)."""
+    tmp_path = tmp_path_factory.mktemp("ensemble")
+    colorize.train(tiny_config(tmp_path / "seed1", people, max_train_steps=2, init_seed=1))
+    colorize.main(["ensemble", str(tmp_path / "both"), str(trained), str(tmp_path / "seed1" / "out")])
+    return tmp_path / "both", [trained, tmp_path / "seed1" / "out"]
+
+
+def test_an_ensemble_predicts_its_members_mean_and_serves_like_a_colorizer(ensemble, people):
+    folder, member_folders = ensemble
+    model, members = colorize.load(str(folder)), [colorize.load(str(path)) for path in member_folders]
+    assert isinstance(model, colorize.ColorizerEnsemble) and model.size == 16
+    x = torch.rand(3, 1, 16, 16)
+    torch.testing.assert_close(model(x), (members[0](x) + members[1](x)) / 2)
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert [member["init_seed"] for member in summary["members"]] == [0, 1]
+    assert summary["steps"] == 4 and summary["parameters"] == 2 * colorize.count_parameters(members[0])
+    test_x = colorize.load_photos([p for name in model.data["split"]["test"]
+                                   for p in colorize.photo_groups(str(people))[name]], 16)
+    assert summary["members"][1]["test_mae"] == pytest.approx(colorize.score(members[1], test_x)["mae"])
+    assert summary["test_mae"] == pytest.approx(colorize.evaluate(model, str(people))["mae"])
+    assert model.data == members[0].data and (folder / "mean_color" / "model.safetensors").is_file()
+    assert Image.open(folder / "training_curves.png").height > Image.open(member_folders[0] / "training_curves.png").height
+    card = (folder / "README.md").read_text()
+    assert "the mean of 2 colorizers" in card and "seeds (init, data order and augmentation draws: 0, 1)" in card
+    photo = Image.new("RGB", (37, 23), (120, 80, 60))
+    assert colorize.predict(model, photo).image.size == (37, 23)
+
+
+def test_an_ensemble_refuses_members_of_other_people_or_the_same_seed(trained, ensemble, people, tmp_path):
+    colorize.train(tiny_config(tmp_path, people, max_train_steps=1, seed=1))  # another split of the people
+    with pytest.raises(ValueError, match="other people or photos"):
+        colorize.build_ensemble([str(trained), str(tmp_path / "out")], str(tmp_path / "mixed"))
+    with pytest.raises(ValueError, match="same seed"):
+        colorize.build_ensemble([str(trained), str(trained)], str(tmp_path / "twice"))
+    with pytest.raises(ValueError, match="not a trained colorizer folder"):
+        colorize.build_ensemble([str(ensemble[0]), str(trained)], str(tmp_path / "nested"))
+
+
 def _lightness(image: Image.Image) -> np.ndarray:
     return rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255)[..., 0]
 
