@@ -280,8 +280,12 @@ def colorize_report() -> tuple[str, str, str | None, str | None]:
         " with global context" if summary["config"].get("context") else "")
     refit = (" (refit: on the training and validation people together, with the recipe chosen on the validation "
              "people first)" if summary["config"].get("refit") else "")
-    text = (f"{summary['parameters']:,}-parameter {architecture}, width {summary['config']['width']}, trained on "
-            f"faces at {summary['config']['size']}×{summary['config']['size']}{refit}.\n\n"
+    members = summary.get("members") or []
+    ensemble = (f"The mean of {len(members)} colorizers trained alike with different seeds "
+                f"({', '.join(str(member['init_seed']) for member in members)}), each a " if members else "")
+    text = (f"{ensemble}{summary['parameters'] // max(len(members), 1):,}-parameter {architecture}, width "
+            f"{summary['config']['width']}, trained on faces at {summary['config']['size']}×{summary['config']['size']}"
+            f"{refit}.\n\n"
             f"| test photos | MAE | baseline (training mean colour) |\n|---|---|---|\n" + "\n".join(rows))
     if summary.get("test_mae_by_person"):
         low, high = summary["test_mae_interval95"]

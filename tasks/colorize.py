@@ -6,6 +6,7 @@ convolutions, 3 upsampling convolutions back up, MAE loss; `skip=True` adds U-Ne
 
     RGB ─▶ L*a*b* ─▶ L (B,1,128,128) ─BN─down ×3─▶ (B,w,16,16) ─conv ×3─up ×3─▶ a*b* (B,2,128,128) in [0, 1]
 
+`ColorizerEnsemble` averages the a*b* of several colorizers trained alike with different seeds (`--init_seed`).
 `predict` runs the model at its training resolution and joins the upsampled a*b* with the ORIGINAL full-resolution L,
 so no detail is lost. All MAE figures are on a*b* normalised as below, comparable with the original's.
 """
@@ -645,12 +646,13 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
     if members:
         kept = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
                 " validation people); each member's last epoch is kept" if cfg.refit else "each member keeps its epoch"
-                " with the lowest validation MAE") + f"; the ensemble's validation MAE: {summary['best_val_mae']:.4f}"
+                " with the lowest validation MAE") + f"; the ensemble's validation MAE: {summary['best_val_mae']:.4f}" + (
+                " (people it trained on)" if cfg.refit else "")
         model_line = (f"the mean of {len(members)} colorizers, each a {summary['parameters'] // len(members):,}-parameter"
                       f"\n{architecture} of width {cfg.width}")
         seeds = ", ".join(str(member["init_seed"]) for member in members)
         alone = ", ".join(f"{member['test_mae']:.4f}" for member in members)
-        ensemble = (f"\n\nThe {len(members)} members were trained alike on the same people with different seeds (init,"
+        ensemble = (f"\n\nIts {len(members)} members were trained alike on the same people with different seeds (init,"
                     f" data order and augmentation draws: {seeds}); averaging their a*b* cuts what is seed noise in"
                     f" each one's guess of a photo's tint. Alone on the test people they score {alone}; together"
                     f" {summary['test_mae']:.4f}.")
@@ -667,10 +669,10 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
     return f"""
 Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): {model_line}, trained on face photos at
 {cfg.size}×{cfg.size}. It serves the Colorize tab of the Darkroom Space; at use the predicted a*b* is upsampled and
-joined with the photo's own full-resolution L.{ensemble}
+joined with the photo's own full-resolution L.
 {"The architecture (with or without skips) and the width were chosen by validation MAE in the sweep below, never by"
  " the test people." if sweep else ""}{" The context branch was kept for a lower validation MAE than the same model"
- " without it, on each of three draws of people (the Darkroom README has the numbers)." if cfg.context else ""}
+ " without it, on each of three draws of people (the Darkroom README has the numbers)." if cfg.context else ""}{ensemble}
 
 ## Results
 
@@ -817,7 +819,8 @@ def evaluate(model: Model, data: str = DEFAULT_DATA) -> dict:
 # Ensembles: colorizers trained alike on one split, as one model
 # ---------------------------------------------------------------------------------------------------------------------
 
-MEMBER_KEYS = ("data", "seed", "split", "trained_on", "extra_train", "train_mean_ab")  # data.json keys members share
+# the data.json entries an ensemble's members must share, each with its value in folders written before it existed
+MEMBER_KEYS = {"data": None, "seed": None, "split": None, "trained_on": ["train"], "extra_train": "", "train_mean_ab": None}
 
 
 def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble:
@@ -835,7 +838,8 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble
     for folder, model in zip(member_dirs, members):
         if isinstance(model, ColorizerEnsemble) or "config" not in model.metrics:
             raise ValueError(f"{folder} is not a trained colorizer folder (an ensemble, or no metrics.json).")
-        differs = [key for key in MEMBER_KEYS if model.data.get(key) != members[0].data.get(key)]
+        differs = [key for key, before in MEMBER_KEYS.items()
+                   if model.data.get(key, before) != members[0].data.get(key, before)]
         if differs:
             raise ValueError(f"{folder} was trained on other people or photos than {member_dirs[0]} (data.json: "
                              f"{', '.join(differs)}); an ensemble's members must share them.")

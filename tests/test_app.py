@@ -147,6 +147,8 @@ def test_colorize_report_gives_each_test_person_and_the_interval(app_url):
         assert f"{person} {value:.4f}" in text
     assert "bundled" in serving.lower()
     assert ("refit: on the training and validation people together" in text) == summary["config"]["refit"]
+    members = summary.get("members", [])
+    assert (f"The mean of {len(members)} colorizers" in text) == bool(members)
 
 
 def test_mask_endpoint_returns_full_size_mask_and_cutout(client, tmp_path):

@@ -1,6 +1,7 @@
 """Colorize: LAB conversion, the person split, the models, predict's contract, a training smoke run, the sweep."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -342,6 +343,12 @@ def test_an_ensemble_refuses_members_of_other_people_or_the_same_seed(trained, e
         colorize.build_ensemble([str(trained), str(trained)], str(tmp_path / "twice"))
     with pytest.raises(ValueError, match="not a trained colorizer folder"):
         colorize.build_ensemble([str(ensemble[0]), str(trained)], str(tmp_path / "nested"))
+    older = tmp_path / "older"  # a folder written before data.json had "extra_train": none, as its default says
+    shutil.copytree(trained, older)
+    data = json.loads((older / "data.json").read_text())
+    del data["extra_train"]
+    (older / "data.json").write_text(json.dumps(data))
+    assert len(colorize.build_ensemble([str(older), str(ensemble[1][1])], str(tmp_path / "both")).members) == 2
 
 
 def _lightness(image: Image.Image) -> np.ndarray:
