@@ -708,8 +708,9 @@ tone, white balance, the colour of the light), which its lightness barely tells.
 - Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup, then {cfg.lr_decay}), batch {cfg.train_batch_size},
   {cfg.num_epochs} epochs × {cfg.repeats} augmented views per photo{augmentation}, MAE
   loss; {kept}.
-- {summary['steps']:,} steps{f" over its {len(members)} members" if members else ""}; `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training
-  machine (the bench gives the 2-thread figure). Curves: `training_curves.png`.
+- {summary['steps']:,} steps{f" over its {len(members)} members" if members else ""}; `predict` on a 1024×768 photo:
+  {summary['latency_ms_1024x768']:.0f} ms on the training machine (the bench gives the 2-thread figure). Curves:
+  `training_curves.png`.
 
 {training.config_table(cfg)}
 """
@@ -834,6 +835,8 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble
     """
     if len(member_dirs) < 2:
         raise ValueError("An ensemble needs two or more trained colorizer folders.")
+    if any(Path(folder).resolve() == Path(output_dir).resolve() for folder in member_dirs):
+        raise ValueError(f"{output_dir} is one of the members: write the ensemble to a folder of its own.")
     members = [load(folder) for folder in member_dirs]
     for folder, model in zip(member_dirs, members):
         if isinstance(model, ColorizerEnsemble) or "config" not in model.metrics:
@@ -881,6 +884,8 @@ def _stack_pictures(pictures: list[tuple[Path, str]], path: Path) -> None:
     from PIL import ImageDraw, ImageFont
 
     images = [(Image.open(file).convert("RGB"), label) for file, label in pictures]
+    if not images:
+        return
     band, font = 26, ImageFont.load_default(size=15)
     sheet = Image.new("RGB", (max(image.width for image, _ in images), sum(image.height + band for image, _ in images)),
                       "white")
@@ -903,7 +908,10 @@ def main(argv: list[str] | None = None) -> None:
     ensemble_parser.add_argument("members", nargs="+", help="trained colorizer folders (train.py --init_seed N)")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    build_ensemble(args.members, args.output_dir)
+    try:
+        build_ensemble(args.members, args.output_dir)
+    except (ValueError, FileNotFoundError) as error:  # bad member folders: say which and why, no traceback
+        raise SystemExit(f"python -m tasks.colorize ensemble: {error}") from error
     print(Path(args.output_dir).resolve())
 
 

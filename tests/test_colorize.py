@@ -339,8 +339,10 @@ def test_an_ensemble_refuses_members_of_other_people_or_the_same_seed(trained, e
     colorize.train(tiny_config(tmp_path, people, max_train_steps=1, seed=1))  # another split of the people
     with pytest.raises(ValueError, match="other people or photos"):
         colorize.build_ensemble([str(trained), str(tmp_path / "out")], str(tmp_path / "mixed"))
-    with pytest.raises(ValueError, match="same seed"):
-        colorize.build_ensemble([str(trained), str(trained)], str(tmp_path / "twice"))
+    with pytest.raises(SystemExit, match="same seed"):  # the command line says why, without a traceback
+        colorize.main(["ensemble", str(tmp_path / "twice"), str(trained), str(trained)])
+    with pytest.raises(ValueError, match="is one of the members"):
+        colorize.build_ensemble([str(trained), str(ensemble[1][1])], str(trained))
     with pytest.raises(ValueError, match="not a trained colorizer folder"):
         colorize.build_ensemble([str(ensemble[0]), str(trained)], str(tmp_path / "nested"))
     older = tmp_path / "older"  # a folder written before data.json had "extra_train": none, as its default says
