@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from huggingface_hub import PyTorchModelHubMixin
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -156,6 +156,11 @@ class Config(training.TrainingArgs):
     checkpointing_steps: int = 200
     sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
     report_photos: bool = True  # draw the best/worst photos into examples.png (off when the data may not be shared)
+
+    @property
+    def run_seed(self) -> int:
+        """The seed of the init, data order and augmentation draws: `init_seed`, or `seed` when that is -1."""
+        return self.seed if self.init_seed < 0 else self.init_seed
 
 
 def photo_groups(data: str) -> dict[str, list[Path]]:
@@ -444,8 +449,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     training.require_sweep(cfg.sweep_results)
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
     output_dir = Path(cfg.output_dir)
-    init_seed = cfg.seed if cfg.init_seed < 0 else cfg.init_seed
-    set_seed(init_seed)
+    set_seed(cfg.run_seed)
     data = load_split_photos(cfg)
     split, photos = data.split, data.rgb
     train_x, val_x = photos["train"], photos["val"] if len(photos["val"]) else photos["train"]
@@ -494,14 +498,14 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
         pair.train()
         epoch_order = torch.randperm(len(train_x) * cfg.repeats,
-                                     generator=torch.Generator().manual_seed(init_seed * 1000 + state["epoch"]))
+                                     generator=torch.Generator().manual_seed(cfg.run_seed * 1000 + state["epoch"]))
         for indices in (epoch_order % len(train_x)).split(cfg.train_batch_size)[state["step_in_epoch"]:]:
             if state["global_step"] >= total_steps:
                 break
             indices = indices[accelerator.process_index::accelerator.num_processes]
             rgb = train_x[indices]
             if cfg.augment:
-                rgb = augment(rgb, torch.Generator().manual_seed(init_seed * 1_000_003 + state["global_step"]),
+                rgb = augment(rgb, torch.Generator().manual_seed(cfg.run_seed * 1_000_003 + state["global_step"]),
                               colour=cfg.colour_jitter)
             lab = rgb_to_lab(rgb.to(accelerator.device))
             lightness, true_ab = lab[:, :1], lab[:, 1:]
@@ -643,11 +647,12 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
     parts = {"train": "training people (photos as taken, no augmentation)",
              "val": "validation people" + (" (trained on: refit)" if cfg.refit else ""), "test": "test people"}
     members = summary.get("members") or []
+    refit = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
+             " validation people); " if cfg.refit else "")
     if members:
-        kept = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
-                " validation people); each member's last epoch is kept" if cfg.refit else "each member keeps its epoch"
-                " with the lowest validation MAE") + f"; the ensemble's validation MAE: {summary['best_val_mae']:.4f}" + (
-                " (people it trained on)" if cfg.refit else "")
+        kept = refit + ("each member's last epoch is kept" if cfg.refit else "each member keeps its epoch with the lowest"
+                        " validation MAE") + f"; the ensemble's validation MAE: {summary['best_val_mae']:.4f}" + (
+                        " (people it trained on)" if cfg.refit else "")
         model_line = (f"the mean of {len(members)} colorizers, each a {summary['parameters'] // len(members):,}-parameter"
                       f"\n{architecture} of width {cfg.width}")
         seeds = ", ".join(str(member["init_seed"]) for member in members)
@@ -657,9 +662,8 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
                     f" each one's guess of a photo's tint. Alone on the test people they score {alone}; together"
                     f" {summary['test_mae']:.4f}.")
     else:
-        kept = ("trained on the training and validation people together (`refit`, the recipe chosen beforehand on the"
-                " validation people); the last epoch is kept" if cfg.refit else "the epoch with the lowest validation"
-                f" MAE is kept (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f})")
+        kept = refit + ("the last epoch is kept" if cfg.refit else "the epoch with the lowest validation MAE is kept"
+                        f" (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f})")
         model_line, ensemble = f"a {summary['parameters']:,}-parameter\n{architecture} of width {cfg.width}", ""
     by_split = summary["mae_by_split"]
     people = ", ".join(f"{name} {value:.4f}" for name, value in summary["test_mae_by_person"].items())
@@ -846,8 +850,9 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble
         if differs:
             raise ValueError(f"{folder} was trained on other people or photos than {member_dirs[0]} (data.json: "
                              f"{', '.join(differs)}); an ensemble's members must share them.")
-    configs = [model.metrics["config"] for model in members]
-    seeds = [config["seed"] if config.get("init_seed", -1) < 0 else config["init_seed"] for config in configs]
+    configs = [Config(**{key: value for key, value in model.metrics["config"].items()
+                         if key in Config.__dataclass_fields__}) for model in members]
+    seeds = [config.run_seed for config in configs]
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"Two members were trained with the same seed ({seeds}): they are the same model.")
 
@@ -857,10 +862,8 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble
         part.load_state_dict(model.state_dict())
     ensemble.eval()
     first = Path(members[0].weights.path)
-    cfg = Config(**{key: value for key, value in configs[0].items() if key in Config.__dataclass_fields__})
-    cfg.output_dir, cfg.init_seed = output_dir, -1
-    cfg.sweep_results = str(first) if (first / "sweep.md").is_file() else ""
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    cfg = replace(configs[0], output_dir=output_dir, init_seed=-1,
+                  sweep_results=str(first) if (first / "sweep.md").is_file() else "")
 
     data = load_split_photos(cfg)
     val_x = data.rgb["val"] if len(data.rgb["val"]) else data.rgb["train"]
@@ -881,8 +884,6 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble
 
 def _stack_pictures(pictures: list[tuple[Path, str]], path: Path) -> None:
     """PNG files one above the other, each under a line of text naming it."""
-    from PIL import ImageDraw, ImageFont
-
     images = [(Image.open(file).convert("RGB"), label) for file, label in pictures]
     if not images:
         return

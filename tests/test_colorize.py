@@ -350,7 +350,11 @@ def test_an_ensemble_refuses_members_of_other_people_or_the_same_seed(trained, e
     data = json.loads((older / "data.json").read_text())
     del data["extra_train"]
     (older / "data.json").write_text(json.dumps(data))
-    assert len(colorize.build_ensemble([str(older), str(ensemble[1][1])], str(tmp_path / "both")).members) == 2
+    other = shutil.copytree(ensemble[1][1], tmp_path / "other")
+    for folder in (older, other):  # and members without training curves: the ensemble has none either
+        (folder / "training_curves.png").unlink()
+    assert len(colorize.build_ensemble([str(older), str(other)], str(tmp_path / "both")).members) == 2
+    assert (tmp_path / "both" / "metrics.json").is_file() and not (tmp_path / "both" / "training_curves.png").exists()
 
 
 def _lightness(image: Image.Image) -> np.ndarray:
