@@ -164,7 +164,7 @@ def test_augment_scales_each_channel_within_the_colour_jitter():
 @pytest.mark.parametrize("augment", [True, False])
 def test_training_augments_each_batch_with_the_configured_colour_jitter(people, tmp_path, monkeypatch, augment):
     calls, original = [], colorize.augment
-    monkeypatch.setattr(colorize, "augment", lambda rgb, generator, **kwargs: calls.append(kwargs) or original(
+    monkeypatch.setattr(colorize.fit, "augment", lambda rgb, generator, **kwargs: calls.append(kwargs) or original(
         rgb, generator, **kwargs))
     colorize.train(tiny_config(tmp_path, people, max_train_steps=2, colour_jitter=0.07, augment=augment))
     assert calls == ([{"colour": 0.07}] * 2 if augment else [])

@@ -1,0 +1,116 @@
+"""Serving: `load` (a colorizer or an ensemble, as its config.json says), `predict` on any photo at its full
+resolution, and `evaluate` (what `python -m bench colorize` reports)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from tasks import hub
+from tasks.images import load_rgb
+from tasks.colorize.lab import NEUTRAL_AB, ab_units, gray_from_lightness, lab_to_rgb, rgb_to_lab, to_image, to_tensor
+from tasks.colorize.data import DATA_FILE, DEFAULT_DATA, load_photos, photo_groups
+from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model
+from tasks.colorize.scoring import by_group, mae, score_mean_color, score_people
+
+TASK = "colorize"
+
+
+@dataclass
+class Colorized:
+    """What `predict` returns, all at the upload's full size."""
+
+    image: Image.Image  # the colorized photo
+    gray: Image.Image  # its lightness alone (what the model was given)
+    mae: float | None = None  # vs the upload's own colours, when it had any
+    was_color: bool = False
+
+
+def load(source: str | None = None) -> Model:
+    """The colorizer (or an ensemble of them, as its config.json says): `source` > $DARKROOM_COLORIZE_MODEL > bundled;
+    CPU, eval mode, with `.weights`, `.data` (the split and training mean a*b*, from data.json) and `.metrics`
+    (metrics.json); {} when absent."""
+    weights = hub.resolve(TASK, source)
+    config_file = Path(weights.path) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    kind = ColorizerEnsemble if "members" in config else Colorizer
+    model = kind.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
+    model.weights = weights
+    data_file = Path(weights.path) / DATA_FILE
+    model.data = json.loads(data_file.read_text()) if data_file.is_file() else {}
+    metrics_file = Path(weights.path) / "metrics.json"
+    model.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return model
+
+
+@torch.inference_mode()
+def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> Colorized:
+    """Colorize one photo of any size, colour or gray.
+
+    The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
+    joined with the full-resolution L, then scaled around neutral by `saturation` (0 = gray, 1 = as predicted).
+    """
+    if not 0.0 <= saturation <= 3.0:
+        raise ValueError(f"Saturation must be between 0 and 3; got {saturation:g}.")
+    rgb = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
+    lab = rgb_to_lab(to_tensor([rgb]))  # (1, 3, H, W)
+    lightness = lab[:, :1]
+    small = F.interpolate(lightness, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
+    ab = F.interpolate(model(small), size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+    neutral = NEUTRAL_AB.view(1, 2, 1, 1)
+    ab = neutral + saturation * (ab - neutral)
+    colorized = lab_to_rgb(torch.cat([lightness, ab], 1))[0]
+    gray = gray_from_lightness(lightness)[0]
+    true_ab = lab[:, 1:]
+    was_color = bool((true_ab - neutral).abs().amax() > 0.01)  # more than ~2 a*/b* units anywhere
+    error = float(mae(ab, true_ab)[0]) if was_color else None
+    return Colorized(image=to_image(colorized), gray=to_image(gray), mae=error, was_color=was_color)
+
+
+def evaluate(model: Model, data: str = DEFAULT_DATA) -> dict:
+    """MAE at the model size on the test people of `data` when it is the model's training folder, else on every photo
+    in `data` (one group per sub-folder, or per photo).
+
+    Returns:
+        mae, baseline_mae (the training mean a*b* everywhere), cast_matched_mae (see `match_cast`), n (photos),
+        test_people, interval (95% bootstrap of the MAE over people, or photos), mean_color_mse and
+        mean_color_baseline_mse (see `score_mean_color`; when the weights have mean_color/); on its training folder also
+        by_split (MAE of each part of its split, the training people's own photos included), trained_on (the parts
+        it was trained on: "val" too after a refit) and people (each person's part, MAE, and mean a*, b* in CIELAB
+        units: true and predicted).
+    """
+    groups = photo_groups(data)
+    split = {part: [name for name in names if name in groups] for part, names in model.data.get("split", {}).items()}
+    units = split.get("test") or list(groups)
+    mean_ab = torch.tensor(model.data["train_mean_ab"]) if "train_mean_ab" in model.data else NEUTRAL_AB
+
+    def run(names: list[str]) -> tuple[torch.Tensor, dict]:
+        photos = load_photos([p for name in names for p in groups[name]], model.size)
+        return photos, score_people(model, photos, [name for name in names for _ in groups[name]], mean_ab)
+
+    photos, result = run(units)
+    report = {"mae": result["mae"], "baseline_mae": result["baseline_mae"], "cast_matched_mae": result["cast_matched_mae"],
+              "n": float(len(result["per_image"])), "test_people": float(len(split.get("test", []))),
+              "interval": result["interval"]}
+    mean_color_folder = Path(model.weights.path) / "mean_color" if hasattr(model, "weights") else None
+    if mean_color_folder is not None and mean_color_folder.is_dir():
+        mean_color = MeanColor.from_pretrained(mean_color_folder, map_location="cpu", strict=True)
+        report.update({f"mean_color_{key}": value for key, value in score_mean_color(mean_color, photos, mean_ab).items()})
+    if split.get("test"):
+        report["by_split"], report["people"] = {}, {}
+        report["trained_on"] = model.data.get("trained_on", ["train"])
+        for part, names in split.items():
+            part_result = result if part == "test" else run(names)[1]
+            report["by_split"][part] = part_result["mae"]
+            owners = [name for name in names for _ in groups[name]]
+            tint, predicted = (by_group(ab_units(part_result[key]), owners) for key in ("tint", "predicted_tint"))
+            for name in names:
+                report["people"][name] = {"part": part, "mae": part_result["per_person"][name],
+                                          "ab": [round(v, 2) for v in tint[name].tolist()],
+                                          "predicted_ab": [round(v, 2) for v in predicted[name].tolist()]}
+    return report
