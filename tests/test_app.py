@@ -1,5 +1,7 @@
 """The app over real HTTP through gradio_client: right answers, clear errors, and a server that keeps serving."""
 
+import json
+
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -176,3 +178,22 @@ def test_mask_of_a_photo_without_a_car_is_valid_and_bad_colours_are_refused(clie
         assert mask.size == (120, 90)
     with pytest.raises(AppError, match="not a colour"):
         client.predict(handle_file(str(photo)), 0.5, "chartreusey", api_name="/mask")
+
+
+def test_bench_app_times_a_fresh_server_from_start_to_first_answer(tmp_path, capsys):
+    from bench.__main__ import main
+
+    main(["app", "--n_latency", "3", "--json", str(tmp_path / "app.json")])
+    result = json.loads((tmp_path / "app.json").read_text())
+    assert result["task"] == "app" and result["n"] == 3 and result["threads"] == 2
+    # the cold start spans a process start, the imports and a first answer: seconds, not milliseconds
+    assert 1.0 < result["quality"]["cold_start_s"] < 120.0
+    assert 0.0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"]
+    assert f"| app | cold_start_s {result['quality']['cold_start_s']:.4g} |" in capsys.readouterr().out
+
+
+def test_bench_app_says_when_the_server_never_answers():
+    from bench.__main__ import bench_app
+
+    with pytest.raises(RuntimeError, match="app did not answer within 0 s"):
+        bench_app(timeout_s=0.0, n_latency=1)

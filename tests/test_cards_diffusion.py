@@ -217,3 +217,33 @@ def test_evaluate_scores_the_same_cards_whatever_the_batch_size(trained):
     one_by_one = diffusion.evaluate(model, n_per_category=3, runs=runs, judge_cards_per_category=10, batch_size=1)
     all_at_once = diffusion.evaluate(model, n_per_category=3, runs=runs, judge_cards_per_category=10, batch_size=3)
     assert one_by_one == all_at_once
+
+
+def test_bench_cards_writes_strict_json_with_every_run_and_the_ddpm_speedup(trained, tmp_path, capsys):
+    from bench.__main__ import main
+
+    out = tmp_path / "cards.json"
+    main(["cards", "--weights", str(trained), "--n_fidelity", "1", "--n_sweep", "2", "--n_ddpm", "0",
+          "--n_latency", "2", "--json", str(out)])
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    result = json.loads(out.read_text(), parse_constant=refuse)  # no Infinity or NaN
+    quality = result["quality"]
+    assert result["n"] == len(CATEGORIES) and result["weights"] == str(trained)
+    runs = [key[: -len("/mean")] for key in quality if key.endswith("/mean")]
+    assert runs == ["DPM-Solver++@20,cfg3", "DPM-Solver++@20,cfg1", "DPM-Solver++@20,cfg2", "DPM-Solver++@20,cfg4",
+                    "DPM-Solver++@20,cfg6"]
+    assert quality["diversity/min_rms"] is None  # one card per category: no pair to measure
+    # DDPM runs every one of the model's noise levels: 50 for this one, not the bundled model's 1000
+    assert quality["speedup_dpm20_vs_ddpm50"] == round(quality["ddpm50_ms_per_card"] / result["latency_ms"]["p50"], 1)
+    printed = capsys.readouterr().out
+    assert "| DPM-Solver++@20,cfg6 |" in printed and "not measured (one card per category)" in printed
+
+
+def test_ddpm_takes_every_noise_level_by_default(trained):
+    model = diffusion.load(str(trained))
+    steps = []
+    diffusion.predict(model, "SMALL", n=1, sampler="DDPM", progress=lambda done, total: steps.append(total))
+    assert steps[-1] == diffusion.noise_levels(model) == 50

@@ -273,6 +273,11 @@ def sample(model: CardModel, labels: torch.Tensor | None, generators: list[torch
     return x
 
 
+def noise_levels(model: CardModel) -> int:
+    """The number of noise levels the model was trained on: the most denoising steps any sampler can take."""
+    return model.scheduler_config.get("num_train_timesteps", 1000)
+
+
 def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: str, guidance: float) -> None:
     if not 1.0 <= guidance <= MAX_GUIDANCE:
         raise ValueError(f"Guidance must be between 1 (none) and {MAX_GUIDANCE:g}; got {guidance:g}.")
@@ -280,7 +285,7 @@ def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: s
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
     if not 1 <= n <= MAX_CARDS:
         raise ValueError(f"Number of cards must be between 1 and {MAX_CARDS}; got {n}.")
-    limit = model.scheduler_config.get("num_train_timesteps", 1000)
+    limit = noise_levels(model)
     if not 1 <= steps <= limit:
         raise ValueError(f"Steps must be between 1 and {limit}; got {steps}.")
     class_index(model.categories, category)  # raises for an unknown category
@@ -293,14 +298,15 @@ def predict(model: CardModel, category: str = ANY, seed: int = 0, n: int = 4, st
 
     Args:
         category: one of the model's categories, or "any"; ignored (must be "any" or a name) for unconditional models.
-        steps: denoising steps; None = the sampler's default (DPM-Solver++ 20, DDIM 50, DDPM 1000).
+        steps: denoising steps; None = the sampler's default (DPM-Solver++ 20, DDIM 50, DDPM 1000), at most the
+            model's noise levels (DDPM's default is all of them).
         guidance: classifier-free guidance scale, 1..MAX_GUIDANCE (1 = none); see `sample`.
 
     Raises:
         ValueError: an unknown category or sampler, n outside 1..MAX_CARDS, steps outside 1..training steps,
             guidance outside 1..MAX_GUIDANCE.
     """
-    steps = DEFAULT_STEPS.get(sampler, 20) if steps is None else int(steps)
+    steps = min(DEFAULT_STEPS.get(sampler, 20), noise_levels(model)) if steps is None else int(steps)
     _check_knobs(model, category, n, steps, sampler, guidance)
     return _generate(model, category, seed, n, steps, sampler, guidance, progress)
 
@@ -572,7 +578,7 @@ rendered cards and for "stain this card" inpainting, not for generated cards.
 def evaluate(model: CardModel, n_per_category: int = 100,
              runs: tuple[tuple[str, int, int, float], ...] = (("DPM-Solver++", 20, 100, GUIDANCE),
                                                               ("DDPM", 1000, 100, GUIDANCE)),
-             judge_cards_per_category: int = 300, batch_size: int = MAX_CARDS) -> dict[str, float]:
+             judge_cards_per_category: int = 300, batch_size: int = MAX_CARDS) -> dict[str, float | None]:
     """Category fidelity and diversity of generated cards, judged by a CNN trained on rendered cards.
 
     Args:
@@ -586,7 +592,8 @@ def evaluate(model: CardModel, n_per_category: int = 100,
         "judge/accuracy_on_renders" (the judge's own accuracy on held-out renders: the ceiling),
         "judge/accuracy_on_blurred_renders" and "judge/accuracy_on_colour_cast_renders" (the same renders slightly
         changed, category kept: how far the judge can be trusted on cards that are not pixel-perfect renders), per run
-        "<sampler>@<steps>,cfg<guidance>/<CATEGORY>" and ".../mean" accuracies, and "diversity/min_rms" (0–255).
+        "<sampler>@<steps>,cfg<guidance>/<CATEGORY>" and ".../mean" accuracies, and "diversity/min_rms" (0–255; None
+        with fewer than two cards per category).
     """
     from tasks.cards import judge as judging
 
@@ -608,14 +615,14 @@ def evaluate(model: CardModel, n_per_category: int = 100,
             verdicts = judging.classify(judge, judging.to_batch(cards))
             accuracies.append(float((verdicts == label).float().mean()))
             result[f"{run}/{category}"] = accuracies[-1]
-            if run_index == 0:
+            if run_index == 0 and len(cards[:n_per_category]) > 1:  # a distance needs two cards
                 diversity.append(judging.min_pairwise_distance(cards[:n_per_category]))
         result[f"{run}/mean"] = float(np.mean(accuracies))
-    result["diversity/min_rms"] = float(min(diversity))
+    result["diversity/min_rms"] = float(min(diversity)) if diversity else None
     return result
 
 
-def fidelity_table(result: dict[str, float]) -> str:
+def fidelity_table(result: dict[str, float | None]) -> str:
     """`evaluate`'s result as a markdown table: one row per run, one column per category, then the mean."""
     runs = [key[: -len("/mean")] for key in result if key.endswith("/mean")]
     lines = ["| sampler@steps,guidance | " + " | ".join(CATEGORIES) + " | mean |",
@@ -623,8 +630,10 @@ def fidelity_table(result: dict[str, float]) -> str:
     for run in runs:
         cells = [f"{result[f'{run}/{name}']:.0%}" for name in (*CATEGORIES, "mean")]
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    distance = result["diversity/min_rms"]
     lines.append(f"\nJudge accuracy on held-out renders (the ceiling): {result['judge/accuracy_on_renders']:.1%} "
                  f"(the same renders blurred: {result['judge/accuracy_on_blurred_renders']:.0%}, with a colour cast: "
-                 f"{result['judge/accuracy_on_colour_cast_renders']:.0%}); "
-                 f"smallest RMS distance between two cards of one category: {result['diversity/min_rms']:.1f} / 255.")
+                 f"{result['judge/accuracy_on_colour_cast_renders']:.0%}); smallest RMS distance between two cards of "
+                 + (f"one category: {distance:.1f} / 255." if distance is not None else
+                    "one category: not measured (one card per category)."))
     return "\n".join(lines)

@@ -93,6 +93,8 @@ def classify(judge: Judge, images: torch.Tensor) -> torch.Tensor:
 
 def min_pairwise_distance(pictures: list[Image.Image]) -> float:
     """The smallest RMS pixel distance (0–255 scale) between any two of `pictures`: near 0 means near-duplicates."""
+    if len(pictures) < 2:
+        raise ValueError(f"A distance between two pictures needs at least two; got {len(pictures)}.")
     flat = to_batch(pictures).flatten(1) * 127.5
     distances = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
     distances.fill_diagonal_(float("inf"))
