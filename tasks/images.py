@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger uploads are refused before they are decoded
 SUPPORTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what a folder of training photos may hold
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 

@@ -186,9 +186,9 @@ def test_bench_app_times_a_fresh_server_from_start_to_first_answer(tmp_path, cap
     main(["app", "--n_latency", "3", "--json", str(tmp_path / "app.json")])
     result = json.loads((tmp_path / "app.json").read_text())
     assert result["task"] == "app" and result["n"] == 3 and result["threads"] == 2
-    # the cold start spans a process start, the imports and a first answer: seconds, not milliseconds
-    assert 1.0 < result["quality"]["cold_start_s"] < 120.0
     assert 0.0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"]
+    # the cold start is a process start, the imports and a first answer: in seconds, and longer than a warm answer
+    assert result["quality"]["cold_start_s"] * 1000 > result["latency_ms"]["p50"]
     assert f"| app | cold_start_s {result['quality']['cold_start_s']:.4g} |" in capsys.readouterr().out
 
 

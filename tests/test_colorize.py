@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from skimage.color import rgb2lab
 
 from tasks import colorize, training
 from tasks.images import load_rgb
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -339,8 +342,10 @@ def test_an_ensemble_refuses_members_of_other_people_or_the_same_seed(trained, e
     colorize.train(tiny_config(tmp_path, people, max_train_steps=1, seed=1))  # another split of the people
     with pytest.raises(ValueError, match="other people or photos"):
         colorize.build_ensemble([str(trained), str(tmp_path / "out")], str(tmp_path / "mixed"))
-    with pytest.raises(SystemExit, match="same seed"):  # the command line says why, without a traceback
-        colorize.main(["ensemble", str(tmp_path / "twice"), str(trained), str(trained)])
+    # `python -m tasks.colorize` says why, without a traceback
+    result = subprocess.run([sys.executable, "-m", "tasks.colorize", "ensemble", str(tmp_path / "twice"), str(trained),
+                             str(trained)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "same seed" in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(ValueError, match="is one of the members"):
         colorize.build_ensemble([str(trained), str(ensemble[1][1])], str(trained))
     with pytest.raises(ValueError, match="not a trained colorizer folder"):

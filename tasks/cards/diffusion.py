@@ -32,7 +32,7 @@ from tasks import hub, training
 from tasks.cards.options import (ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SAMPLERS, STAIN_REGIONS,
                                  STOCHASTIC)
 from tasks.cards.render import ANY_CATEGORY, CATEGORIES, render_card, render_dataset
-from tasks.images import load_rgb
+from tasks.images import IMAGE_SUFFIXES, load_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def load_training_cards(data: str, size: tuple[int, int]) -> tuple[torch.Tensor,
                 continue
             label = class_index(CATEGORIES, sub.name if sub.name != ANY_CATEGORY else ANY)
             for path in sorted(sub.iterdir()):
-                if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+                if path.suffix.lower() in IMAGE_SUFFIXES:
                     pictures.append(upright(load_rgb(path), size))
                     labels.append(label)
     else:

@@ -22,12 +22,12 @@ The task contract (Config, train, load, predict, evaluate) and the names the app
 use are re-exported here.
 """
 
-from tasks.colorize.data import (DEFAULT_DATA, DEFAULT_TRANSFER, augment, folder_photos, load_photos,
-                                 load_split_photos, photo_groups, square)
+from tasks.colorize.data import (DEFAULT_DATA, DEFAULT_TRANSFER, augment, folder_photos, load_photos, load_split_photos,
+                                 photo_groups, square)
 from tasks.colorize.ensemble import build_ensemble, main
 from tasks.colorize.fit import Config, train
-from tasks.colorize.lab import (A_RANGE, B_RANGE, NEUTRAL_AB, ab_units, gray_from_lightness, lab_to_rgb,
-                                normalise_ab, rgb_to_lab)
+from tasks.colorize.lab import (A_RANGE, B_RANGE, NEUTRAL_AB, ab_units, gray_from_lightness, lab_to_rgb, normalise_ab,
+                                rgb_to_lab)
 from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model, count_parameters
 from tasks.colorize.scoring import by_group, mae, match_cast, score, score_mean_color
 from tasks.colorize.serve import Colorized, evaluate, load, predict

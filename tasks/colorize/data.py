@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tasks import training
-from tasks.images import load_rgb
 from tasks.colorize.lab import to_tensor
+from tasks.images import IMAGE_SUFFIXES, load_rgb
 
 if TYPE_CHECKING:
     from tasks.colorize.fit import Config
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # the development machine's data
 DEFAULT_DATA = str(SHARED_DATA / "faces")
 DEFAULT_TRANSFER = str(SHARED_DATA / "photos" / "bsds-test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DATA_FILE = "data.json"  # the split and the training set's mean a*b*, saved beside the weights
 
 

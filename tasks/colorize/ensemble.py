@@ -12,12 +12,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from tasks.colorize.data import load_split_photos
+from tasks.colorize.fit import Config, write_output
 from tasks.colorize.models import ColorizerEnsemble, MeanColor
 from tasks.colorize.scoring import score
 from tasks.colorize.serve import load
-from tasks.colorize.fit import Config, write_output
-
-
 
 # the data.json entries an ensemble's members must share, each with its value in folders written before it existed
 MEMBER_KEYS = {"data": None, "seed": None, "split": None, "trained_on": ["train"], "extra_train": "", "train_mean_ab": None}

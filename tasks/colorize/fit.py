@@ -19,9 +19,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import training
-from tasks.colorize.lab import A_RANGE, B_RANGE, gray_from_lightness, lab_to_rgb, rgb_to_lab
 from tasks.colorize.data import (DATA_FILE, DEFAULT_DATA, DEFAULT_TRANSFER, SplitPhotos, augment, folder_photos,
                                  load_photos, load_split_photos)
+from tasks.colorize.lab import A_RANGE, B_RANGE, gray_from_lightness, lab_to_rgb, rgb_to_lab
 from tasks.colorize.models import Colorizer, MeanColor, Model, count_parameters
 from tasks.colorize.scoring import colorize_batch, score, score_mean_color, score_people
 from tasks.colorize.serve import predict

@@ -4,12 +4,9 @@ defined. Also the tensor <-> PIL conversions every other module shares."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from PIL import Image
-
-
 
 A_RANGE = (-86.185, 98.254)  # a* over all sRGB colours: span 184.439
 B_RANGE = (-107.863, 94.482)  # b* over all sRGB colours: span 202.345

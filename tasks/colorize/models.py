@@ -4,13 +4,10 @@ colorizers trained alike with different seeds."""
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
-
-
 
 HUB_KWARGS = dict(library_name="darkroom", license="mit", repo_url="https://huggingface.co/spaces/darkroom/darkroom",
                   tags=["image-to-image", "colorization", "darkroom"])

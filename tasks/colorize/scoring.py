@@ -3,7 +3,6 @@ part left once each photo's overall tint is given (`match_cast`), and the mean-c
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F

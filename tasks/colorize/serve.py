@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tasks import hub
-from tasks.images import load_rgb
-from tasks.colorize.lab import NEUTRAL_AB, ab_units, gray_from_lightness, lab_to_rgb, rgb_to_lab, to_image, to_tensor
 from tasks.colorize.data import DATA_FILE, DEFAULT_DATA, load_photos, photo_groups
+from tasks.colorize.lab import NEUTRAL_AB, ab_units, gray_from_lightness, lab_to_rgb, rgb_to_lab, to_image, to_tensor
 from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model
 from tasks.colorize.scoring import by_group, mae, score_mean_color, score_people
+from tasks.images import load_rgb
 
 TASK = "colorize"
 
