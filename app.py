@@ -12,7 +12,10 @@ import functools
 import json
 import logging
 import random
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import gradio as gr
 from PIL import Image
@@ -22,6 +25,7 @@ from tasks.hub import ASSETS_DIR
 from tasks.images import load_rgb
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
+T = TypeVar("T")
 
 
 def image_upload(**kwargs) -> gr.Image:
@@ -56,6 +60,26 @@ def serving_line(weights) -> str:
     return f"Serving weights: **{weights.name}** ({weights.origin})."
 
 
+_LOADING = threading.RLock()
+
+
+def model_loader(load: Callable[..., T]) -> Callable[..., T]:
+    """Cache a tab's model loader (per argument, the last four) and run loads one at a time, app-wide.
+
+    Opening the page asks every tab for its model at once, each in its own worker thread, and diffusers is not safe to
+    load beside anything else: its first imports fail in a second thread ("cannot import name"), and while it builds a
+    UNet it switches torch's weight init off for the whole process. A caller that waited gets the model the first one
+    loaded."""
+    cached = functools.lru_cache(maxsize=4)(load)
+
+    @functools.wraps(load)
+    def one_at_a_time(*args: str) -> T:
+        with _LOADING:
+            return cached(*args)
+
+    return one_at_a_time
+
+
 def report_file(folder: Path, name: str) -> str | None:
     """A report file of the serving weights' folder, or None when those weights did not come with it."""
     return str(folder / name) if (folder / name).is_file() else None
@@ -70,7 +94,7 @@ def examples(task: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@functools.cache
+@model_loader
 def classify_model() -> classify.ClothingCNN:
     return classify.load()
 
@@ -131,7 +155,7 @@ def classify_tab(demo: gr.Blocks) -> None:
 # Cards
 # ---------------------------------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4)
+@model_loader
 def cards_model(source: str = "") -> cards.CardModel:
     """The default weights for "", else the DDPMPipeline folder or Hub repo a person typed (errors are theirs)."""
     try:
@@ -154,6 +178,18 @@ def run_cards(category: str, seed: float, n: float, steps: float, sampler: str, 
     except ValueError as error:
         raise gr.Error(str(error)) from error
     return images, serving_line(model.weights)
+
+
+def steps_slider(sampler: str, source: str, steps: float | None = None):
+    """The Steps slider for `sampler` on the model in `source`: `steps` (None = the sampler's default), never past the
+    model's noise levels, which also become the slider's maximum. An unloadable model leaves the range alone: Generate
+    says why it cannot be loaded."""
+    value = cards.DEFAULT_STEPS[sampler] if steps is None else int(steps)
+    try:
+        levels = cards.diffusion.noise_levels(cards_model(source or ""))
+    except gr.Error:
+        return gr.update(value=value)
+    return gr.update(value=min(value, levels), maximum=levels)
 
 
 def run_stain(path: str | None, region: str, category: str, seed: float, source: str):
@@ -210,8 +246,9 @@ def cards_tab(demo: gr.Blocks) -> None:
             gallery = gr.Gallery(label="Cards", columns=4, height=420, format="png")
             serving = gr.Markdown()
     dice.click(lambda: random.randrange(1_000_000), outputs=seed, api_visibility="private")
-    sampler.change(lambda name: cards.DEFAULT_STEPS[name], inputs=sampler, outputs=steps,
-                   api_visibility="private")
+    sampler.change(steps_slider, inputs=[sampler, source], outputs=steps, api_visibility="private")
+    gr.on([source.submit, source.blur], steps_slider, inputs=[sampler, source, steps], outputs=steps,
+          api_visibility="private")
     button.click(run_cards, inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving],
                  api_name="cards")
     gr.Examples([["FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""],
@@ -244,7 +281,7 @@ def cards_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@functools.cache
+@model_loader
 def colorize_model() -> colorize.Model:
     return colorize.load()
 
@@ -336,7 +373,7 @@ def colorize_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@functools.cache
+@model_loader
 def mask_model() -> mask.CarUNet:
     return mask.load()
 

@@ -89,6 +89,36 @@ def test_cards_bad_values_give_errors_and_the_server_keeps_serving(client, categ
     assert len(gallery) == 1
 
 
+def test_models_asked_for_at_once_load_one_at_a_time_and_once(monkeypatch):
+    import threading
+    import time
+
+    import app
+
+    loading, most_at_once, loads = [0], [0], []
+
+    def slow_load(source):
+        loads.append(source)
+        loading[0] += 1
+        most_at_once[0] = max(most_at_once[0], loading[0])
+        time.sleep(0.3)
+        loading[0] -= 1
+        return object()
+
+    monkeypatch.setattr(app.cards, "load", slow_load)
+    sources = ["darkroom-tests/slow-a", "darkroom-tests/slow-a", "darkroom-tests/slow-b"]
+    models = {}
+    threads = [threading.Thread(target=lambda i=i, source=source: models.update({i: app.cards_model(source)}))
+               for i, source in enumerate(sources)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(loads) == ["darkroom-tests/slow-a", "darkroom-tests/slow-b"]  # a model asked for twice loads once
+    assert most_at_once[0] == 1  # and no load runs beside another (diffusers patches torch while it loads)
+    assert models[0] is models[1] and models[2] is not models[0]
+
+
 def test_stain_endpoint_returns_before_after_and_mask(client, tmp_path):
     from PIL import Image
 

@@ -1,6 +1,7 @@
-"""A real browser (Debian's Chromium driven by Playwright) uploads a picture in the Classify tab and reads the answer."""
+"""A real browser (Debian's Chromium driven by Playwright): Classify reads an upload's label; Cards keeps Steps in the model's range."""
 
 import pytest
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel  # on import: a first import beside the app's fails
 from playwright.sync_api import expect, sync_playwright
 
 from tasks.hub import ASSETS_DIR
@@ -29,3 +30,26 @@ def test_upload_classify_and_read_the_label(page):
     label = page.get_by_test_id("label-output-value")
     expect(label).to_have_text("Bag", timeout=30_000)
     expect(page.get_by_text("Serving weights: assets/models/classify")).to_be_visible()
+
+
+def test_steps_follow_the_sampler_and_the_typed_models_noise_levels(page, tmp_path):
+    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
+                       norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"))
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=50)).save_pretrained(tmp_path)
+    page.get_by_role("tab", name="Cards").click()
+    steps = page.get_by_label("range slider for Steps")
+    page.get_by_label("DDPM", exact=True).check()
+    expect(steps).to_have_value("1000")  # the bundled model's every noise level
+    model = page.get_by_label("Model (blank = default)")
+    model.fill(str(tmp_path))
+    model.press("Enter")
+    expect(steps).to_have_value("50")  # a model trained with 50 levels cannot take 1000 steps
+    expect(steps).to_have_attribute("max", "50")
+    page.get_by_label("DPM-Solver++", exact=True).check()
+    expect(steps).to_have_value("20")
+    page.get_by_label("DDPM", exact=True).check()
+    expect(steps).to_have_value("50")
+    model.fill("")
+    model.press("Enter")
+    expect(steps).to_have_attribute("max", "1000")  # back on the bundled model

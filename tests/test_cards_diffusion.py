@@ -90,6 +90,21 @@ def test_guidance_steers_a_category_and_leaves_any_alone(trained):
                           pixels(diffusion.predict(model, "any", seed=1, n=1, steps=3, guidance=5.0)))
 
 
+def test_a_model_built_while_cards_load_gets_real_weights(trained, monkeypatch):
+    # what another thread of an app builds while the cards model loads, built at the worst moment: mid-load
+    built = []
+    from_config = UNet2DModel.from_config.__func__
+
+    def from_config_and_a_neighbour(cls, *args, **kwargs):
+        built.append(torch.nn.Linear(2, 2))
+        return from_config(cls, *args, **kwargs)
+
+    monkeypatch.setattr(UNet2DModel, "from_config", classmethod(from_config_and_a_neighbour))
+    model = diffusion.load(str(trained))
+    assert built and built[0].weight.device.type == "cpu"
+    assert next(model.unet.parameters()).device.type == "cpu"
+
+
 def test_missing_repo_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="darkroom-tests/no-such-cards"):
         diffusion.load("darkroom-tests/no-such-cards")

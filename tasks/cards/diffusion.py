@@ -202,7 +202,9 @@ def load(source: str | None = None) -> CardModel:
     folder = Path(weights.path)
     if not (folder / "unet" / "config.json").is_file():
         raise FileNotFoundError(f"{weights.name} is not a DDPMPipeline folder (no unet/config.json).")
-    unet = UNet2DModel.from_pretrained(folder, subfolder="unet").eval()
+    # low_cpu_mem_usage=False: otherwise accelerate builds the UNet under a process-wide patch that puts every
+    # parameter created meanwhile, in any thread, on the meta device (an app loading two models at once breaks one)
+    unet = UNet2DModel.from_pretrained(folder, subfolder="unet", low_cpu_mem_usage=False).eval()
     scheduler_config = dict(DDPMScheduler.load_config(folder, subfolder="scheduler"))
     categories = None
     if unet.config.num_class_embeds and (folder / CARDS_CONFIG).is_file():
