@@ -60,22 +60,30 @@ def serving_line(weights) -> str:
     return f"Serving weights: **{weights.name}** ({weights.origin})."
 
 
-_LOADING = threading.RLock()
+_LOADING = threading.Lock()
 
 
 def model_loader(load: Callable[..., T]) -> Callable[..., T]:
-    """Cache a tab's model loader (per argument, the last four) and run loads one at a time, app-wide.
+    """Keep a tab's loaded models (per argument, the last four) and run loads one at a time, app-wide.
 
     Opening the page asks every tab for its model at once, each in its own worker thread, and diffusers is not safe to
     load beside anything else: its first imports fail in a second thread ("cannot import name"), and while it builds a
     UNet it switches torch's weight init off for the whole process. A caller that waited gets the model the first one
-    loaded."""
-    cached = functools.lru_cache(maxsize=4)(load)
+    loaded. A model already loaded is returned without the lock, so a slow load (a Hub download) never holds up a
+    request that has its model."""
+    models: dict[tuple, T] = {}
 
     @functools.wraps(load)
     def one_at_a_time(*args: str) -> T:
-        with _LOADING:
-            return cached(*args)
+        model = models.get(args)
+        if model is None:
+            with _LOADING:
+                model = models.get(args)
+                if model is None:
+                    model = models[args] = load(*args)
+                    if len(models) > 4:
+                        models.pop(next(iter(models)))
+        return model
 
     return one_at_a_time
 

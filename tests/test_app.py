@@ -119,6 +119,46 @@ def test_models_asked_for_at_once_load_one_at_a_time_and_once(monkeypatch):
     assert models[0] is models[1] and models[2] is not models[0]
 
 
+def test_a_loaded_model_is_served_while_another_loads(monkeypatch):
+    import threading
+
+    import app
+
+    started, release = threading.Event(), threading.Event()
+
+    def load(source):
+        if source.endswith("slow-download"):
+            started.set()
+            release.wait(timeout=10)
+        return object()
+
+    monkeypatch.setattr(app.cards, "load", load)
+    loaded = app.cards_model("darkroom-tests/loaded")
+    downloading = threading.Thread(target=app.cards_model, args=("darkroom-tests/slow-download",))
+    downloading.start()
+    assert started.wait(timeout=5)  # the slow load has begun, and holds the loading lock
+    served = []
+    asking = threading.Thread(target=lambda: served.append(app.cards_model("darkroom-tests/loaded")))
+    asking.start()
+    asking.join(timeout=5)
+    answered_during_the_download = not asking.is_alive()
+    release.set()
+    downloading.join()
+    asking.join()
+    assert answered_during_the_download and served == [loaded]
+
+
+def test_the_app_keeps_the_last_four_models_a_tab_loaded(monkeypatch):
+    import app
+
+    loads = []
+    monkeypatch.setattr(app.cards, "load", lambda source: loads.append(source) or object())
+    sources = [f"darkroom-tests/kept-{i}" for i in range(5)]
+    first = [app.cards_model(source) for source in sources]
+    assert [app.cards_model(source) for source in sources[1:]] == first[1:] and len(loads) == 5
+    assert app.cards_model(sources[0]) is not first[0] and loads[-1] == sources[0]  # the oldest was let go
+
+
 def test_stain_endpoint_returns_before_after_and_mask(client, tmp_path):
     from PIL import Image
 
