@@ -521,7 +521,7 @@ def predict(model: ClothingCNN, image: Image.Image | str) -> Prediction:
     Returns:
         Prediction with all class probabilities, highest first, and the 28×28 model input.
     """
-    rgb = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
+    rgb = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
     model_input = to_model_input(rgb)
     tensor = torch.from_numpy(np.asarray(model_input, dtype=np.float32) / 255.0)[None, None]  # (1, 1, 28, 28)
     probs = model(tensor)[0].softmax(-1).tolist()

@@ -1,9 +1,10 @@
 """The one way an uploaded file becomes an RGB image.
 
 `load_rgb` accepts a path, bytes, a binary file object or a PIL image and returns an upright 8-bit RGB image, or
-raises ValueError with a sentence a person can act on. It applies the EXIF orientation; converts L, LA, P, PA, RGBA
-(composited onto white), CMYK, 1-bit and 16/32-bit grayscale (scaled, not clipped); and refuses empty files,
-non-images, truncated files and images above MAX_PIXELS before decoding them (decompression bombs).
+raises ValueError with a sentence a person can act on. It applies the EXIF orientation; converts L, LA, P, PA, RGBA,
+CMYK, 1-bit and 16/32-bit grayscale (scaled, not clipped); composites transparency onto white, whether an alpha
+channel or a colour key (PNG tRNS) gives it; and refuses empty files, non-images, truncated files and images above
+MAX_PIXELS before decoding them (decompression bombs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger uploads are refused before they are decoded
 SUPPORTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+ORIENTATION = 0x0112  # the EXIF tag saying how to turn the stored pixels upright
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what a folder of training photos may hold
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
@@ -38,21 +40,26 @@ def _open(source: ImageSource) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB; transparency is composited onto white."""
-    if image.mode == "RGB":
-        return image
+    """Convert any PIL mode to 8-bit RGB; transparency, by alpha channel or by colour key, is composited onto white.
+
+    A colour key is the PNG `tRNS` chunk of an RGB, grayscale or palette image (PIL's `info["transparency"]`): every
+    pixel of that value is fully transparent, as a browser shows it.
+    """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         # PIL's convert("L") clips 16/32-bit values at 255; scale the container's range to 0..255 instead.
         values = np.asarray(image, dtype=np.float64)
         full_scale = {"F": 1.0 if values.max(initial=0) <= 1.0 else 255.0}.get(image.mode, 65535.0)
-        gray = np.clip(np.round(values / full_scale * 255.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(gray).convert("RGB")
-    if image.mode == "P" and "transparency" in image.info or image.mode in ("PA", "LA", "La", "RGBa"):
-        image = image.convert("RGBA")
+        gray = Image.fromarray(np.clip(np.round(values / full_scale * 255.0), 0, 255).astype(np.uint8))
+        key = image.info.get("transparency")
+        if isinstance(key, (int, float)) and not isinstance(key, bool):
+            gray = Image.merge("LA", (gray, Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8))))
+        image = gray
+    if "transparency" in image.info and image.mode in ("1", "L", "RGB", "P") or image.mode in ("PA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")  # PIL turns a colour key (or a palette's transparent entries) into alpha
     if image.mode == "RGBA":
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, image).convert("RGB")
-    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+    return image if image.mode == "RGB" else image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
 def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -82,7 +89,8 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 raise ValueError("The image has no pixels (width or height is 0).")
             image.seek(0)
             image.load()
-            image = ImageOps.exif_transpose(image)
+            if image.getexif().get(ORIENTATION, 1) != 1:  # exif_transpose copies even when there is nothing to turn
+                image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError as error:
         raise ValueError(f"This file is not an image that can be read; upload a {SUPPORTED} file.") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:

@@ -392,7 +392,7 @@ def predict(model: CarUNet, image: Image.Image | str, threshold: float = 0.5, cl
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"Threshold must be between 0 and 1; got {threshold:g}.")
-    photo = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
+    photo = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
     chance = probability(model, photo)
     mask = chance > threshold
     if cleanup if cleanup is not None else getattr(model, "metrics", {}).get("cleanup_helps", False):

@@ -61,6 +61,24 @@ def test_palette_with_transparency_is_composited_onto_white():
     assert result[1, 1].tolist() == [0, 255, 0]
 
 
+@pytest.mark.parametrize("mode, key, colour", [
+    ("RGB", (0, 0, 0), (255, 0, 0)),  # ../shared/cases/replayed-reports/min_rgb_trns_2x2.png: black keyed out
+    ("L", 0, 200),
+    ("I;16", 0, 40000),
+])
+def test_a_colour_key_is_transparency_composited_onto_white(mode, key, colour):
+    # a PNG tRNS chunk: every pixel of the key's value is transparent, as a browser shows it
+    image = Image.new(mode, (2, 2), colour)
+    image.putpixel((0, 0), key)
+    decoded = Image.open(io.BytesIO(encode(image, transparency=key)))
+    assert decoded.info["transparency"] == key
+    result = np.asarray(load_rgb(encode(image, transparency=key)))
+    assert result[0, 0].tolist() == [255, 255, 255]
+    assert result[1, 1].tolist() != [255, 255, 255]  # the other pixels keep their value
+    # a PIL image handed over directly is treated the same
+    assert np.asarray(load_rgb(decoded))[0, 0].tolist() == [255, 255, 255]
+
+
 def test_cmyk_is_converted():
     cmyk = Image.new("CMYK", (3, 3), (0, 255, 255, 0))  # pure red in CMYK
     result = np.asarray(load_rgb(encode(cmyk, "JPEG", quality=100)))

@@ -57,7 +57,7 @@ def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> 
     """
     if not 0.0 <= saturation <= 3.0:
         raise ValueError(f"Saturation must be between 0 and 3; got {saturation:g}.")
-    rgb = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
+    rgb = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
     lab = rgb_to_lab(to_tensor([rgb]))  # (1, 3, H, W)
     lightness = lab[:, :1]
     small = F.interpolate(lightness, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
