@@ -130,9 +130,11 @@ class Oracle:
     def __init__(self, card: torch.Tensor, scheduler: DDPMScheduler):
         self.card, self.alphas_cumprod = card, scheduler.alphas_cumprod
         self.prediction_type = scheduler.config.prediction_type
-        self.config = SimpleNamespace(sample_size=tuple(card.shape[-2:]))
+        self.config = SimpleNamespace(sample_size=tuple(card.shape[-2:]), num_class_embeds=None)
+        self.calls = 0
 
     def __call__(self, x, t, class_labels=None):
+        self.calls += 1
         alpha_bar = self.alphas_cumprod[int(t)]
         noise = (x - alpha_bar.sqrt() * self.card) / (1 - alpha_bar).sqrt()
         if self.prediction_type == "v_prediction":
@@ -152,6 +154,51 @@ def test_samplers_follow_the_saved_prediction_type(prediction_type, sampler):
     model = diffusion.CardModel(unet=Oracle(card, scheduler), scheduler_config=dict(scheduler.config), categories=None)
     out = diffusion.sample(model, None, [torch.Generator().manual_seed(0)], 3, sampler)
     assert torch.allclose(out, card, atol=0.02), float((out - card).abs().max())
+
+
+@pytest.mark.parametrize("levels", [1000, 50])
+@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+def test_every_sampler_runs_at_every_step_count_it_allows_and_refuses_more_before_any_work(levels, sampler):
+    # ../shared/cases/replayed-reports/dpm_solver_1000_steps.json: DPM-Solver++ at 1000 of 1000 levels ran for minutes
+    # and then failed inside the scheduler (IndexError)
+    scheduler = DDPMScheduler(num_train_timesteps=levels, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
+    card = torch.linspace(-0.8, 0.8, 3 * 8 * 6).reshape(1, 3, 8, 6)
+    oracle = Oracle(card, scheduler)
+    model = diffusion.CardModel(unet=oracle, scheduler_config=dict(scheduler.config), categories=None)
+    for steps in (1, 2, levels - 1, levels):
+        out = diffusion.predict(model, "any", n=1, steps=steps, sampler=sampler, guidance=1.0)[0]
+        assert np.abs(np.asarray(out, dtype=np.float64) - np.asarray(diffusion._to_pil(card)[0])).max() <= 3, steps
+    oracle.calls = 0
+    with pytest.raises(ValueError, match=f"Steps must be between 1 and {levels}; got {levels + 1}"):
+        diffusion.predict(model, "any", n=1, steps=levels + 1, sampler=sampler)
+    assert oracle.calls == 0
+
+
+@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+def test_the_first_step_is_the_last_training_timestep_for_any_number_of_steps(sampler):
+    scheduler = diffusion.make_scheduler(diffusion.load().scheduler_config, sampler)
+    for steps in (1, 2, 3, 5, 20, 50, 999, 1000):
+        scheduler.set_timesteps(steps)
+        assert len(scheduler.timesteps) == steps and int(scheduler.timesteps[0]) == 999, steps
+
+
+def _roughness(batch: torch.Tensor) -> float:
+    """Mean absolute difference between neighbouring pixels, (B, 3, H, W) in [-1, 1]: about 1.13 for pure noise."""
+    return float((batch.diff(dim=-1).abs().mean() + batch.diff(dim=-2).abs().mean()) / 2)
+
+
+@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+def test_a_card_from_one_to_five_steps_is_a_card_not_the_starting_noise(sampler):
+    # ../shared/cases/replayed-reports/ddim_1_step.json: with diffusers' default "leading" spacing one DDIM or DDPM
+    # step is t = 0, and the card came back as the starting noise (roughness 0.82 against 0.11 with "trailing")
+    model = diffusion.load()
+    noise = torch.randn((1, 3, *model.size), generator=torch.Generator().manual_seed(5))
+    for steps in range(1, 6):
+        card = diffusion.predict(model, "FULL_CARD", seed=5, n=1, steps=steps, sampler=sampler, guidance=1.0)[0]
+        pixels = torch.from_numpy(np.asarray(card, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+        assert _roughness(pixels) < 0.25 * _roughness(noise), (steps, _roughness(pixels))
+        stock = pixels[0, :, 20:60, 16:48].mean((1, 2))  # the middle of the card: cream-to-tan stock, not mid-gray
+        assert float(stock[0] - stock[2]) > 0.1, (steps, stock.tolist())
 
 
 def test_unknown_prediction_type_is_a_clear_error(tmp_path):

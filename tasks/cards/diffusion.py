@@ -177,18 +177,26 @@ class CardModel:
 
 
 def make_scheduler(scheduler_config: dict, sampler: str):
-    """A fresh scheduler of kind `sampler` over the model's training noise schedule."""
+    """A fresh scheduler of kind `sampler` over the model's training noise schedule.
+
+    Every sampler uses "trailing" timestep spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
+    are Flawed", Table 2): the first of any number of steps is the last training timestep T - 1, so even one step
+    starts from pure noise. diffusers' default "leading" spacing (the spacing a DDPMScheduler saves) starts 1 step at
+    t = 0, where the model is asked to denoise an image it believes is already clean, and gives back the noise.
+    """
+    spacing = {"timestep_spacing": "trailing"}
     if sampler == "DDPM":
-        return DDPMScheduler.from_config(scheduler_config)
+        return DDPMScheduler.from_config(scheduler_config, **spacing)
     if sampler == "DDIM":
-        return DDIMScheduler.from_config(scheduler_config)
+        return DDIMScheduler.from_config(scheduler_config, **spacing)
     if sampler == "DPM-Solver++":
         # DPM-Solver++(2M) SDE: the stochastic variant, which like DDPM keeps correcting the denoiser's small errors
         # (with the ODE variant, and with DDIM, a small CPU-trained model leaves visible grain at 20-50 steps).
         # x0 thresholding (Imagen's dynamic thresholding): at t = T of a cosine schedule ᾱ ≈ 2e-9, and the solver's
         # x0 estimate (x - σε)/α explodes without it; pixel-space cards live in [-1, 1]
         return DPMSolverMultistepScheduler.from_config(scheduler_config, algorithm_type="sde-dpmsolver++",
-                                                       solver_order=2, thresholding=True, sample_max_value=1.0)
+                                                       solver_order=2, thresholding=True, sample_max_value=1.0,
+                                                       **spacing)
     raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
 
 
@@ -287,7 +295,7 @@ def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: s
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
     if not 1 <= n <= MAX_CARDS:
         raise ValueError(f"Number of cards must be between 1 and {MAX_CARDS}; got {n}.")
-    limit = noise_levels(model)
+    limit = noise_levels(model)  # with trailing spacing every sampler takes 1..levels steps (tested at both ends)
     if not 1 <= steps <= limit:
         raise ValueError(f"Steps must be between 1 and {limit}; got {steps}.")
     class_index(model.categories, category)  # raises for an unknown category
