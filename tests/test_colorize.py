@@ -384,6 +384,70 @@ def test_predict_keeps_size_and_lightness(trained, mode):
     assert result.was_color == (mode in ("RGB", "RGBA")) and (result.mae is None) == (mode in ("L", "I;16"))
 
 
+def _gray_texture(size: int = 64) -> np.ndarray:
+    """A gray photo's worth of structure: smooth blobs and edges, (size, size) uint8 in 60..200."""
+    rng = np.random.default_rng(4)
+    coarse = rng.uniform(60, 200, (size // 8, size // 8))
+    return np.asarray(Image.fromarray(coarse.astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def test_gray_photos_with_sensor_scanner_or_jpeg_noise_are_gray_and_colour_photos_are_not():
+    from skimage import data
+
+    gray = _gray_texture()[..., None].repeat(3, axis=2).astype(np.int16)
+    rng = np.random.default_rng(2)
+    # ../shared/cases/replayed-reports/min_gray_noise2_64.png is such a photo with ±2 per channel
+    noisy = {amplitude: Image.fromarray(np.clip(gray + rng.integers(-amplitude, amplitude + 1, gray.shape), 0, 255)
+                                        .astype(np.uint8)) for amplitude in (2, 4, 6)}
+    cast = Image.fromarray(np.clip(gray + [3, 1, -3], 0, 255).astype(np.uint8))  # a faint scanner cast
+    for photo in (*noisy.values(), cast, _jpeg(noisy[4], 50), Image.fromarray(gray.astype(np.uint8))):
+        assert not colorize.has_color(photo)
+    astronaut = np.asarray(data.astronaut(), dtype=np.float64)
+    dull = astronaut.mean(2, keepdims=True) + 0.15 * (astronaut - astronaut.mean(2, keepdims=True))  # 15% saturation
+    for photo in (Image.fromarray(astronaut.astype(np.uint8)), Image.fromarray(dull.astype(np.uint8)),
+                  _jpeg(Image.fromarray(data.coffee()), 50)):
+        assert colorize.has_color(photo)
+    # a gray photo with one small coloured patch (4% of it) has colour
+    patched = np.asarray(noisy[2]).copy()
+    patched[:13, :13] = (200, 40, 40)
+    assert colorize.has_color(Image.fromarray(patched))
+
+
+def test_a_noisy_gray_photo_gets_no_error_score(trained):
+    rng = np.random.default_rng(3)
+    photo = _gray_texture()[..., None].astype(np.int16) + rng.integers(-2, 3, (64, 64, 3))
+    result = colorize.predict(colorize.load(str(trained)), Image.fromarray(photo.astype(np.uint8)))
+    assert not result.was_color and result.mae is None
+
+
+def test_predict_in_bands_gives_the_photo_predicted_whole(trained, monkeypatch):
+    from skimage import data
+
+    model, photo = colorize.load(str(trained)), Image.fromarray(data.coffee()).resize((97, 61))
+    whole = colorize.predict(model, photo, saturation=1.3)
+    monkeypatch.setattr(colorize.serve, "BAND_PIXELS", 97 * 7)  # 9 bands of 7 rows
+    banded = colorize.predict(model, photo, saturation=1.3)
+    np.testing.assert_array_equal(np.asarray(banded.image), np.asarray(whole.image))
+    np.testing.assert_array_equal(np.asarray(banded.gray), np.asarray(whole.gray))
+    assert banded.mae == pytest.approx(whole.mae, rel=1e-5)
+    # and the whole is F.interpolate of the model's a*b* over the full photo, joined with its L (to 8-bit rounding)
+    lab = colorize.rgb_to_lab(torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255).permute(2, 0, 1)[None])
+    small = torch.nn.functional.interpolate(lab[:, :1], size=(model.size, model.size), mode="bilinear", antialias=True)
+    ab = torch.nn.functional.interpolate(model(small), size=(61, 97), mode="bilinear", align_corners=False).detach()
+    ab = colorize.NEUTRAL_AB.view(1, 2, 1, 1) + 1.3 * (ab - colorize.NEUTRAL_AB.view(1, 2, 1, 1))
+    expected = colorize.lab_to_rgb(torch.cat([lab[:, :1], ab], 1))[0].permute(1, 2, 0).numpy() * 255
+    assert np.abs(np.asarray(whole.image, dtype=np.float64) - expected).max() <= 1.0
+    assert whole.mae == pytest.approx(float((ab - lab[:, 1:]).abs().mean()), rel=1e-4)
+
+
 def test_saturation_zero_gives_gray_and_bad_values_are_refused(trained):
     model = colorize.load(str(trained))
     photo = Image.new("RGB", (20, 20), (200, 120, 60))

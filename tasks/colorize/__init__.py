@@ -26,14 +26,14 @@ from tasks.colorize.data import (DEFAULT_DATA, DEFAULT_TRANSFER, augment, folder
                                  photo_groups, square)
 from tasks.colorize.ensemble import build_ensemble, main
 from tasks.colorize.fit import Config, train
-from tasks.colorize.lab import (A_RANGE, B_RANGE, NEUTRAL_AB, ab_units, gray_from_lightness, lab_to_rgb, normalise_ab,
-                                rgb_to_lab)
+from tasks.colorize.lab import (A_RANGE, B_RANGE, NEUTRAL_AB, ab_units, gray_from_lightness, has_color, lab_to_rgb,
+                                normalise_ab, rgb_to_lab)
 from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model, count_parameters
 from tasks.colorize.scoring import by_group, mae, match_cast, score, score_mean_color
 from tasks.colorize.serve import Colorized, evaluate, load, predict
 
 __all__ = ["A_RANGE", "B_RANGE", "DEFAULT_DATA", "DEFAULT_TRANSFER", "NEUTRAL_AB", "Colorized", "Colorizer",
            "ColorizerEnsemble", "Config", "MeanColor", "Model", "ab_units", "augment", "build_ensemble", "by_group",
-           "count_parameters", "evaluate", "folder_photos", "gray_from_lightness", "lab_to_rgb", "load",
+           "count_parameters", "evaluate", "folder_photos", "gray_from_lightness", "has_color", "lab_to_rgb", "load",
            "load_photos", "load_split_photos", "main", "match_cast", "mae", "normalise_ab", "photo_groups", "predict",
            "rgb_to_lab", "score", "score_mean_color", "square", "train"]

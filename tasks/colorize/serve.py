@@ -7,13 +7,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from tasks import hub
 from tasks.colorize.data import DATA_FILE, DEFAULT_DATA, load_photos, photo_groups
-from tasks.colorize.lab import NEUTRAL_AB, ab_units, gray_from_lightness, lab_to_rgb, rgb_to_lab, to_image, to_tensor
+from tasks.colorize.lab import (NEUTRAL_AB, ab_units, gray_from_lightness, has_color, lab_to_rgb, rgb_to_lab, to_tensor,
+                                to_uint8)
 from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model
 from tasks.colorize.scoring import by_group, mae, score_mean_color, score_people
 from tasks.images import load_rgb
@@ -26,7 +28,7 @@ class Colorized:
     """What `predict` returns, all at the upload's full size."""
 
     image: Image.Image  # the colorized photo
-    gray: Image.Image  # its lightness alone (what the model was given)
+    gray: Image.Image  # its lightness alone, mode L (what the model was given)
     mae: float | None = None  # vs the upload's own colours, when it had any
     was_color: bool = False
 
@@ -48,28 +50,70 @@ def load(source: str | None = None) -> Model:
     return model
 
 
+BAND_PIXELS = 1 << 20  # pixels converted at once: about 60 MB of float tensors, whatever the photo's size
+
+
 @torch.inference_mode()
 def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> Colorized:
     """Colorize one photo of any size, colour or gray.
 
     The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
-    joined with the full-resolution L, then scaled around neutral by `saturation` (0 = gray, 1 = as predicted).
+    joined with the full-resolution L, then scaled around neutral by `saturation` (0 = gray, 1 = as predicted). The
+    full-resolution work runs in bands of rows, so beyond the photo, the two output images and the float L (4 bytes a
+    pixel) it holds about 100 MB at any size (a 40-megapixel photo: README, `python -m bench memory`).
+
+    Args:
+        image: a PIL image or anything `images.load_rgb` accepts.
+        saturation: 0..3.
+
+    Returns:
+        Colorized at the photo's size; `was_color` by `has_color` (sensor or JPEG noise in a gray photo is not colour),
+        and then `mae` against the photo's own a*b* at full resolution.
+
+    Raises:
+        ValueError: saturation outside 0..3, or an image `load_rgb` refuses.
     """
     if not 0.0 <= saturation <= 3.0:
         raise ValueError(f"Saturation must be between 0 and 3; got {saturation:g}.")
-    rgb = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
-    lab = rgb_to_lab(to_tensor([rgb]))  # (1, 3, H, W)
-    lightness = lab[:, :1]
+    rgb = load_rgb(image)
+    width, height = rgb.size
+    rows = max(1, BAND_PIXELS // width)
+    bands = [(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+    def band_lab(top: int, bottom: int) -> torch.Tensor:  # (1, 3, rows, W)
+        return rgb_to_lab(to_tensor([rgb.crop((0, top, width, bottom))]))
+
+    # 1. the photo's own L at full resolution, band by band (the first band's LAB is kept for the error in step 3:
+    #    a photo of one band, most uploads, is converted once)
+    first = band_lab(*bands[0])
+    lightness = torch.empty(1, 1, height, width)
+    for index, (top, bottom) in enumerate(bands):
+        lightness[..., top:bottom, :] = (first if index == 0 else band_lab(top, bottom))[:, :1]
+    # 2. a*b* at the model size from L at the model size; saturation scales around neutral (bilinear upsampling
+    #    commutes with it: its weights sum to 1)
     small = F.interpolate(lightness, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
-    ab = F.interpolate(model(small), size=lightness.shape[-2:], mode="bilinear", align_corners=False)
-    neutral = NEUTRAL_AB.view(1, 2, 1, 1)
-    ab = neutral + saturation * (ab - neutral)
-    colorized = lab_to_rgb(torch.cat([lightness, ab], 1))[0]
-    gray = gray_from_lightness(lightness)[0]
-    true_ab = lab[:, 1:]
-    was_color = bool((true_ab - neutral).abs().amax() > 0.01)  # more than ~2 a*/b* units anywhere
-    error = float(mae(ab, true_ab)[0]) if was_color else None
-    return Colorized(image=to_image(colorized), gray=to_image(gray), mae=error, was_color=was_color)
+    neutral = NEUTRAL_AB.view(2, 1, 1)
+    ab_small = neutral + saturation * (model(small)[0] - neutral)  # (2, S, S)
+    planes = [Image.fromarray(plane.numpy(), "F") for plane in ab_small]
+    # 3. each band: a*b* upsampled to it (PIL's bilinear resize of the band's box of the small map: the same pixel
+    #    centres and weights as one resize of the whole), joined with its L; the error against the photo's own a*b*
+    was_color = has_color(rgb)
+    colorized = np.empty((height, width, 3), np.uint8)
+    gray = np.empty((height, width), np.uint8)
+    scale = model.size / height
+    error = 0.0
+    for index, (top, bottom) in enumerate(bands):
+        box = (0, top * scale, model.size, bottom * scale)
+        ab = torch.from_numpy(np.stack([np.asarray(plane.resize((width, bottom - top), Image.Resampling.BILINEAR,
+                                                                box=box)) for plane in planes]))[None]
+        band_l = lightness[..., top:bottom, :]
+        colorized[top:bottom] = to_uint8(lab_to_rgb(torch.cat([band_l, ab], 1))[0])
+        gray[top:bottom] = to_uint8(gray_from_lightness(band_l)[0, :1])[..., 0]
+        if was_color:
+            true_ab = (first if index == 0 else band_lab(top, bottom))[:, 1:]
+            error += float(mae(ab, true_ab)[0]) * (bottom - top) * width
+    return Colorized(image=Image.fromarray(colorized), gray=Image.fromarray(gray),
+                     mae=error / (width * height) if was_color else None, was_color=was_color)
 
 
 def evaluate(model: Model, data: str = DEFAULT_DATA) -> dict:
