@@ -35,7 +35,7 @@ def image_upload(**kwargs) -> gr.Image:
     Gradio's own checks on the uploaded path happen before `preprocess`, so replacing it skips none of them. (A
     subclass would do the same, but Gradio writes a .pyi stub beside any module that defines a component.)
     """
-    upload = gr.Image(type="filepath", sources=["upload", "clipboard"], **kwargs)
+    upload = gr.Image(type="filepath", sources=["upload", "clipboard"], format="png", **kwargs)
 
     def raw_path(payload):
         if payload is None or payload.path is None:  # nothing uploaded, or a data: URL from the clipboard
@@ -142,7 +142,7 @@ def classify_tab(demo: gr.Blocks) -> None:
             upload = image_upload(label="Clothing picture", height=320)
             button = gr.Button("Classify", variant="primary")
         with gr.Column():
-            model_input = gr.Image(label="What the model saw (28×28)", height=240, interactive=False)
+            model_input = gr.Image(format="png", label="What the model saw (28×28)", height=240, interactive=False)
             label = gr.Label(num_top_classes=5, label="Top 5 classes")
     serving = gr.Markdown()
     button.click(run_classify, inputs=upload, outputs=[model_input, label], api_name="classify")
@@ -151,11 +151,11 @@ def classify_tab(demo: gr.Blocks) -> None:
     with gr.Accordion("Model report", open=False):
         report = gr.Markdown()
         with gr.Row():
-            confusion = gr.Image(label="Confusion matrix (test set)", interactive=False)
-            curves = gr.Image(label="Training loss per step and validation loss", interactive=False)
+            confusion = gr.Image(format="png", label="Confusion matrix (test set)", interactive=False)
+            curves = gr.Image(format="png", label="Training loss per step and validation loss", interactive=False)
         with gr.Row():
-            grid = gr.Image(label="Right and wrong test examples per class", interactive=False)
-            filters = gr.Image(label="First-layer filters", interactive=False)
+            grid = gr.Image(format="png", label="Right and wrong test examples per class", interactive=False)
+            filters = gr.Image(format="png", label="First-layer filters", interactive=False)
     demo.load(classify_report, outputs=[serving, report, confusion, grid, filters, curves], api_visibility="private")
 
 
@@ -272,15 +272,15 @@ def cards_tab(demo: gr.Blocks) -> None:
                 region = gr.Dropdown(list(cards.STAIN_REGIONS), value="centre", label="Region")
                 stain_category = gr.Dropdown(list(cards.CATEGORIES[:-1]), value="SMALL", label="Stain")
                 stain_button = gr.Button("Stain it")
-            slider = gr.ImageSlider(label="Before / after", type="pil")
-            known_mask = gr.Image(label="Stain region mask", type="pil", interactive=False)
+            slider = gr.ImageSlider(format="png", label="Before / after", type="pil")
+            known_mask = gr.Image(format="png", label="Stain region mask", type="pil", interactive=False)
         stain_button.click(run_stain, inputs=[card, region, stain_category, seed, source],
                            outputs=[slider, known_mask], api_name="stain")
     with gr.Accordion("Model report", open=False):
         report = gr.Markdown()
         with gr.Row():
-            samples = gr.Image(label="Samples: one row per category", interactive=False)
-            curves = gr.Image(label="Training loss and learning rate", interactive=False)
+            samples = gr.Image(format="png", label="Samples: one row per category", interactive=False)
+            curves = gr.Image(format="png", label="Training loss and learning rate", interactive=False)
     demo.load(cards_report, outputs=[serving, report, samples, curves], api_visibility="private")
 
 
@@ -304,9 +304,9 @@ def run_colorize(path: str | None, saturation: float):
     if result.was_color:
         note = (f"Your photo had colour: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; the model "
                 f"scores {colorize_model().metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
-        original = gr.Image(value=photo, visible=True)
+        original = gr.update(value=photo, visible=True)
     else:
-        note, original = "Your photo was grayscale: nothing to compare against.", gr.Image(value=None, visible=False)
+        note, original = "Your photo was grayscale: nothing to compare against.", gr.update(value=None, visible=False)
     return (result.gray, result.image), original, note
 
 
@@ -360,9 +360,10 @@ def colorize_tab(demo: gr.Blocks) -> None:
                                    info="scales the predicted colour: 0 = gray, 1 = as predicted")
             button = gr.Button("Colorize", variant="primary")
         with gr.Column():
-            slider = gr.ImageSlider(label="Grayscale ↔ colorized", type="pil", height=320)
+            slider = gr.ImageSlider(format="png", label="Grayscale ↔ colorized", type="pil", height=320)
             note = gr.Markdown()
-            original = gr.Image(label="Your original", type="pil", interactive=False, visible=False, height=200)
+            original = gr.Image(format="png", label="Your original", type="pil", interactive=False, visible=False,
+                                height=200)
     serving = gr.Markdown()
     button.click(run_colorize, inputs=[upload, saturation], outputs=[slider, original, note], api_name="colorize")
     gr.Examples(examples=[[path, 1.0] for path in examples("colorize")], inputs=[upload, saturation],
@@ -371,8 +372,8 @@ def colorize_tab(demo: gr.Blocks) -> None:
     with gr.Accordion("Model report", open=False):
         report = gr.Markdown()
         with gr.Row():
-            sweep = gr.Image(label="Width sweep: test MAE, parameters, latency", interactive=False)
-            curves = gr.Image(label="Training loss and validation MAE", interactive=False)
+            sweep = gr.Image(format="png", label="Width sweep: test MAE, parameters, latency", interactive=False)
+            curves = gr.Image(format="png", label="Training loss and validation MAE", interactive=False)
     demo.load(colorize_report, outputs=[serving, report, sweep, curves], api_visibility="private")
 
 
@@ -428,10 +429,10 @@ def mask_tab(demo: gr.Blocks) -> None:
             background = gr.ColorPicker(value="#ffffff", label="New background")
             button = gr.Button("Cut out", variant="primary")
         with gr.Column():
-            slider = gr.ImageSlider(label="Original ↔ on the new background", type="pil", height=300)
+            slider = gr.ImageSlider(format="png", label="Original ↔ on the new background", type="pil", height=300)
             with gr.Row():
-                mask_image = gr.Image(label="Mask (PNG)", type="pil", format="png", interactive=False)
-                cutout = gr.Image(label="Cut-out (transparent PNG)", type="pil", format="png", image_mode="RGBA",
+                mask_image = gr.Image(format="png", label="Mask (PNG)", type="pil", interactive=False)
+                cutout = gr.Image(format="png", label="Cut-out (transparent PNG)", type="pil", image_mode="RGBA",
                                   interactive=False)
     serving = gr.Markdown()
     button.click(run_mask, inputs=[upload, threshold, background], outputs=[mask_image, cutout, slider], api_name="mask")
@@ -442,7 +443,7 @@ def mask_tab(demo: gr.Blocks) -> None:
                 cache_examples=True, cache_mode="lazy", label="No car in this one: see what the model does")
     with gr.Accordion("Model report", open=False):
         report = gr.Markdown()
-        curves = gr.Image(label="Training loss and validation (1 − Dice)", interactive=False)
+        curves = gr.Image(format="png", label="Training loss and validation (1 − Dice)", interactive=False)
     demo.load(mask_report, outputs=[serving, report, curves], api_visibility="private")
 
 

@@ -267,3 +267,93 @@ def test_bench_app_says_when_the_server_never_answers():
 
     with pytest.raises(RuntimeError, match="app did not answer within 0 s"):
         bench_app(timeout_s=0.0, n_latency=1)
+
+
+def test_every_image_the_app_shows_or_offers_for_download_is_png():
+    import gradio as gr
+
+    import app
+
+    images = [block for block in app.demo.blocks.values() if isinstance(block, (gr.Image, gr.ImageSlider, gr.Gallery))]
+    assert len(images) >= 15
+    assert {block.label: block.format for block in images if block.format != "png"} == {}
+
+
+def _pixels(path) -> "np.ndarray":
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG", path  # lossless: WebP changed a texture's lightness by up to 14 L*
+        return np.asarray(image)
+
+
+def _assert_same(path, expected) -> None:
+    import numpy as np
+
+    np.testing.assert_array_equal(_pixels(path), np.asarray(expected))
+
+
+def _texture(tmp_path, mode: str = "L"):
+    """../shared/cases/replayed-reports/min_texture_gray_64.png's kind: fine gray texture, where lossy codecs show."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(60, 200, (64, 64, 3), dtype=np.uint8)
+    path = tmp_path / f"texture-{mode}.png"
+    Image.fromarray(pixels).convert(mode).save(path)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_colorize_returns_predicts_pixels_losslessly(client, tmp_path, mode):
+    import app
+    from tasks import colorize
+    from tasks.images import load_rgb
+
+    path = _texture(tmp_path, mode)
+    (gray, colorized), original, _ = client.predict(handle_file(str(path)), 1.0, api_name="/colorize")
+    expected = colorize.predict(app.colorize_model(), load_rgb(path))
+    _assert_same(gray, expected.gray)
+    _assert_same(colorized, expected.image)
+    if mode == "RGB":
+        _assert_same(original["value"], load_rgb(path))
+
+
+def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path):
+    from PIL import Image
+
+    import app
+    from tasks import cards, classify, mask
+    from tasks.images import load_rgb
+
+    path = _texture(tmp_path, "RGB")
+    photo = load_rgb(path)
+    mask_path, cutout_path, (before, after) = client.predict(handle_file(str(path)), 0.5, "#102030", api_name="/mask")
+    expected = mask.predict(app.mask_model(), photo)
+    _assert_same(mask_path, expected.mask)
+    _assert_same(cutout_path, expected.cutout)
+    _assert_same(before, photo)
+    backdrop = Image.new("RGB", photo.size, "#102030")
+    backdrop.paste(photo, mask=expected.mask)
+    _assert_same(after, backdrop)
+
+    shown, _ = client.predict(handle_file(str(path)), api_name="/classify")
+    seen = classify.predict(app.classify_model(), photo).model_input
+    _assert_same(shown, seen.resize((8 * classify.SIZE,) * 2, Image.Resampling.NEAREST))
+
+    (_, stained), region = client.predict(handle_file(str(path)), "centre", "SMALL", 3, "", api_name="/stain")
+    model = app.cards_model("")
+    height, width = model.size
+    box = Image.new("L", (width, height), 0)
+    left, top, right, bottom = cards.STAIN_REGIONS["centre"]
+    box.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
+    expected_stain, expected_region = cards.stain(model, photo, box, "SMALL", seed=3)
+    _assert_same(stained, expected_stain)
+    _assert_same(region, expected_region)
+
+    gallery, _ = client.predict("SMALL", 3, 2, 2, "DDIM", 1, "", api_name="/cards")
+    for item, card in zip(gallery, cards.predict(model, "SMALL", seed=3, n=2, steps=2, sampler="DDIM", guidance=1),
+                          strict=True):
+        _assert_same(item["image"], card)
