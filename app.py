@@ -109,7 +109,11 @@ def classify_model() -> classify.ClothingCNN:
 
 def run_classify(path: str | None) -> tuple[Image.Image, dict[str, float]]:
     """Upload → (the 28×28 input the model saw, shown at 8× with square pixels; the class probabilities)."""
-    prediction = classify.predict(classify_model(), open_upload(path))
+    photo = open_upload(path)
+    try:
+        prediction = classify.predict(classify_model(), photo)
+    except ValueError as error:  # NoItemError: nothing stands out from the background
+        raise gr.Error(str(error)) from error
     shown = prediction.model_input.resize((8 * classify.SIZE, 8 * classify.SIZE), Image.Resampling.NEAREST)
     return shown, prediction.probabilities
 
@@ -135,7 +139,7 @@ def classify_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
         "Sort a picture of a clothing item into the ten Fashion-MNIST classes. Any photo works: it is turned "
         "into the 28×28 light-on-black picture the model was trained on (shown on the right), so you can see what "
-        "the model saw. Product shots on a plain background work best."
+        "the model saw. Product shots on a plain background, lighter or darker than the item, work best."
     )
     with gr.Row():
         with gr.Column():

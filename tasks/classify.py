@@ -370,8 +370,9 @@ model = classify.load("path/or/user-repo")
 print(classify.predict(model, "shoe.jpg").probabilities)
 ```
 
-`predict` turns any photo into a Fashion-MNIST-like input (grayscale, inverted when the background is light,
-object cropped, centred and padded to 28×28).
+`predict` turns any photo into a Fashion-MNIST-like input: grayscale, each pixel's difference from the background
+(the border's median, lighter or darker) as its brightness, the item cropped, centred and padded to 28×28. A photo
+where nothing differs from the background by a tenth of the gray range gets a sentence, not a class.
 
 ## Limits
 
@@ -482,31 +483,49 @@ def load(source: str | None = None) -> ClothingCNN:
     return model
 
 
+ITEM_CONTRAST = 0.1  # how far (0-1 gray levels) a pixel must differ from the background to count as item
+MIN_ITEM_SHARE = 0.005  # share of the photo such pixels must cover; below it nothing stands out
+
+
+class NoItemError(ValueError):
+    """Nothing in the photo stands out from its background, so there is no item to classify."""
+
+
 def to_model_input(image: Image.Image) -> Image.Image:
     """Turn any photo into a Fashion-MNIST-like 28×28 grayscale image (light object on black, centred).
 
     1. grayscale (large photos are first reduced to at most 256 px);
-    2. invert when the background (median of the border pixels) is light;
-    3. subtract the background level and stretch the object to full range;
-    4. crop to the object's bounding box, scale its longer side to 28 px and centre it on black.
+    2. the background is the median of the border pixels; each pixel's difference from it, in either direction, is
+       its brightness in the model's picture: a dark item on white comes out inverted as in Fashion-MNIST, a light
+       one on black as it is, and a navy item on mid-gray as bright as either;
+    3. something stands out when the difference exceeds ITEM_CONTRAST somewhere; it is stretched to full range;
+    4. crop to the item's bounding box (stretched difference above 0.05), scale its longer side to 28 px and centre
+       it on black.
+
+    Raises:
+        NoItemError: less than MIN_ITEM_SHARE of the photo differs from the background by ITEM_CONTRAST (a blank
+            photo, an item the colour of its background, or a close-up with no background at its border).
     """
     image = image.copy()
     image.thumbnail((256, 256), Image.Resampling.BOX)
     gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0  # (H, W)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:
-        gray, border = 1.0 - gray, 1.0 - border
-    background = float(np.median(border))
-    gray = np.clip((gray - background) / max(float(gray.max()) - background, 1e-6), 0.0, 1.0)
-    rows, cols = np.nonzero(gray > 0.05)
-    if rows.size:
-        gray = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    height, width = gray.shape
+    difference = np.abs(gray - float(np.median(border)))
+    item = difference > ITEM_CONTRAST
+    if item.mean() < MIN_ITEM_SHARE:
+        raise NoItemError(
+            "No item stands out from the background of this photo (the brightness along its border), so there is "
+            "nothing to classify: photograph the item whole, on a plain background lighter or darker than it."
+        )
+    difference = np.clip(difference / float(difference.max()), 0.0, 1.0)
+    rows, cols = np.nonzero(difference > 0.05)  # the item's faint edges too
+    difference = difference[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    height, width = difference.shape
     scale = SIZE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    item = Image.fromarray(np.round(gray * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+    picture = Image.fromarray(np.round(difference * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
     canvas = Image.new("L", (SIZE, SIZE), 0)
-    canvas.paste(item, ((SIZE - size[0]) // 2, (SIZE - size[1]) // 2))
+    canvas.paste(picture, ((SIZE - size[0]) // 2, (SIZE - size[1]) // 2))
     return canvas
 
 
@@ -520,6 +539,10 @@ def predict(model: ClothingCNN, image: Image.Image | str) -> Prediction:
 
     Returns:
         Prediction with all class probabilities, highest first, and the 28×28 model input.
+
+    Raises:
+        NoItemError: nothing in the photo stands out from its background (see `to_model_input`).
+        ValueError: an image `images.load_rgb` refuses.
     """
     rgb = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
     model_input = to_model_input(rgb)

@@ -56,6 +56,15 @@ def test_truncated_upload_gets_a_clear_error(client, tmp_path):
         client.predict(handle_file(str(broken)), api_name="/classify")
 
 
+def test_a_photo_with_no_item_gets_a_sentence_not_a_class(client, tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (80, 60), (110, 110, 110)).save(blank)
+    with pytest.raises(AppError, match="No item stands out from the background"):
+        client.predict(handle_file(str(blank)), api_name="/classify")
+
+
 def test_cards_endpoint_returns_n_cards_of_the_model_size(client):
     from PIL import Image
 
@@ -279,7 +288,7 @@ def test_every_image_the_app_shows_or_offers_for_download_is_png():
     assert {block.label: block.format for block in images if block.format != "png"} == {}
 
 
-def _pixels(path) -> "np.ndarray":
+def _pixels(path):
     import numpy as np
     from PIL import Image
 

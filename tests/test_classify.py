@@ -95,6 +95,26 @@ def test_light_background_photo_is_inverted_centred_and_padded():
     assert rows.min() <= 1 and rows.max() >= 26  # longer side scaled to 28
 
 
+@pytest.mark.parametrize("item", [(40, 50, 90), (200, 200, 190)])  # darker and lighter than the background
+def test_an_item_on_a_mid_tone_background_is_found_in_either_direction(item):
+    # ../shared/cases/replayed-reports/min_dark_on_gray_64.png: navy on (110, 110, 110) became an all-black input
+    photo = Image.new("RGB", (64, 64), (110, 110, 110))
+    photo.paste(item, (20, 12, 44, 52))
+    model_input = np.asarray(classify.to_model_input(photo))
+    assert model_input[14, 14] > 200 and model_input[0, 0] == 0  # a bright item on black, as in Fashion-MNIST
+    assert (model_input > 128).mean() > 0.4  # the item, scaled to fill the height
+
+
+@pytest.mark.parametrize("photo", [
+    Image.new("RGB", (64, 64), (110, 110, 110)),
+    Image.new("RGB", (300, 200), "white"),
+    Image.fromarray(np.clip(128 + np.random.default_rng(0).integers(-6, 7, (64, 64, 3)), 0, 255).astype(np.uint8)),
+], ids=["mid-gray", "white", "noisy gray"])
+def test_a_photo_where_nothing_stands_out_says_so_instead_of_guessing(photo):
+    with pytest.raises(classify.NoItemError, match="No item stands out"):
+        classify.predict(classify.load(), photo)
+
+
 def test_predict_returns_sorted_probabilities_and_model_input():
     model = classify.load()
     trouser = next(path for path in EXAMPLES if "trouser" in path.name)
