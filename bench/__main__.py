@@ -5,6 +5,7 @@
     python -m bench colorize --data ../shared/data/faces --json bench/results/colorize.json  # + --transfer scenes
     python -m bench mask --data ../shared/data/carvana --json bench/results/mask.json  # Dice at full resolution
     python -m bench app --json bench/results/app.json      # cold start: process start → first answer over HTTP
+    python -m bench memory --json bench/results/memory.json  # the server's extra memory per 40 MP request
 
 Each run writes {"task", "data", "n", "weights", "quality", "latency_ms": {"p50", "p95"}, "threads"} and prints a
 markdown row. Latency is `predict` alone (decoded PIL image in, result out), after warm-up, one image at a time.
@@ -13,6 +14,7 @@ markdown row. Latency is `predict` alone (decoded PIL image in, result out), aft
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -173,11 +175,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_app(timeout_s: float, n_latency: int) -> dict:
-    """Start `python app.py` in a fresh process; time until the Classify endpoint first answers, then warm calls."""
-    from gradio_client import Client, handle_file
+@contextlib.contextmanager
+def app_server(timeout_s: float):
+    """`python app.py` in a fresh process on a free port, bundled weights, 2 threads: yields (client, process, start),
+    `start` being perf_counter() just before the process started. Stops the server on exit.
 
-    example = sorted((ROOT / "assets" / "examples" / "classify").glob("*.png"))[0]
+    Raises:
+        RuntimeError: the server did not answer within `timeout_s` seconds, or exited.
+    """
+    from gradio_client import Client
+
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
                OMP_NUM_THREADS=str(THREADS))
@@ -193,15 +200,108 @@ def bench_app(timeout_s: float, n_latency: int) -> dict:
                 client = Client(f"http://127.0.0.1:{port}/", verbose=False)
             except Exception:  # the server is not up yet: any connection error means "try again"
                 time.sleep(0.1)
+        yield client, server, start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def bench_app(timeout_s: float, n_latency: int) -> dict:
+    """Start `python app.py` in a fresh process; time until the Classify endpoint first answers, then warm calls."""
+    from gradio_client import handle_file
+
+    example = sorted((ROOT / "assets" / "examples" / "classify").glob("*.png"))[0]
+    with app_server(timeout_s) as (client, _, start):
         client.predict(handle_file(str(example)), api_name="/classify")
         cold_start = time.perf_counter() - start
         latency = time_calls(lambda _: client.predict(handle_file(str(example)), api_name="/classify"),
                              list(range(n_latency)), warmup=3)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return {"task": "app", "data": str(example.relative_to(ROOT)), "n": n_latency, "weights": "bundled",
             "quality": {"cold_start_s": round(cold_start, 2)}, "latency_ms": latency, "threads": THREADS}
+
+
+def process_memory_mb(pid: int | str) -> dict[str, float]:
+    """A process's resident memory now ("rss") and its peak since the last `reset_peak_memory` ("peak"), in MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {"rss": int(fields["VmRSS"].split()[0]) / 1024, "peak": int(fields["VmHWM"].split()[0]) / 1024}
+
+
+def reset_peak_memory(pid: int | str) -> None:
+    """Start a new peak: Linux resets VmHWM to the current resident size when "5" is written to clear_refs."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def large_photo(folder: Path, megapixels: float) -> Path:
+    """A phone-like JPEG (quality 90, 3:2) of about `megapixels`, never above the upload limit: scikit-image's
+    astronaut enlarged."""
+    from PIL import Image
+    from skimage import data
+
+    from tasks.images import MAX_PIXELS
+
+    pixels = min(megapixels * 1e6, MAX_PIXELS)
+    width = int((pixels * 1.5) ** 0.5)
+    height = int(pixels // width)
+    path = folder / f"large-{width}x{height}.jpg"
+    Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BICUBIC).save(path, quality=90)
+    return path
+
+
+MEMORY_CALLS = {  # endpoint -> its arguments after the photo (None: the endpoint takes no photo)
+    "classify": (), "colorize": (1.0,), "mask": (0.5, "#ffffff"), "stain": ("centre", "SMALL", 0, ""),
+}
+
+
+def bench_memory(megapixels: float, timeout_s: float, endpoints: tuple[str, ...] = tuple(MEMORY_CALLS),
+                 concurrent: str | None = "colorize") -> dict:
+    """The server's extra resident memory for one request of each image endpoint with a `megapixels` photo: its peak
+    during the request above its resident size before it (MiB), and the request's seconds; each endpoint is warmed
+    up first on a small photo, so loading its model is not counted. With `concurrent`, that endpoint also gets two
+    large requests at once (`python app.py` serves two at a time)."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import handle_file
+    from PIL import Image
+
+    quality: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder, app_server(timeout_s) as (client, server, _):
+        photo = large_photo(Path(folder), megapixels)
+        small = Path(folder) / "small.jpg"
+        Image.open(photo).resize((300, 200)).save(small)
+        quality["server_rss_mb/start"] = round(process_memory_mb(server.pid)["rss"])
+
+        def call(endpoint: str, path: Path) -> None:
+            client.predict(handle_file(str(path)), *MEMORY_CALLS[endpoint], api_name=f"/{endpoint}")
+
+        def measure(name: str, run) -> None:
+            before = process_memory_mb(server.pid)["rss"]
+            reset_peak_memory(server.pid)
+            start = time.perf_counter()
+            run()
+            quality[f"seconds/{name}"] = round(time.perf_counter() - start, 2)
+            quality[f"extra_mb/{name}"] = round(process_memory_mb(server.pid)["peak"] - before)
+
+        for endpoint in endpoints:
+            call(endpoint, small)
+            measure(endpoint, lambda: call(endpoint, photo))
+        if concurrent:
+            with ThreadPoolExecutor(2) as pool:
+                measure(f"{concurrent}_x2", lambda: list(pool.map(lambda _: call(concurrent, photo), range(2))))
+        quality["server_rss_mb/end"] = round(process_memory_mb(server.pid)["rss"])
+        with Image.open(photo) as image:
+            size = f"{image.width}×{image.height}"
+    return {"task": "memory", "data": f"{size} JPEG ({megapixels:g} MP)", "n": len(endpoints), "weights": "bundled",
+            "quality": quality, "latency_ms": None, "threads": THREADS}
+
+
+def memory_table(quality: dict[str, float]) -> str:
+    """bench_memory's figures as a markdown table: one row per request."""
+    names = [key.removeprefix("extra_mb/") for key in quality if key.startswith("extra_mb/")]
+    rows = [f"| {name} | {quality[f'extra_mb/{name}']:,.0f} | {quality[f'seconds/{name}']:.1f} |" for name in names]
+    return ("| request | extra memory (MiB) | seconds |\n|---|---|---|\n" + "\n".join(rows)
+            + f"\n\nServer resident memory: {quality['server_rss_mb/start']:,.0f} MiB after start, "
+            f"{quality['server_rss_mb/end']:,.0f} MiB at the end.")
 
 
 def markdown_row(result: dict) -> str:
@@ -214,7 +314,7 @@ def markdown_row(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["classify", "cards", "colorize", "mask", "app"])
+    parser.add_argument("task", choices=["classify", "cards", "colorize", "mask", "app", "memory"])
     parser.add_argument("--data", help="evaluation data in the task's layout (default: the task's default)")
     parser.add_argument("--weights", help="folder or Hub id (default: $DARKROOM_<TASK>_MODEL or bundled)")
     parser.add_argument("--json", type=Path, help="write the result here")
@@ -225,9 +325,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n_ddpm", type=int, default=100, help="cards: DDPM-1000 cards judged per category (0 = none)")
     parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
+    parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size")
     args = parser.parse_args(argv)
     if args.task == "app":
         result = bench_app(args.timeout, min(args.n_latency, 50))
+    elif args.task == "memory":
+        result = bench_memory(args.megapixels, args.timeout)
     elif args.task == "colorize":
         from tasks.colorize import DEFAULT_TRANSFER
 
@@ -242,6 +345,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.task == "memory":  # no quality or latency row: a table of requests
+        print(memory_table(result["quality"]))
+        return
     print("| task | quality | p50 ms | p95 ms | threads | n | weights |\n|---|---|---|---|---|---|---|")
     print(markdown_row(result))
     if args.task == "cards":

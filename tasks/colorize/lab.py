@@ -108,11 +108,11 @@ def has_color(photo: Image.Image, chroma: float = COLOR_CHROMA) -> bool:
         photo: any PIL image (converted to RGB).
         chroma: threshold in CIELAB units (default COLOR_CHROMA).
     """
-    small = photo.convert("RGB")
-    if max(small.size) > 256:
-        small = small.copy()
-        small.thumbnail((256, 256), Image.Resampling.BOX)
-    ab = ab_units(rgb_to_lab(to_tensor([small]))[:, 1:], dim=1)  # (1, 2, h, w) in CIELAB units
+    scale = 256 / max(photo.size)
+    if scale < 1:  # resized straight from the photo: a large one is never copied whole
+        photo = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))),
+                             Image.Resampling.BOX)
+    ab = ab_units(rgb_to_lab(to_tensor([photo]))[:, 1:], dim=1)  # (1, 2, h, w) in CIELAB units
     if min(ab.shape[-2:]) >= 3:
         ab = torch.nn.functional.avg_pool2d(ab, 3, stride=1)
     return float(torch.quantile(torch.linalg.vector_norm(ab[0], dim=0).flatten(), 0.99)) > chroma
