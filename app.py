@@ -172,8 +172,8 @@ def cards_model(source: str = "") -> cards.CardModel:
     """The default weights for "", else the DDPMPipeline folder or Hub repo a person typed (errors are theirs)."""
     try:
         return cards.load(source.strip() or None)
-    except (FileNotFoundError, OSError, ValueError) as error:
-        raise gr.Error(f"Could not load the model {source!r}: {error}") from error
+    except (FileNotFoundError, OSError, ValueError) as error:  # hub.cannot_load's sentence: no server paths
+        raise gr.Error(str(error)) from error
 
 
 def run_cards(category: str, seed: float, n: float, steps: float, sampler: str, guidance: float, source: str,

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import create_repo, snapshot_download, upload_folder
+from huggingface_hub import constants, create_repo, snapshot_download, upload_folder
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class Weights:
     Attributes:
         path: local folder holding config.json + model.safetensors (or a DDPMPipeline layout).
         origin: "argument", "environment" or "bundled": which rule chose it.
-        name: what to show a person: the Hub id with its commit, or the folder.
+        name: what to show a person: the Hub id with its commit, or the folder as it was given (never resolved).
     """
 
     path: Path
@@ -76,22 +76,29 @@ def resolve(task: str, source: str | os.PathLike | None = None, fallback: bool =
     if source is None:
         return bundled(task)
     source = str(source)
-    if Path(source).expanduser().is_dir():
-        path = Path(source).expanduser().resolve()
-        return Weights(path=path, origin=origin, name=str(path))
+    if Path(source).expanduser().is_dir():  # named as given: the server's own paths are never shown
+        return Weights(path=Path(source).expanduser().resolve(), origin=origin, name=source)
     try:
         path, name = _download(source)
     except (OSError, ValueError) as error:  # offline, missing or gated repo, malformed id: all OSError/ValueError
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         if not fallback:
-            raise FileNotFoundError(
-                f"Could not load {source!r}: it is not a local folder and the Hub did not provide it ({reason})."
-            ) from error
+            logger.info("%s weights %r: not a folder, and the Hub did not provide them (%s).", task, source, reason)
+            raise FileNotFoundError(cannot_load(source)) from error
         weights = bundled(task)
         logger.warning("%s weights %r unavailable (%s); serving the bundled copy at %s instead.", task, source, reason,
                        weights.name)
         return weights
     return Weights(path=path, origin=origin, name=name)
+
+
+def cannot_load(source: str) -> str:
+    """The one sentence for an explicit source that could not be loaded: the same whether a folder of that name exists
+    on this machine or not, and without its resolved path, so that what a person types into a public Space's model
+    box tells them nothing about the server's files (the details go to the server's log)."""
+    offline = " (this server cannot reach the Hub)" if constants.HF_HUB_OFFLINE else ""
+    return (f"Could not load {source!r}: it is neither a model folder here nor a Hub model id (user/name) that could "
+            f"be downloaded{offline}.")
 
 
 def push(folder: str | os.PathLike, repo_id: str, commit_message: str = "Upload from Darkroom", private: bool = False) -> str:

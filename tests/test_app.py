@@ -89,13 +89,28 @@ def test_cards_same_seed_same_cards_over_http(client):
     ("SMALL", 0, 4, "", "less than minimum value 1"),  # Gradio checks the slider's range
     ("SMALL", 1, 0, "", "less than minimum value 1"),
     ("COFFEE", 1, 4, "", "COFFEE is not in the list of choices"),  # and the dropdown's choices
-    ("SMALL", 1, 4, "darkroom-tests/no-such-cards", "Could not load the model"),
+    ("SMALL", 1, 4, "darkroom-tests/no-such-cards", "Could not load 'darkroom-tests/no-such-cards'"),
 ])
 def test_cards_bad_values_give_errors_and_the_server_keeps_serving(client, category, n, steps, source, message):
     with pytest.raises(AppError, match=message):
         client.predict(category, 1, n, steps, "DPM-Solver++", 3, source, api_name="/cards")
     gallery, _ = client.predict("CLEAN", 1, 1, 2, "DPM-Solver++", 3, "", api_name="/cards")
     assert len(gallery) == 1
+
+
+def test_the_model_box_never_shows_server_paths_or_which_folders_exist(client, tmp_path):
+    import os
+
+    (tmp_path / "not-a-pipeline").mkdir()
+    messages = {}
+    for typed in ("..", str(tmp_path / "not-a-pipeline"), str(tmp_path / "missing"), "../no-such-folder"):
+        with pytest.raises(AppError) as raised:
+            client.predict("SMALL", 1, 1, 2, "DDIM", 1, typed, api_name="/cards")
+        messages[typed] = str(raised.value)
+        assert os.path.realpath("..") not in messages[typed].replace(repr(typed), "")
+    # the same sentence, up to the name typed, for an existing folder and a missing one
+    assert len({message.replace(repr(typed), "<typed>") for typed, message in messages.items()}) == 1, messages
+    assert "Could not load '..'" in messages[".."]
 
 
 def test_models_asked_for_at_once_load_one_at_a_time_and_once(monkeypatch):

@@ -110,6 +110,18 @@ def test_missing_repo_is_a_clear_error():
         diffusion.load("darkroom-tests/no-such-cards")
 
 
+def test_a_folder_that_is_no_pipeline_reads_like_a_missing_one(tmp_path):
+    from tasks import hub
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken" / "unet").mkdir(parents=True)
+    (tmp_path / "broken" / "unet" / "config.json").write_text("{not json")
+    for name in ("empty", "broken", "missing"):
+        with pytest.raises(FileNotFoundError) as raised:
+            diffusion.load(str(tmp_path / name))
+        assert str(raised.value) == hub.cannot_load(str(tmp_path / name))
+
+
 def test_tutorial_format_pipeline_loads_and_samples_with_fast_samplers(tmp_path):
     # the HF "train a diffusion model" tutorial's layout: an unconditional UNet2DModel + DDPMScheduler
     unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16), norm_num_groups=4,

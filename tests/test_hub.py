@@ -30,9 +30,13 @@ def test_load_serves_bundled_when_the_hub_is_unreachable(monkeypatch):
     assert model.weights.origin == "bundled"
 
 
-def test_without_fallback_the_failure_is_raised_with_the_name(monkeypatch):
-    with pytest.raises(FileNotFoundError, match="darkroom-tests/no-such-model"):
+def test_without_fallback_the_failure_is_raised_with_the_name_and_the_reason_is_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="tasks.hub"), pytest.raises(FileNotFoundError) as raised:
         hub.resolve("classify", "darkroom-tests/no-such-model", fallback=False)
+    assert str(raised.value) == hub.cannot_load("darkroom-tests/no-such-model")
+    assert "cannot reach the Hub" in str(raised.value)  # HF_HUB_OFFLINE=1 in the tests
+    assert any("darkroom-tests/no-such-model" in record.getMessage() and "LocalEntryNotFoundError" in record.getMessage()
+               for record in caplog.records)
 
 
 def test_argument_beats_environment_and_local_folders_work(monkeypatch, tmp_path):
@@ -43,6 +47,9 @@ def test_argument_beats_environment_and_local_folders_work(monkeypatch, tmp_path
     assert hub.resolve("classify").origin == "environment"
     chosen = hub.resolve("classify", tmp_path / "from-arg")
     assert chosen.path == (tmp_path / "from-arg").resolve() and chosen.origin == "argument"
+    monkeypatch.chdir(tmp_path)
+    typed = hub.resolve("classify", "from-arg/../from-arg")
+    assert typed.path == (tmp_path / "from-arg").resolve() and typed.name == "from-arg/../from-arg"  # as typed
 
 
 def test_unknown_task_without_bundle_says_how_to_train():

@@ -203,17 +203,24 @@ def make_scheduler(scheduler_config: dict, sampler: str):
 def load(source: str | None = None) -> CardModel:
     """Load a DDPMPipeline folder or Hub repo: `source` > $DARKROOM_CARDS_MODEL > bundled.
 
-    An explicit `source` that cannot be loaded raises FileNotFoundError (a person typed it and should know); the
-    environment variable falls back to the bundled copy with a log line.
+    An explicit `source` that cannot be loaded raises FileNotFoundError with `hub.cannot_load`'s sentence (a person
+    typed it and should know, but not whether a folder of that name exists on the server); the environment variable
+    falls back to the bundled copy with a log line.
     """
     weights = hub.resolve(TASK, source, fallback=source is None)
     folder = Path(weights.path)
-    if not (folder / "unet" / "config.json").is_file():
-        raise FileNotFoundError(f"{weights.name} is not a DDPMPipeline folder (no unet/config.json).")
-    # low_cpu_mem_usage=False: otherwise accelerate builds the UNet under a process-wide patch that puts every
-    # parameter created meanwhile, in any thread, on the meta device (an app loading two models at once breaks one)
-    unet = UNet2DModel.from_pretrained(folder, subfolder="unet", low_cpu_mem_usage=False).eval()
-    scheduler_config = dict(DDPMScheduler.load_config(folder, subfolder="scheduler"))
+    try:
+        if not (folder / "unet" / "config.json").is_file():
+            raise FileNotFoundError(f"{weights.name} is not a DDPMPipeline folder (no unet/config.json).")
+        # low_cpu_mem_usage=False: otherwise accelerate builds the UNet under a process-wide patch that puts every
+        # parameter created meanwhile, in any thread, on the meta device (an app loading two models at once breaks one)
+        unet = UNet2DModel.from_pretrained(folder, subfolder="unet", low_cpu_mem_usage=False).eval()
+        scheduler_config = dict(DDPMScheduler.load_config(folder, subfolder="scheduler"))
+    except (OSError, ValueError) as error:  # diffusers names the resolved files it could not read
+        if source is None:
+            raise
+        logger.info("Cards model %r could not be loaded: %s", source, error)
+        raise FileNotFoundError(hub.cannot_load(source)) from error
     categories = None
     if unet.config.num_class_embeds and (folder / CARDS_CONFIG).is_file():
         categories = tuple(json.loads((folder / CARDS_CONFIG).read_text())["categories"])
