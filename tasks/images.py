@@ -88,7 +88,11 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
             if width == 0 or height == 0:
                 raise ValueError("The image has no pixels (width or height is 0).")
             image.seek(0)
+            sixteen_bit_rgb = image.mode == "RGB" and any(";16" in str(tile.args) for tile in getattr(image, "tile", []))
             image.load()
+            if sixteen_bit_rgb and isinstance(image.info.get("transparency"), tuple):
+                # PIL keeps a 16-bit RGB PNG's high bytes but its colour key at 16 bits: compare like with like
+                image.info["transparency"] = tuple(value >> 8 for value in image.info["transparency"])
             if image.getexif().get(ORIENTATION, 1) != 1:  # exif_transpose copies even when there is nothing to turn
                 image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError as error:

@@ -79,6 +79,27 @@ def test_a_colour_key_is_transparency_composited_onto_white(mode, key, colour):
     assert np.asarray(load_rgb(decoded))[0, 0].tolist() == [255, 255, 255]
 
 
+def _sixteen_bit_rgb_png(pixels: np.ndarray, key: tuple[int, int, int]) -> bytes:
+    """A 16-bit RGB PNG with a tRNS colour key, written by hand (PIL cannot write 16-bit RGB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+            + chunk(b"tRNS", struct.pack(">HHH", *key)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_a_sixteen_bit_rgb_colour_key_is_matched_at_the_pixels_depth():
+    # PIL decodes 16-bit RGB to its high bytes but keeps the key at 16 bits: (0x00FF, 0, 0) would key out (255, 0, 0)
+    pixels = np.array([[[0x00FF, 0, 0], [0xFF00, 0, 0], [0x8000, 0x8000, 0x8000]]], dtype=np.uint16)
+    result = np.asarray(load_rgb(_sixteen_bit_rgb_png(pixels, (0x00FF, 0, 0))))
+    assert result[0].tolist() == [[255, 255, 255], [255, 0, 0], [128, 128, 128]]
+
+
 def test_cmyk_is_converted():
     cmyk = Image.new("CMYK", (3, 3), (0, 255, 255, 0))  # pure red in CMYK
     result = np.asarray(load_rgb(encode(cmyk, "JPEG", quality=100)))
