@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
-from tasks.images import load_rgb
+from tasks.images import load_rgb, shrink
 
 logger = logging.getLogger(__name__)
 
@@ -506,9 +506,7 @@ def to_model_input(image: Image.Image) -> Image.Image:
         NoItemError: less than MIN_ITEM_SHARE of the photo differs from the background by ITEM_CONTRAST (a blank
             photo, an item the colour of its background, or a close-up with no background at its border).
     """
-    small = image.convert("L")  # a copy, at a third of an RGB one's size: a 40-megapixel photo is never copied whole
-    small.thumbnail((256, 256), Image.Resampling.BOX)
-    gray = np.asarray(small, dtype=np.float32) / 255.0  # (H, W)
+    gray = np.asarray(shrink(image, 256).convert("L"), dtype=np.float32) / 255.0  # (H, W)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     difference = np.abs(gray - float(np.median(border)))
     item = difference > ITEM_CONTRAST

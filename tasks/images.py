@@ -62,6 +62,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
+def shrink(image: Image.Image, longest: int = 256) -> Image.Image:
+    """`image` with its longer side at most `longest` pixels (box filter), resized straight from it: a large photo is
+    never copied whole first. Returned as is when it is small enough (callers must not change it in place)."""
+    scale = longest / max(image.size)
+    if scale >= 1:
+        return image
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
+
+
 def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an uploaded image into an upright 8-bit RGB PIL image.
 

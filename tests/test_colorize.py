@@ -406,9 +406,11 @@ def test_gray_photos_with_sensor_scanner_or_jpeg_noise_are_gray_and_colour_photo
     rng = np.random.default_rng(2)
     # ../shared/cases/replayed-reports/min_gray_noise2_64.png is such a photo with ±2 per channel
     noisy = {amplitude: Image.fromarray(np.clip(gray + rng.integers(-amplitude, amplitude + 1, gray.shape), 0, 255)
-                                        .astype(np.uint8)) for amplitude in (2, 4, 6)}
-    cast = Image.fromarray(np.clip(gray + [3, 1, -3], 0, 255).astype(np.uint8))  # a faint scanner cast
-    for photo in (*noisy.values(), cast, _jpeg(noisy[4], 50), Image.fromarray(gray.astype(np.uint8))):
+                                        .astype(np.uint8)) for amplitude in (2, 4, 6, 10)}
+    large = _gray_texture(1024)[..., None].repeat(3, axis=2).astype(np.int16)
+    large_noisy = Image.fromarray(np.clip(large + rng.integers(-10, 11, large.shape), 0, 255).astype(np.uint8))
+    casts = [Image.fromarray(np.clip(gray + cast, 0, 255).astype(np.uint8)) for cast in ([3, 1, -3], [5, 2, -5])]
+    for photo in (*noisy.values(), large_noisy, *casts, _jpeg(noisy[4], 50), Image.fromarray(gray.astype(np.uint8))):
         assert not colorize.has_color(photo)
     astronaut = np.asarray(data.astronaut(), dtype=np.float64)
     dull = astronaut.mean(2, keepdims=True) + 0.15 * (astronaut - astronaut.mean(2, keepdims=True))  # 15% saturation
