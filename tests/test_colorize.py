@@ -435,11 +435,12 @@ def test_predict_in_bands_gives_the_photo_predicted_whole(trained, monkeypatch):
 
     model, photo = colorize.load(str(trained)), Image.fromarray(data.coffee()).resize((97, 61))
     whole = colorize.predict(model, photo, saturation=1.3)
-    monkeypatch.setattr(colorize.serve, "BAND_PIXELS", 97 * 7)  # 9 bands of 7 rows
-    banded = colorize.predict(model, photo, saturation=1.3)
-    np.testing.assert_array_equal(np.asarray(banded.image), np.asarray(whole.image))
-    np.testing.assert_array_equal(np.asarray(banded.gray), np.asarray(whole.gray))
-    assert banded.mae == pytest.approx(whole.mae, rel=1e-5)
+    for band_pixels in (97 * 7, 30):  # 9 bands of 7 rows; tiles of 1 row × 30 columns (a photo wider than a band)
+        monkeypatch.setattr(colorize.serve, "BAND_PIXELS", band_pixels)
+        banded = colorize.predict(model, photo, saturation=1.3)
+        np.testing.assert_array_equal(np.asarray(banded.image), np.asarray(whole.image))
+        np.testing.assert_array_equal(np.asarray(banded.gray), np.asarray(whole.gray))
+        assert banded.mae == pytest.approx(whole.mae, rel=1e-5)
     # and the whole is F.interpolate of the model's a*b* over the full photo, joined with its L (to 8-bit rounding)
     lab = colorize.rgb_to_lab(torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255).permute(2, 0, 1)[None])
     small = torch.nn.functional.interpolate(lab[:, :1], size=(model.size, model.size), mode="bilinear", antialias=True)

@@ -59,7 +59,8 @@ def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> 
 
     The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
     joined with the full-resolution L, then scaled around neutral by `saturation` (0 = gray, 1 = as predicted). The
-    full-resolution work runs in bands of rows, so beyond the two output images (4 bytes a pixel together) and the
+    full-resolution work runs in tiles of BAND_PIXELS (bands of rows, cut across as well in a photo wider than a band),
+    so beyond the two output images (4 bytes a pixel together) and the
     float L (4 more) it holds about 200 MB at any size: 519 MB in all for a 40-megapixel photo (the server's figure
     with the upload and PNG encoding: README, `python -m bench memory`).
 
@@ -78,41 +79,42 @@ def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> 
         raise ValueError(f"Saturation must be between 0 and 3; got {saturation:g}.")
     rgb = load_rgb(image)
     width, height = rgb.size
-    rows = max(1, BAND_PIXELS // width)
-    bands = [(top, min(top + rows, height)) for top in range(0, height, rows)]
+    rows, cols = max(1, BAND_PIXELS // width), min(width, BAND_PIXELS)  # a photo wider than a band is cut across too
+    tiles = [(left, top, min(left + cols, width), min(top + rows, height))
+             for top in range(0, height, rows) for left in range(0, width, cols)]
 
-    def band_lab(top: int, bottom: int) -> torch.Tensor:  # (1, 3, rows, W)
-        return rgb_to_lab(to_tensor([rgb.crop((0, top, width, bottom))]))
+    def tile_lab(tile: tuple[int, int, int, int]) -> torch.Tensor:  # (1, 3, rows, cols)
+        return rgb_to_lab(to_tensor([rgb.crop(tile)]))
 
-    # 1. the photo's own L at full resolution, band by band (the first band's LAB is kept for the error in step 3:
-    #    a photo of one band, most uploads, is converted once)
-    first = band_lab(*bands[0])
+    # 1. the photo's own L at full resolution, tile by tile (the first tile's LAB is kept for the error in step 3:
+    #    a photo of one tile, most uploads, is converted once)
+    first = tile_lab(tiles[0])
     lightness = torch.empty(1, 1, height, width)
-    for index, (top, bottom) in enumerate(bands):
-        lightness[..., top:bottom, :] = (first if index == 0 else band_lab(top, bottom))[:, :1]
+    for index, (left, top, right, bottom) in enumerate(tiles):
+        lightness[..., top:bottom, left:right] = (first if index == 0 else tile_lab(tiles[index]))[:, :1]
     # 2. a*b* at the model size from L at the model size; saturation scales around neutral (bilinear upsampling
     #    commutes with it: its weights sum to 1)
     small = F.interpolate(lightness, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
     neutral = NEUTRAL_AB.view(2, 1, 1)
     ab_small = neutral + saturation * (model(small)[0] - neutral)  # (2, S, S)
-    planes = [Image.fromarray(plane.numpy(), "F") for plane in ab_small]
-    # 3. each band: a*b* upsampled to it (PIL's bilinear resize of the band's box of the small map: the same pixel
-    #    centres and weights as one resize of the whole), joined with its L; the error against the photo's own a*b*
+    # 3. each tile: a*b* sampled bilinearly at its pixels' centres (grid_sample with border padding: what one
+    #    F.interpolate of the whole photo gives, align_corners=False), joined with its L; the error against the photo's
+    #    own a*b*
     was_color = has_color(rgb)
     colorized = np.empty((height, width, 3), np.uint8)
     gray = np.empty((height, width), np.uint8)
-    scale = model.size / height
     error = 0.0
-    for index, (top, bottom) in enumerate(bands):
-        box = (0, top * scale, model.size, bottom * scale)
-        ab = torch.from_numpy(np.stack([np.asarray(plane.resize((width, bottom - top), Image.Resampling.BILINEAR,
-                                                                box=box)) for plane in planes]))[None]
-        band_l = lightness[..., top:bottom, :]
-        colorized[top:bottom] = to_uint8(lab_to_rgb(torch.cat([band_l, ab], 1))[0])
-        gray[top:bottom] = to_uint8(gray_from_lightness(band_l)[0, :1])[..., 0]
+    for index, (left, top, right, bottom) in enumerate(tiles):
+        xs = (torch.arange(left, right) + 0.5) * (2 / width) - 1  # pixel centres, normalised to [-1, 1]
+        ys = (torch.arange(top, bottom) + 0.5) * (2 / height) - 1
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]  # (1, rows, cols, 2) as (x, y)
+        ab = F.grid_sample(ab_small[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        tile_l = lightness[..., top:bottom, left:right]
+        colorized[top:bottom, left:right] = to_uint8(lab_to_rgb(torch.cat([tile_l, ab], 1))[0])
+        gray[top:bottom, left:right] = to_uint8(gray_from_lightness(tile_l)[0, :1])[..., 0]
         if was_color:
-            true_ab = (first if index == 0 else band_lab(top, bottom))[:, 1:]
-            error += float(mae(ab, true_ab)[0]) * (bottom - top) * width
+            true_ab = (first if index == 0 else tile_lab(tiles[index]))[:, 1:]
+            error += float(mae(ab, true_ab)[0]) * (bottom - top) * (right - left)
     return Colorized(image=Image.fromarray(colorized), gray=Image.fromarray(gray),
                      mae=error / (width * height) if was_color else None, was_color=was_color)
 
