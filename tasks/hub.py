@@ -56,6 +56,16 @@ def _download(source: str) -> tuple[Path, str]:
     return folder, f"{repo_id}@{folder.name[:7]}"
 
 
+def _local_folder(source: str) -> Path | None:
+    """`source` as an existing local folder (resolved), or None when it names none, including names no folder can
+    have: too long, a NUL byte, an unknown ~user."""
+    try:
+        path = Path(source).expanduser()
+        return path.resolve() if path.is_dir() else None
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def resolve(task: str, source: str | os.PathLike | None = None, fallback: bool = True) -> Weights:
     """Choose the weights folder for a task: `source` > $DARKROOM_<TASK>_MODEL > bundled.
 
@@ -76,8 +86,9 @@ def resolve(task: str, source: str | os.PathLike | None = None, fallback: bool =
     if source is None:
         return bundled(task)
     source = str(source)
-    if Path(source).expanduser().is_dir():  # named as given: the server's own paths are never shown
-        return Weights(path=Path(source).expanduser().resolve(), origin=origin, name=source)
+    folder = _local_folder(source)
+    if folder is not None:  # named as given: the server's own paths are never shown
+        return Weights(path=folder, origin=origin, name=source)
     try:
         path, name = _download(source)
     except (OSError, ValueError) as error:  # offline, missing or gated repo, malformed id: all OSError/ValueError

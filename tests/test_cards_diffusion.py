@@ -110,16 +110,21 @@ def test_missing_repo_is_a_clear_error():
         diffusion.load("darkroom-tests/no-such-cards")
 
 
-def test_a_folder_that_is_no_pipeline_reads_like_a_missing_one(tmp_path):
+def test_a_folder_that_is_no_pipeline_reads_like_a_missing_one(trained, tmp_path):
+    import shutil
+
     from tasks import hub
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken" / "unet").mkdir(parents=True)
     (tmp_path / "broken" / "unet" / "config.json").write_text("{not json")
-    for name in ("empty", "broken", "missing"):
+    shutil.copytree(trained, tmp_path / "no-categories")
+    (tmp_path / "no-categories" / diffusion.CARDS_CONFIG).write_text("{}")
+    typed = [str(tmp_path / name) for name in ("empty", "broken", "no-categories", "missing")]
+    for source in (*typed, "~/" + "a" * 300, "~no-such-user-darkroom/cards", "nul\x00byte"):
         with pytest.raises(FileNotFoundError) as raised:
-            diffusion.load(str(tmp_path / name))
-        assert str(raised.value) == hub.cannot_load(str(tmp_path / name))
+            diffusion.load(source)
+        assert str(raised.value) == hub.cannot_load(source)
 
 
 def test_tutorial_format_pipeline_loads_and_samples_with_fast_samplers(tmp_path):
@@ -143,10 +148,10 @@ class Oracle:
         self.card, self.alphas_cumprod = card, scheduler.alphas_cumprod
         self.prediction_type = scheduler.config.prediction_type
         self.config = SimpleNamespace(sample_size=tuple(card.shape[-2:]), num_class_embeds=None)
-        self.calls = 0
+        self.timesteps: list[int] = []  # every timestep it was asked about, in order
 
     def __call__(self, x, t, class_labels=None):
-        self.calls += 1
+        self.timesteps.append(int(t))
         alpha_bar = self.alphas_cumprod[int(t)]
         noise = (x - alpha_bar.sqrt() * self.card) / (1 - alpha_bar).sqrt()
         if self.prediction_type == "v_prediction":
@@ -178,12 +183,17 @@ def test_every_sampler_runs_at_every_step_count_it_allows_and_refuses_more_befor
     oracle = Oracle(card, scheduler)
     model = diffusion.CardModel(unet=oracle, scheduler_config=dict(scheduler.config), categories=None)
     for steps in (1, 2, levels - 1, levels):
+        oracle.timesteps.clear()
         out = diffusion.predict(model, "any", n=1, steps=steps, sampler=sampler, guidance=1.0)[0]
         assert np.abs(np.asarray(out, dtype=np.float64) - np.asarray(diffusion._to_pil(card)[0])).max() <= 3, steps
-    oracle.calls = 0
+        # one model call per step, from the last training timestep down (an exact denoiser lands on the card from
+        # any timestep, so this is what tells a step at t = 0 from one at t = T - 1)
+        assert len(oracle.timesteps) == steps and oracle.timesteps[0] == levels - 1, (steps, oracle.timesteps[:3])
+        assert all(later < earlier for earlier, later in zip(oracle.timesteps, oracle.timesteps[1:]))
+    oracle.timesteps.clear()
     with pytest.raises(ValueError, match=f"Steps must be between 1 and {levels}; got {levels + 1}"):
         diffusion.predict(model, "any", n=1, steps=levels + 1, sampler=sampler)
-    assert oracle.calls == 0
+    assert oracle.timesteps == []
 
 
 @pytest.mark.parametrize("sampler", diffusion.SAMPLERS)

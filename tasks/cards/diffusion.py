@@ -216,15 +216,15 @@ def load(source: str | None = None) -> CardModel:
         # parameter created meanwhile, in any thread, on the meta device (an app loading two models at once breaks one)
         unet = UNet2DModel.from_pretrained(folder, subfolder="unet", low_cpu_mem_usage=False).eval()
         scheduler_config = dict(DDPMScheduler.load_config(folder, subfolder="scheduler"))
-    except (OSError, ValueError) as error:  # diffusers names the resolved files it could not read
+        categories = None
+        if unet.config.num_class_embeds and (folder / CARDS_CONFIG).is_file():
+            categories = tuple(json.loads((folder / CARDS_CONFIG).read_text())["categories"])
+        metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+    except (OSError, ValueError, KeyError, TypeError) as error:  # diffusers names the resolved files it could not read
         if source is None:
             raise
         logger.info("Cards model %r could not be loaded: %s", source, error)
         raise FileNotFoundError(hub.cannot_load(source)) from error
-    categories = None
-    if unet.config.num_class_embeds and (folder / CARDS_CONFIG).is_file():
-        categories = tuple(json.loads((folder / CARDS_CONFIG).read_text())["categories"])
-    metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
     return CardModel(unet=unet, scheduler_config=scheduler_config, categories=categories, weights=weights,
                      metrics=metrics)
 
