@@ -89,11 +89,6 @@ def to_uint8(rgb: torch.Tensor) -> np.ndarray:
     return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def to_image(rgb: torch.Tensor) -> Image.Image:
-    """(3, H, W) in [0, 1] → PIL RGB."""
-    return Image.fromarray(to_uint8(rgb))
-
-
 COLOR_CHROMA = 6.0  # CIELAB a*b* units: the least chroma a photo's most coloured 1% must have for it to count as colour
 
 
