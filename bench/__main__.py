@@ -254,10 +254,11 @@ MEMORY_CALLS = {  # endpoint -> its arguments after the photo (None: the endpoin
 
 def bench_memory(megapixels: float, timeout_s: float, endpoints: tuple[str, ...] = tuple(MEMORY_CALLS),
                  concurrent: str | None = "colorize") -> dict:
-    """The server's extra resident memory for one request of each image endpoint with a `megapixels` photo: its peak
-    during the request above its resident size before it (MiB), and the request's seconds; each endpoint is warmed
-    up first on a small photo, so loading its model is not counted. With `concurrent`, that endpoint also gets two
-    large requests at once (`python app.py` serves two at a time)."""
+    """The server's memory for one request of each image endpoint with a `megapixels` photo, each in a fresh server
+    (memory an earlier request freed, but the allocator kept, would hide part of the next one's): its resident size
+    before the request, its peak during it (MiB), the difference ("extra"), and the request's seconds. Each endpoint is
+    warmed up on a small photo first, so loading its model is not counted. With `concurrent`, that endpoint also gets
+    two large requests at once (`python app.py` serves two at a time)."""
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
@@ -265,43 +266,40 @@ def bench_memory(megapixels: float, timeout_s: float, endpoints: tuple[str, ...]
     from PIL import Image
 
     quality: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as folder, app_server(timeout_s) as (client, server, _):
+    runs = [(endpoint, 1) for endpoint in endpoints] + ([(concurrent, 2)] if concurrent else [])
+    with tempfile.TemporaryDirectory() as folder:
         photo = large_photo(Path(folder), megapixels)
         small = Path(folder) / "small.jpg"
-        Image.open(photo).resize((300, 200)).save(small)
-        quality["server_rss_mb/start"] = round(process_memory_mb(server.pid)["rss"])
-
-        def call(endpoint: str, path: Path) -> None:
-            client.predict(handle_file(str(path)), *MEMORY_CALLS[endpoint], api_name=f"/{endpoint}")
-
-        def measure(name: str, run) -> None:
-            before = process_memory_mb(server.pid)["rss"]
-            reset_peak_memory(server.pid)
-            start = time.perf_counter()
-            run()
-            quality[f"seconds/{name}"] = round(time.perf_counter() - start, 2)
-            quality[f"extra_mb/{name}"] = round(process_memory_mb(server.pid)["peak"] - before)
-
-        for endpoint in endpoints:
-            call(endpoint, small)
-            measure(endpoint, lambda: call(endpoint, photo))
-        if concurrent:
-            with ThreadPoolExecutor(2) as pool:
-                measure(f"{concurrent}_x2", lambda: list(pool.map(lambda _: call(concurrent, photo), range(2))))
-        quality["server_rss_mb/end"] = round(process_memory_mb(server.pid)["rss"])
         with Image.open(photo) as image:
             size = f"{image.width}×{image.height}"
-    return {"task": "memory", "data": f"{size} JPEG ({megapixels:g} MP)", "n": len(endpoints), "weights": "bundled",
+            image.resize((300, 200)).save(small)
+        for endpoint, at_once in runs:
+            name = endpoint if at_once == 1 else f"{endpoint}_x{at_once}"
+            with app_server(timeout_s) as (client, server, _), ThreadPoolExecutor(at_once) as pool:
+
+                def call(path: Path) -> None:
+                    client.predict(handle_file(str(path)), *MEMORY_CALLS[endpoint], api_name=f"/{endpoint}")
+
+                call(small)
+                before = process_memory_mb(server.pid)["rss"]
+                reset_peak_memory(server.pid)
+                start = time.perf_counter()
+                list(pool.map(lambda _: call(photo), range(at_once)))
+                quality[f"seconds/{name}"] = round(time.perf_counter() - start, 2)
+                peak = process_memory_mb(server.pid)["peak"]
+            quality.update({f"before_mb/{name}": round(before), f"peak_mb/{name}": round(peak),
+                            f"extra_mb/{name}": round(peak - before)})
+    return {"task": "memory", "data": f"{size} JPEG ({megapixels:g} MP)", "n": len(runs), "weights": "bundled",
             "quality": quality, "latency_ms": None, "threads": THREADS}
 
 
 def memory_table(quality: dict[str, float]) -> str:
-    """bench_memory's figures as a markdown table: one row per request."""
+    """bench_memory's figures as a markdown table: one row per request (or pair of requests)."""
     names = [key.removeprefix("extra_mb/") for key in quality if key.startswith("extra_mb/")]
-    rows = [f"| {name} | {quality[f'extra_mb/{name}']:,.0f} | {quality[f'seconds/{name}']:.1f} |" for name in names]
-    return ("| request | extra memory (MiB) | seconds |\n|---|---|---|\n" + "\n".join(rows)
-            + f"\n\nServer resident memory: {quality['server_rss_mb/start']:,.0f} MiB after start, "
-            f"{quality['server_rss_mb/end']:,.0f} MiB at the end.")
+    rows = [f"| {name} | {quality[f'before_mb/{name}']:,.0f} | {quality[f'peak_mb/{name}']:,.0f} | "
+            f"{quality[f'extra_mb/{name}']:,.0f} | {quality[f'seconds/{name}']:.1f} |" for name in names]
+    return ("| request (fresh server) | resident before (MiB) | peak during (MiB) | extra (MiB) | seconds |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))
 
 
 def markdown_row(result: dict) -> str:

@@ -14,6 +14,8 @@ def test_one_40_megapixel_request_to_the_full_resolution_endpoints_costs_under_1
     assert result["data"].startswith("7745×5164 JPEG")  # 40.0 MP, just under the upload limit
     for endpoint in ("colorize", "mask"):
         assert 100 < quality[f"extra_mb/{endpoint}"] <= LIMIT_MB, quality  # above the decoded photo's 114 MiB
+        parts = quality[f"before_mb/{endpoint}"] + quality[f"extra_mb/{endpoint}"]
+        assert abs(quality[f"peak_mb/{endpoint}"] - parts) <= 1  # each rounded to a MiB
     assert "| colorize |" in memory_table(quality)
 
 
