@@ -195,12 +195,18 @@ def run_cards(category: str, seed: float, n: float, steps: float, sampler: str, 
 def steps_slider(sampler: str, source: str, steps: float | None = None):
     """The Steps slider for `sampler` on the model in `source`: `steps` (None = the sampler's default), never past the
     model's noise levels, which also become the slider's maximum. An unloadable model leaves the range alone: Generate
-    says why it cannot be loaded."""
+    says why it cannot be loaded.
+
+    With `steps` given (the Model box was left or submitted) the value is only touched when it is past the new
+    maximum: clicking a sampler leaves the box too, and that event, carrying the old sampler's steps, may finish after
+    the sampler's own and would otherwise put its steps back."""
     value = cards.DEFAULT_STEPS[sampler] if steps is None else int(steps)
     try:
         levels = cards.diffusion.noise_levels(cards_model(source or ""))
     except gr.Error:
-        return gr.update(value=value)
+        return gr.update(value=value) if steps is None else gr.update()
+    if steps is not None and value <= levels:
+        return gr.update(maximum=levels)
     return gr.update(value=min(value, levels), maximum=levels)
 
 

@@ -113,6 +113,22 @@ def test_the_model_box_never_shows_server_paths_or_which_folders_exist(client, t
     assert "Could not load '..'" in messages[".."]
 
 
+def test_leaving_the_model_box_sets_only_the_range_unless_the_steps_no_longer_fit(tmp_path):
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    import app
+
+    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
+                       norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"))
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=50)).save_pretrained(tmp_path)
+    # the CI race: clicking DPM-Solver++ blurs the box with the DDPM steps (50) after the radio set 20
+    assert app.steps_slider("DDPM", str(tmp_path), 50) == {"__type__": "update", "maximum": 50}
+    assert app.steps_slider("DDPM", str(tmp_path), 1000) == {"__type__": "update", "value": 50, "maximum": 50}
+    assert app.steps_slider("DPM-Solver++", str(tmp_path)) == {"__type__": "update", "value": 20, "maximum": 50}
+    assert app.steps_slider("DDPM", str(tmp_path / "missing"), 30) == {"__type__": "update"}
+
+
 def test_models_asked_for_at_once_load_one_at_a_time_and_once(monkeypatch):
     import threading
     import time
