@@ -309,6 +309,26 @@ def markdown_row(result: dict) -> str:
             f"| {result['n']} | {result['weights']} |")
 
 
+def run_bench(args: argparse.Namespace) -> dict:
+    """The bench `args.task` asks for, on the parsed flags."""
+    if args.task == "app":
+        result = bench_app(args.timeout, min(args.n_latency, 50))
+    elif args.task == "memory":
+        result = bench_memory(args.megapixels, args.timeout)
+    elif args.task == "colorize":
+        from tasks.colorize import DEFAULT_TRANSFER
+
+        result = bench_colorize(args.data, args.transfer or DEFAULT_TRANSFER, args.weights, min(args.n_latency, 30))
+    elif args.task == "mask":
+        result = bench_mask(args.data, args.weights, min(args.n_latency, 30))
+    elif args.task == "cards":
+        result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20),
+                             args.device)
+    else:
+        result = bench_classify(args.data, args.weights, args.n_latency)
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -325,21 +345,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
     parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size")
     args = parser.parse_args(argv)
-    if args.task == "app":
-        result = bench_app(args.timeout, min(args.n_latency, 50))
-    elif args.task == "memory":
-        result = bench_memory(args.megapixels, args.timeout)
-    elif args.task == "colorize":
-        from tasks.colorize import DEFAULT_TRANSFER
-
-        result = bench_colorize(args.data, args.transfer or DEFAULT_TRANSFER, args.weights, min(args.n_latency, 30))
-    elif args.task == "mask":
-        result = bench_mask(args.data, args.weights, min(args.n_latency, 30))
-    elif args.task == "cards":
-        result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20),
-                             args.device)
-    else:
-        result = bench_classify(args.data, args.weights, args.n_latency)
+    try:
+        result = run_bench(args)
+    except FileNotFoundError as error:  # --weights or --data that is not there: say so, benchmark nothing
+        parser.error(str(error))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,8 +2,9 @@
 
 `resolve(task, source)` picks, in order: the `source` argument; the environment variable `DARKROOM_<TASK>_MODEL`;
 the copy bundled in `assets/models/<task>/`. Each of the first two may be a local folder or a Hub repo id
-(`user/name`, optionally `user/name@revision`). A Hub id that cannot be reached falls back to the bundled copy with
-one warning, unless the caller asks for the failure to be raised instead (`fallback=False`).
+(`user/name`, optionally `user/name@revision`). An explicit `source` loads exactly that or raises; only the
+environment's choice falls back to the bundled copy when it cannot be had (offline, a missing repo, a typo), with one
+warning, so that a Space whose Hub repo is briefly unreachable keeps serving.
 """
 
 from __future__ import annotations
@@ -66,20 +67,19 @@ def _local_folder(source: str) -> Path | None:
         return None
 
 
-def resolve(task: str, source: str | os.PathLike | None = None, fallback: bool = True) -> Weights:
+def resolve(task: str, source: str | os.PathLike | None = None) -> Weights:
     """Choose the weights folder for a task: `source` > $DARKROOM_<TASK>_MODEL > bundled.
 
     Args:
         task: task name, e.g. "classify".
         source: a local folder or a Hub repo id; None to use the environment variable or the bundled copy.
-        fallback: when the chosen Hub id cannot be fetched, serve the bundled copy (and log why) instead of raising.
 
     Returns:
-        The resolved Weights.
+        The resolved Weights. When the environment names something that is neither a folder nor a fetchable repo id,
+        the bundled copy (and one warning saying why).
 
     Raises:
-        FileNotFoundError: `source` or the environment names something that is neither a folder nor a fetchable
-            repo id, and `fallback` is False.
+        FileNotFoundError: `source` is neither a folder nor a fetchable repo id (`cannot_load`'s sentence).
     """
     origin = "argument" if source else "environment"
     source = source or os.environ.get(env_var(task)) or None
@@ -93,7 +93,7 @@ def resolve(task: str, source: str | os.PathLike | None = None, fallback: bool =
         path, name = _download(source)
     except (OSError, ValueError) as error:  # offline, missing or gated repo, malformed id: all OSError/ValueError
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        if not fallback:
+        if origin == "argument":  # a person or a flag asked for exactly this
             logger.info("%s weights %r: not a folder, and the Hub did not provide them (%s).", task, source, reason)
             raise FileNotFoundError(cannot_load(source)) from error
         weights = bundled(task)

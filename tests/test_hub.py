@@ -30,9 +30,9 @@ def test_load_serves_bundled_when_the_hub_is_unreachable(monkeypatch):
     assert model.weights.origin == "bundled"
 
 
-def test_without_fallback_the_failure_is_raised_with_the_name_and_the_reason_is_logged(caplog):
+def test_an_explicit_source_that_cannot_be_had_is_raised_with_the_name_and_the_reason_is_logged(caplog):
     with caplog.at_level(logging.INFO, logger="tasks.hub"), pytest.raises(FileNotFoundError) as raised:
-        hub.resolve("classify", "darkroom-tests/no-such-model", fallback=False)
+        hub.resolve("classify", "darkroom-tests/no-such-model")
     assert str(raised.value) == hub.cannot_load("darkroom-tests/no-such-model")
     assert "cannot reach the Hub" in str(raised.value)  # HF_HUB_OFFLINE=1 in the tests
     assert any("darkroom-tests/no-such-model" in record.getMessage() and "LocalEntryNotFoundError" in record.getMessage()
@@ -63,3 +63,26 @@ def test_failed_push_leaves_the_folder_intact(tmp_path):
     with pytest.raises(OSError):  # offline (HF_HUB_OFFLINE=1) and no token: either refuses
         hub.push(tmp_path, "darkroom-tests/never-created")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("task", ["classify", "cards", "colorize", "mask"])
+def test_every_task_loads_an_explicit_source_exactly_or_raises(task, tmp_path, monkeypatch):
+    # `python -m bench mask --weights outputs/msak` benchmarked the bundled weights and recorded them in its JSON
+    import importlib
+
+    module = importlib.import_module(f"tasks.{task}")
+    monkeypatch.delenv(hub.env_var(task), raising=False)
+    typo = str(tmp_path / "outputs" / "msak")
+    with pytest.raises(FileNotFoundError) as raised:
+        module.load(typo)
+    assert str(raised.value) == hub.cannot_load(typo)
+
+
+def test_bench_with_a_mistyped_weights_folder_says_so_and_benchmarks_nothing(tmp_path, capsys):
+    from bench.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["mask", "--weights", str(tmp_path / "outputs" / "msak"), "--json", str(tmp_path / "mask.json")])
+    assert exited.value.code == 2
+    assert f"Could not load {str(tmp_path / 'outputs' / 'msak')!r}" in capsys.readouterr().err
+    assert not (tmp_path / "mask.json").exists()

@@ -207,7 +207,7 @@ def load(source: str | None = None) -> CardModel:
     typed it and should know, but not whether a folder of that name exists on the server); the environment variable
     falls back to the bundled copy with a log line.
     """
-    weights = hub.resolve(TASK, source, fallback=source is None)
+    weights = hub.resolve(TASK, source)
     folder = Path(weights.path)
     try:
         if not (folder / "unet" / "config.json").is_file():
