@@ -247,7 +247,7 @@ def large_photo(folder: Path, megapixels: float) -> Path:
     return path
 
 
-MEMORY_CALLS = {  # endpoint -> its arguments after the photo (None: the endpoint takes no photo)
+MEMORY_CALLS = {  # image endpoint -> its arguments after the photo
     "classify": (), "colorize": (1.0,), "mask": (0.5, "#ffffff"), "stain": ("centre", "SMALL", 0, ""),
 }
 

@@ -15,11 +15,10 @@ import warnings
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger uploads are refused before they are decoded
 SUPPORTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
-ORIENTATION = 0x0112  # the EXIF tag saying how to turn the stored pixels upright
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what a folder of training photos may hold
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
@@ -102,7 +101,7 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
             if sixteen_bit_rgb and isinstance(image.info.get("transparency"), tuple):
                 # PIL keeps a 16-bit RGB PNG's high bytes but its colour key at 16 bits: compare like with like
                 image.info["transparency"] = tuple(value >> 8 for value in image.info["transparency"])
-            if image.getexif().get(ORIENTATION, 1) != 1:  # exif_transpose copies even when there is nothing to turn
+            if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # exif_transpose copies even when there is nothing to turn
                 image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError as error:
         raise ValueError(f"This file is not an image that can be read; upload a {SUPPORTED} file.") from error

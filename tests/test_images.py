@@ -161,3 +161,18 @@ def test_decompression_bomb_is_refused_before_decoding():
 def test_custom_pixel_limit():
     with pytest.raises(ValueError, match="limit"):
         load_rgb(encode(Image.new("RGB", (100, 100))), max_pixels=5000)
+
+
+def test_predict_reads_a_pil_image_handed_to_it_like_the_same_upload():
+    # classify, colorize and mask used to take a PIL image through a bare convert("RGB"): transparent black stayed black
+    from tasks import classify, mask
+
+    image = Image.new("RGBA", (64, 48), (0, 0, 0, 0))
+    image.paste((30, 30, 120, 255), (28, 4, 36, 44))  # a tall, narrow item
+    upload = load_rgb(encode(image))
+    assert np.asarray(upload)[0, 0].tolist() == [255, 255, 255]
+    shown = classify.predict(classify.load(), image).model_input
+    assert np.array_equal(np.asarray(shown), np.asarray(classify.predict(classify.load(), upload).model_input))
+    assert np.asarray(shown)[0, 0] == 0 and np.asarray(shown)[14, 14] > 200  # a bright item, found on the white
+    cutout = mask.predict(mask.load(), image).cutout
+    assert np.array_equal(np.asarray(cutout)[..., :3], np.asarray(upload))

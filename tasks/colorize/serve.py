@@ -60,9 +60,9 @@ def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> 
     The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
     joined with the full-resolution L, then scaled around neutral by `saturation` (0 = gray, 1 = as predicted). The
     full-resolution work runs in tiles of BAND_PIXELS (bands of rows, cut across as well in a photo wider than a band),
-    so beyond the two output images (4 bytes a pixel together) and the
-    float L (4 more) it holds about 200 MB at any size: 519 MB in all for a 40-megapixel photo (the server's figure
-    with the upload and PNG encoding: README, `python -m bench memory`).
+    so beyond the two output images (4 bytes a pixel together) and the float L (4 more) it holds a bounded working
+    set at any size (the server's memory per request, with the upload and PNG encoding: README, `python -m bench
+    memory`).
 
     Args:
         image: a PIL image or anything `images.load_rgb` accepts.
