@@ -215,8 +215,8 @@ def test_a_card_from_one_to_five_steps_is_a_card_not_the_starting_noise(sampler)
     # step is t = 0, and the card came back as the starting noise (roughness 0.82 against 0.11 with "trailing")
     model = diffusion.load()
     noise = torch.randn((1, 3, *model.size), generator=torch.Generator().manual_seed(5))
-    for steps in range(1, 6):
-        card = diffusion.predict(model, "FULL_CARD", seed=5, n=1, steps=steps, sampler=sampler, guidance=1.0)[0]
+    for steps, guidance in [(steps, guidance) for steps in range(1, 6) for guidance in (1.0, diffusion.GUIDANCE)]:
+        card = diffusion.predict(model, "FULL_CARD", seed=5, n=1, steps=steps, sampler=sampler, guidance=guidance)[0]
         pixels = torch.from_numpy(np.asarray(card, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
         assert _roughness(pixels) < 0.25 * _roughness(noise), (steps, _roughness(pixels))
         stock = pixels[0, :, 20:60, 16:48].mean((1, 2))  # the middle of the card: cream-to-tan stock, not mid-gray
