@@ -9,20 +9,19 @@ loaded on first use, once, from $DARKROOM_<TASK>_MODEL (a Hub id or folder) or t
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import random
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import gradio as gr
 from PIL import Image
 
-from tasks import cards, classify, colorize, mask
-from tasks.hub import ASSETS_DIR
+from tasks import TASKS, cards, classify, colorize, mask, task_module
+from tasks.hub import ASSETS_DIR, Served
 from tasks.images import load_rgb
+from tasks.training import read_model_card
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 T = TypeVar("T")
@@ -56,15 +55,15 @@ def open_upload(path: str | None) -> Image.Image:
         raise gr.Error(str(error)) from error
 
 
-def serving_line(weights) -> str:
-    return f"Serving weights: **{weights.name}** ({weights.origin})."
+def serving_line(served: Served) -> str:
+    return f"Serving weights: **{served.weights.name}** ({served.weights.origin})."
 
 
 _LOADING = threading.Lock()
 
 
 def model_loader(load: Callable[..., T]) -> Callable[..., T]:
-    """Keep a tab's loaded models (per argument, the last four) and run loads one at a time, app-wide.
+    """Keep the loaded models (per argument, the last eight) and run loads one at a time, app-wide.
 
     Opening the page asks every tab for its model at once, each in its own worker thread, and diffusers is not safe to
     load beside anything else: its first imports fail in a second thread ("cannot import name"), and while it builds a
@@ -81,16 +80,52 @@ def model_loader(load: Callable[..., T]) -> Callable[..., T]:
                 model = models.get(args)
                 if model is None:
                     model = models[args] = load(*args)
-                    if len(models) > 4:
+                    if len(models) > 8:
                         models.pop(next(iter(models)))
         return model
 
     return one_at_a_time
 
 
-def report_file(folder: Path, name: str) -> str | None:
-    """A report file of the serving weights' folder, or None when those weights did not come with it."""
-    return str(folder / name) if (folder / name).is_file() else None
+@model_loader
+def served(task: str, source: str = "") -> Served:
+    """A task's serving weights: for "" the default ($DARKROOM_<TASK>_MODEL or the bundled copy), else exactly the
+    folder or Hub id a person typed, whose failure is theirs to read (`hub.cannot_load`'s sentence: no server paths)."""
+    module = task_module(task)
+    if not source.strip():
+        return module.load()
+    try:
+        return module.load(source.strip())
+    except (FileNotFoundError, OSError, ValueError) as error:
+        raise gr.Error(str(error)) from error
+
+
+def report_view(task: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """The serving line, and the serving weights' model card (written when they were trained) with its figures."""
+    model = served(task)
+    card, figures = read_model_card(model.folder)
+    return serving_line(model), card or "These weights came without a model card (README.md).", figures
+
+
+def model_report(demo: gr.Blocks, task: str, serving: gr.Markdown) -> None:
+    """The tab's "Model report" accordion (`report_view`), filled in with the serving line when the page opens."""
+    with gr.Accordion("Model report", open=False):
+        text = gr.Markdown()
+        figures = gr.Gallery(label="Figures from the model folder", columns=2, height="auto", object_fit="contain",
+                             format="png", interactive=False)
+    demo.load(functools.partial(report_view, task), outputs=[serving, text, figures], api_visibility="private")
+
+
+TABS: dict[str, tuple[str, Callable[[gr.Blocks], None]]] = {}  # task -> (tab title, builder), one per registered task
+
+
+def tab(task: str, title: str) -> Callable[[Callable[[gr.Blocks], None]], Callable[[gr.Blocks], None]]:
+    """Register the function that builds a task's tab (inside `build_demo`'s gr.Tab)."""
+    def register(build: Callable[[gr.Blocks], None]) -> Callable[[gr.Blocks], None]:
+        TABS[task] = (title, build)
+        return build
+
+    return register
 
 
 def examples(task: str) -> list[str]:
@@ -102,39 +137,18 @@ def examples(task: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@model_loader
-def classify_model() -> classify.ClothingCNN:
-    return classify.load()
-
-
 def run_classify(path: str | None) -> tuple[Image.Image, dict[str, float]]:
     """Upload → (the 28×28 input the model saw, shown at 8× with square pixels; the class probabilities)."""
     photo = open_upload(path)
     try:
-        prediction = classify.predict(classify_model(), photo)
+        prediction = classify.predict(served("classify"), photo)
     except ValueError as error:  # NoItemError: nothing stands out from the background
         raise gr.Error(str(error)) from error
     shown = prediction.model_input.resize((8 * classify.SIZE, 8 * classify.SIZE), Image.Resampling.NEAREST)
     return shown, prediction.probabilities
 
 
-def classify_report() -> tuple[str, str, str | None, str | None, str | None, str | None]:
-    """The serving line and the "Model report" contents, read from the serving weights' folder."""
-    weights = classify_model().weights
-    folder = Path(weights.path)
-    summary = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
-    if summary:
-        rows = "\n".join(f"| {name} | {acc:.1%} |" for name, acc in summary["per_class_accuracy"].items())
-        table = (f"**Test accuracy {summary['test_accuracy']:.2%}** on {summary['test_samples']:,} Fashion-MNIST test "
-                 f"images · {summary['parameters']:,} parameters · best epoch {summary['best_epoch']} of "
-                 f"{summary['epochs_trained']}\n\n| class | test accuracy |\n|---|---|\n{rows}")
-    else:
-        table = "These weights came without a metrics.json report."
-    return (serving_line(weights), table, report_file(folder, "confusion_matrix.png"),
-            report_file(folder, "examples.png"), report_file(folder, "filters.png"),
-            report_file(folder, "training_curves.png"))
-
-
+@tab("classify", "Classify")
 def classify_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
         "Sort a picture of a clothing item into the ten Fashion-MNIST classes. Any photo works: it is turned "
@@ -152,35 +166,18 @@ def classify_tab(demo: gr.Blocks) -> None:
     button.click(run_classify, inputs=upload, outputs=[model_input, label], api_name="classify")
     gr.Examples(examples=examples("classify"), inputs=upload, outputs=[model_input, label], fn=run_classify,
                 cache_examples=True, cache_mode="lazy", label="Fashion-MNIST test images (one per class)")
-    with gr.Accordion("Model report", open=False):
-        report = gr.Markdown()
-        with gr.Row():
-            confusion = gr.Image(format="png", label="Confusion matrix (test set)", interactive=False)
-            curves = gr.Image(format="png", label="Training loss per step and validation loss", interactive=False)
-        with gr.Row():
-            grid = gr.Image(format="png", label="Right and wrong test examples per class", interactive=False)
-            filters = gr.Image(format="png", label="First-layer filters", interactive=False)
-    demo.load(classify_report, outputs=[serving, report, confusion, grid, filters, curves], api_visibility="private")
+    model_report(demo, "classify", serving)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Cards
 # ---------------------------------------------------------------------------------------------------------------------
 
-@model_loader
-def cards_model(source: str = "") -> cards.CardModel:
-    """The default weights for "", else the DDPMPipeline folder or Hub repo a person typed (errors are theirs)."""
-    try:
-        return cards.load(source.strip() or None)
-    except (FileNotFoundError, OSError, ValueError) as error:  # hub.cannot_load's sentence: no server paths
-        raise gr.Error(str(error)) from error
-
-
 def run_cards(category: str, seed: float, n: float, steps: float, sampler: str, guidance: float, source: str,
               progress=gr.Progress()) -> tuple[list[Image.Image], str]:
     """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i)."""
-    model = cards_model(source or "")
-    if model.categories is None and category != cards.ANY:
+    model = served("cards", source or "")
+    if model.model.categories is None and category != cards.ANY:
         gr.Info(f"{model.weights.name} has no categories; sampling it unconditionally.")
         category = cards.ANY
     progress(0, desc="sampling")
@@ -189,7 +186,7 @@ def run_cards(category: str, seed: float, n: float, steps: float, sampler: str, 
                                guidance=float(guidance), progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
     except ValueError as error:
         raise gr.Error(str(error)) from error
-    return images, serving_line(model.weights)
+    return images, serving_line(model)
 
 
 def steps_slider(sampler: str, source: str, steps: float | None = None):
@@ -202,7 +199,7 @@ def steps_slider(sampler: str, source: str, steps: float | None = None):
     the sampler's own and would otherwise put its steps back."""
     value = cards.DEFAULT_STEPS[sampler] if steps is None else int(steps)
     try:
-        levels = cards.diffusion.noise_levels(cards_model(source or ""))
+        levels = cards.diffusion.noise_levels(served("cards", source or "").model)
     except gr.Error:
         return gr.update(value=value) if steps is None else gr.update()
     if steps is not None and value <= levels:
@@ -212,12 +209,12 @@ def steps_slider(sampler: str, source: str, steps: float | None = None):
 
 def run_stain(path: str | None, region: str, category: str, seed: float, source: str):
     """"Stain this card": inpaint a stain of `category` in a preset region of an uploaded card."""
-    model = cards_model(source or "")
+    model = served("cards", source or "")
     card = open_upload(path)
     if region not in cards.STAIN_REGIONS:
         raise gr.Error(f"Pick a region: {', '.join(cards.STAIN_REGIONS)}.")
     left, top, right, bottom = cards.STAIN_REGIONS[region]
-    height, width = model.size
+    height, width = model.model.size
     mask = Image.new("L", (width, height), 0)
     mask.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
     try:
@@ -228,18 +225,7 @@ def run_stain(path: str | None, region: str, category: str, seed: float, source:
     return (before, stained), known_mask
 
 
-def cards_report() -> tuple[str, str, str | None, str | None]:
-    model = cards_model("")
-    folder = Path(model.weights.path)
-    summary = model.metrics
-    table = (f"{summary.get('parameters', 0):,}-parameter UNet at {summary.get('size')} · {summary.get('training_cards')} "
-             f"training cards · {summary.get('steps')} steps" if summary else "These weights came without a report.")
-    fidelity = folder / "fidelity.md"
-    if fidelity.is_file():
-        table += "\n\n" + fidelity.read_text()
-    return serving_line(model.weights), table, report_file(folder, "samples.png"), report_file(folder, "training_curves.png")
-
-
+@tab("cards", "Cards")
 def cards_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
         "Generate synthetic backs of vintage trading cards with gum stains, by category: training data for stain "
@@ -286,12 +272,7 @@ def cards_tab(demo: gr.Blocks) -> None:
             known_mask = gr.Image(format="png", label="Stain region mask", type="pil", interactive=False)
         stain_button.click(run_stain, inputs=[card, region, stain_category, seed, source],
                            outputs=[slider, known_mask], api_name="stain")
-    with gr.Accordion("Model report", open=False):
-        report = gr.Markdown()
-        with gr.Row():
-            samples = gr.Image(format="png", label="Samples: one row per category", interactive=False)
-            curves = gr.Image(format="png", label="Training loss and learning rate", interactive=False)
-    demo.load(cards_report, outputs=[serving, report, samples, curves], api_visibility="private")
+    model_report(demo, "cards", serving)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -299,63 +280,24 @@ def cards_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@model_loader
-def colorize_model() -> colorize.Model:
-    return colorize.load()
-
-
 def run_colorize(path: str | None, saturation: float):
     """Upload → (grayscale ↔ colorized slider, the original when it had colour, a line with the MAE)."""
     photo = open_upload(path)
+    model = served("colorize")
     try:
-        result = colorize.predict(colorize_model(), photo, saturation=float(saturation))
+        result = colorize.predict(model, photo, saturation=float(saturation))
     except ValueError as error:
         raise gr.Error(str(error)) from error
     if result.was_color:
         note = (f"Your photo had colour: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; the model "
-                f"scores {colorize_model().metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
+                f"scores {model.metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
         original = gr.update(value=photo, visible=True)
     else:
         note, original = "Your photo was grayscale: nothing to compare against.", gr.update(value=None, visible=False)
     return (result.gray, result.image), original, note
 
 
-def colorize_report() -> tuple[str, str, str | None, str | None]:
-    model = colorize_model()
-    weights, summary = model.weights, model.metrics
-    folder = Path(weights.path)
-    if not summary:
-        return serving_line(weights), "These weights came without a metrics.json report.", None, None
-    rows = [f"| faces of {len(summary['split']['test'])} people it never saw | {summary['test_mae']:.4f} | "
-            f"{summary['test_baseline_mae']:.4f} |"]
-    if summary.get("scenes_mae") is not None:
-        rows.append(f"| natural scenes (BSDS test, {summary['scenes_photos']}) | {summary['scenes_mae']:.4f} | "
-                    f"{summary['scenes_baseline_mae']:.4f} |")
-    architecture = ("U-Net" if summary["config"]["skip"] else "encoder-decoder") + (
-        " with global context" if summary["config"].get("context") else "")
-    refit = (" (refit: on the training and validation people together, with the recipe chosen on the validation "
-             "people first)" if summary["config"].get("refit") else "")
-    members = summary.get("members") or []
-    ensemble = (f"The mean of {len(members)} colorizers trained alike with different seeds "
-                f"({', '.join(str(member['init_seed']) for member in members)}), each a " if members else "")
-    text = (f"{ensemble}{summary['parameters'] // max(len(members), 1):,}-parameter {architecture}, width "
-            f"{summary['config']['width']}, trained on faces at {summary['config']['size']}×{summary['config']['size']}"
-            f"{refit}.\n\n"
-            f"| test photos | MAE | baseline (training mean colour) |\n|---|---|---|\n" + "\n".join(rows))
-    if summary.get("test_mae_by_person"):
-        low, high = summary["test_mae_interval95"]
-        text += ("\n\nEach test person: " + ", ".join(f"{name} {value:.4f}" for name, value in
-                                                     summary["test_mae_by_person"].items())
-                 + f" (95% interval over people: {low:.4f}–{high:.4f}). Told each photo's overall colour, which "
-                 f"lightness barely tells, it would score {summary['test_cast_matched_mae']:.4f}.")
-    for name, key in (("Best", "best_test_photos"), ("Worst", "worst_test_photos")):
-        if summary.get(key):
-            text += f"\n\n{name} test faces: " + ", ".join(f"`{item['photo']}` {item['mae']:.4f}" for item in summary[key])
-    if (folder / "sweep.md").is_file():
-        text += "\n\n### Width sweep\n\n" + (folder / "sweep.md").read_text()
-    return serving_line(weights), text, report_file(folder, "sweep.png"), report_file(folder, "training_curves.png")
-
-
+@tab("colorize", "Colorize")
 def colorize_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
         "Colour a black-and-white photo. The model predicts the a\\*b\\* colour channels (CIELAB) from lightness "
@@ -379,12 +321,7 @@ def colorize_tab(demo: gr.Blocks) -> None:
     gr.Examples(examples=[[path, 1.0] for path in examples("colorize")], inputs=[upload, saturation],
                 outputs=[slider, original, note], fn=run_colorize, cache_examples=True, cache_mode="lazy",
                 label="Public-domain photos (scikit-image): a face, scenes, and a grayscale original")
-    with gr.Accordion("Model report", open=False):
-        report = gr.Markdown()
-        with gr.Row():
-            sweep = gr.Image(format="png", label="Width sweep: test MAE, parameters, latency", interactive=False)
-            curves = gr.Image(format="png", label="Training loss and validation MAE", interactive=False)
-    demo.load(colorize_report, outputs=[serving, report, sweep, curves], api_visibility="private")
+    model_report(demo, "colorize", serving)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -392,16 +329,11 @@ def colorize_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@model_loader
-def mask_model() -> mask.CarUNet:
-    return mask.load()
-
-
 def run_mask(path: str | None, threshold: float, background: str):
     """Upload → (the mask, the RGBA cut-out, before ↔ after on a background colour). Also the /mask API endpoint."""
     photo = open_upload(path)
     try:
-        result = mask.predict(mask_model(), photo, threshold=float(threshold))
+        result = mask.predict(served("mask"), photo, threshold=float(threshold))
     except ValueError as error:
         raise gr.Error(str(error)) from error
     try:
@@ -412,19 +344,7 @@ def run_mask(path: str | None, threshold: float, background: str):
     return result.mask, result.cutout, (photo, backdrop)
 
 
-def mask_report() -> tuple[str, str, str | None]:
-    model = mask_model()
-    summary, folder = model.metrics, Path(model.weights.path)
-    if not summary:
-        return serving_line(model.weights), "These weights came without a metrics.json report.", None
-    config = summary["config"]
-    text = (f"**Dice {summary['test_dice']:.4f}** on {summary['test_photos']} photos of {len(summary['split']['test'])} "
-            f"cars it never saw, at their original resolution (with clean-up: {summary['test_dice_cleaned']:.4f}). "
-            f"{summary['parameters']:,}-parameter U-Net, width {config['width']}, depth {config['depth']}, input "
-            f"{config['input_width']}×{config['input_height']}. Test cars: {', '.join(summary['split']['test'])}.")
-    return serving_line(model.weights), text, report_file(folder, "training_curves.png")
-
-
+@tab("mask", "Mask")
 def mask_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
         "Cut the car out of a studio photo. The U-Net looks at a 240×160 copy; its answer is scaled back to your "
@@ -451,27 +371,28 @@ def mask_tab(demo: gr.Blocks) -> None:
     gr.Examples(examples=[[str(EXAMPLES_DIR / "colorize" / "coffee.jpg"), 0.5, "#ffffff"]],
                 inputs=[upload, threshold, background], outputs=[mask_image, cutout, slider], fn=run_mask,
                 cache_examples=True, cache_mode="lazy", label="No car in this one: see what the model does")
-    with gr.Accordion("Model report", open=False):
-        report = gr.Markdown()
-        curves = gr.Image(format="png", label="Training loss and validation (1 − Dice)", interactive=False)
-    demo.load(mask_report, outputs=[serving, report, curves], api_visibility="private")
+    model_report(demo, "mask", serving)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 def build_demo() -> gr.Blocks:
+    """One gr.Tab per registered task, in the registry's order.
+
+    Raises:
+        KeyError: a registered task has no tab (see `tab`).
+    """
+    missing = [task for task in TASKS if task not in TABS]
+    if missing:
+        raise KeyError(f"Registered tasks without a tab in app.py: {', '.join(missing)}.")
     with gr.Blocks(title="Darkroom") as demo:
         gr.Markdown("# Darkroom\nSmall vision models, trained by this project and served on CPU.")
         with gr.Tabs():
-            with gr.Tab("Cards", id="cards"):
-                cards_tab(demo)
-            with gr.Tab("Colorize", id="colorize"):
-                colorize_tab(demo)
-            with gr.Tab("Mask", id="mask"):
-                mask_tab(demo)
-            with gr.Tab("Classify", id="classify"):
-                classify_tab(demo)
+            for task in TASKS:
+                title, build = TABS[task]
+                with gr.Tab(title, id=task):
+                    build(demo)
     return demo
 
 

@@ -21,12 +21,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from tasks import TASKS, task_module
+from tasks.hub import Served
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
+SERVER_BENCHES = ("app", "memory")  # benches of the whole server rather than of one task
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -46,79 +54,138 @@ def time_calls(call, inputs: list, warmup: int = 10) -> dict[str, float]:
     return percentiles(timings)
 
 
-def bench_classify(data: str | None, weights: str | None, n_latency: int) -> dict:
-    import torch
-    from PIL import Image
+@dataclass
+class Hook:
+    """What one task's bench needs beyond the generic path (load → evaluate → time predict); every field optional.
 
+    Attributes:
+        quality: (served, data, args) → (the flat quality figures, more entries for the JSON); default: the numbers
+            of evaluate(served, data), and nothing more.
+        latency_calls: (served, data, n) → (a list of predict's arguments after `served`, one tuple per timed call;
+            a line naming the input); default: the same 1024×768 photo n times.
+        max_latency_calls: at most this many timed calls (slow predicts).
+        warmup: untimed calls first.
+        finish: (result, served, args) → result, for figures made from both the quality and the latency.
+    """
+
+    quality: Callable[[Served, str, argparse.Namespace], tuple[dict[str, Any], dict[str, Any]]] | None = None
+    latency_calls: Callable[[Served, str, int], tuple[list[tuple], str]] | None = None
+    max_latency_calls: int = 200
+    warmup: int = 10
+    finish: Callable[[dict, Served, argparse.Namespace], dict] | None = None
+
+
+def numbers(report: dict[str, Any]) -> dict[str, float]:
+    """The numeric entries of an `evaluate` report (lists, tables and text are left to the task's hook)."""
+    return {key: float(value) for key, value in report.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def count_parameters(model: Any) -> float:
+    """Parameters of a served model: an nn.Module, or anything with a `parameters()` of tensors."""
+    return float(sum(parameter.numel() for parameter in model.parameters()))
+
+
+def photo_1024x768() -> Image.Image:
+    """The generic latency input: scikit-image's public-domain astronaut photo resized to 1024×768."""
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).resize((1024, 768), Image.Resampling.BICUBIC)
+
+
+def bench_task(task: str, args: argparse.Namespace) -> dict:
+    """The one bench path for a registered task: load the weights `args.weights` names (or the serving default),
+    evaluate on `args.data` (or the task's DEFAULT_DATA), then time `predict` on THREADS threads after warm-up."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    module = task_module(task)
+    hook = HOOKS.get(task, Hook())
+    data = args.data or getattr(module, "DEFAULT_DATA", "")
+    served = module.load(args.weights)
+    quality, extra = hook.quality(served, data, args) if hook.quality else (numbers(module.evaluate(served, data)), {})
+    quality.setdefault("parameters", count_parameters(served.model))
+    n_latency = min(args.n_latency, hook.max_latency_calls)
+    if hook.latency_calls:
+        calls, latency_input = hook.latency_calls(served, data, n_latency)
+    else:
+        calls, latency_input = [(photo_1024x768(),)] * n_latency, "1024×768 photo"
+    latency = time_calls(lambda call: module.predict(served, *call), calls, warmup=hook.warmup) if calls else None
+    result = {"task": task, "data": data, "n": int(quality.get("n", 0)), "weights": served.weights.name,
+              "quality": quality, "latency_ms": latency, "threads": THREADS, "latency_input": latency_input, **extra}
+    return hook.finish(result, served, args) if hook.finish else result
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Task hooks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def classify_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
+    """Fashion-MNIST test images, one per call."""
     from tasks import classify
 
-    torch.set_num_threads(THREADS)
-    data = data or classify.DEFAULT_DATA
-    model = classify.load(weights)
-    quality = classify.evaluate(model, data)
-    quality["parameters"] = float(classify.count_parameters(model))
     images, _ = classify.load_split(data, "test")
-    pictures = [Image.fromarray(image) for image in images[:n_latency]]
-    latency = time_calls(lambda picture: classify.predict(model, picture), pictures)
-    return {"task": "classify", "data": data, "n": int(quality["n"]), "weights": model.weights.name,
-            "quality": quality, "latency_ms": latency, "threads": THREADS}
+    return [(Image.fromarray(image),) for image in images[:n]], "28×28 Fashion-MNIST test image"
 
 
-def bench_cards(weights: str | None, n_fidelity: int, n_ddpm: int, n_sweep: int, n_latency: int,
-                device: str = "cpu") -> dict:
+def cards_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Category fidelity (judge CNN) for DPM-Solver++ 20 and DDPM at the default guidance, a guidance sweep for
-    DPM-Solver++ 20 on `n_sweep` cards per category, diversity, and time per card. DDPM takes a step per noise level
-    the model was trained on: 1000 for the bundled model.
-
-    Time per card: one card per call at the model's size, DPM-Solver++ 20 steps with the default guidance; and DDPM
-    with the same guidance on the same model in the same run, for the speed-up. Always on the CPU;
-    n_latency = 0 skips it. `device` is where the judged cards are sampled (e.g. cuda, where 1000-step DDPM on 100
-    cards per category takes minutes, not the CPU's hours); the noise comes from the same CPU generators either way.
-    """
-    import torch
-
+    DPM-Solver++ 20 on `n_sweep` cards per category, diversity; and DDPM's time per card on the CPU (2 cards, when
+    latency is timed) for the speed-up. DDPM takes a step per noise level the model was trained on: 1000 for the
+    bundled model. `args.device` is where the judged cards are sampled (e.g. cuda, where 1000-step DDPM on 100 cards
+    per category takes minutes, not the CPU's hours); the noise comes from the same CPU generators either way."""
     from tasks import cards
 
-    torch.set_num_threads(THREADS)
-    model = cards.load(weights)
-    ddpm_steps = cards.diffusion.noise_levels(model)  # DDPM takes every step (1000 for the bundled model)
-    fast = slow = None
-    if n_latency:
-        fast = time_calls(lambda seed: cards.predict(model, "SMALL", seed=seed, n=1), list(range(n_latency)), warmup=2)
-        slow = time_calls(lambda seed: cards.predict(model, "SMALL", seed=seed, n=1, sampler="DDPM"), [0, 1], warmup=0)
-    sweep = tuple(("DPM-Solver++", 20, n_sweep, guidance) for guidance in (1.0, 2.0, 4.0, 6.0) if n_sweep)
-    ddpm = (("DDPM", ddpm_steps, n_ddpm, cards.GUIDANCE),) if n_ddpm else ()  # 0 = skip (64 s per card on 2 cores)
-    runs = (("DPM-Solver++", 20, n_fidelity, cards.GUIDANCE), *sweep, *ddpm)
-    model.unet.to(device)
-    batch_size = cards.MAX_CARDS if device == "cpu" else 100
-    quality = cards.evaluate(model, n_per_category=n_fidelity, runs=runs, batch_size=batch_size)
-    if fast and slow:
+    ddpm_steps = cards.diffusion.noise_levels(served.model)
+    quality: dict[str, Any] = {}
+    if args.n_latency:
+        slow = time_calls(lambda seed: cards.predict(served, "SMALL", seed=seed, n=1, sampler="DDPM"), [0, 1], warmup=0)
         quality[f"ddpm{ddpm_steps}_ms_per_card"] = slow["p50"]
-        quality[f"speedup_dpm20_vs_ddpm{ddpm_steps}"] = round(slow["p50"] / fast["p50"], 1)
-    return {"task": "cards", "data": "rendered cards (judge: render seeds 2/3)", "n": n_fidelity * len(cards.CATEGORIES),
-            "weights": model.weights.name, "quality": quality, "latency_ms": fast, "threads": THREADS,
-            "sampled_on": device}
+    sweep = tuple(("DPM-Solver++", 20, args.n_sweep, guidance) for guidance in (1.0, 2.0, 4.0, 6.0) if args.n_sweep)
+    ddpm = (("DDPM", ddpm_steps, args.n_ddpm, cards.GUIDANCE),) if args.n_ddpm else ()  # 64 s per card on 2 cores
+    runs = (("DPM-Solver++", 20, args.n_fidelity, cards.GUIDANCE), *sweep, *ddpm)
+    served.model.unet.to(args.device)
+    batch_size = cards.MAX_CARDS if args.device == "cpu" else 100
+    try:
+        quality.update(cards.evaluate(served, data, n_per_category=args.n_fidelity, runs=runs, batch_size=batch_size))
+    finally:
+        served.model.unet.to("cpu")  # predict is timed on the CPU
+    quality["n"] = args.n_fidelity * len(cards.CATEGORIES)
+    return quality, {"data": "rendered cards (judge: render seeds 2/3)", "sampled_on": args.device}
 
 
-def bench_colorize(data: str | None, transfer: str, weights: str | None, n_latency: int) -> dict:
-    """MAE on the test people of `data` and on the `transfer` photos, each beside the training-mean baseline and the
+def cards_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
+    """One SMALL card per call (seeds 0..n-1) at the model's size, DPM-Solver++ 20 steps, the default guidance."""
+    height, width = served.model.size
+    return [("SMALL", seed, 1) for seed in range(n)], f"1 card ({width}×{height}), DPM-Solver++ 20 steps"
+
+
+def cards_finish(result: dict, served: Served, args: argparse.Namespace) -> dict:
+    """The speed-up of DPM-Solver++ 20 over DDPM, from the two timings."""
+    from tasks import cards
+
+    ddpm_steps = cards.diffusion.noise_levels(served.model)
+    slow = result["quality"].get(f"ddpm{ddpm_steps}_ms_per_card")
+    if slow and result["latency_ms"]:
+        result["quality"][f"speedup_dpm20_vs_ddpm{ddpm_steps}"] = round(slow / result["latency_ms"]["p50"], 1)
+    return result
+
+
+def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """MAE on the test people of `data` and on the `--transfer` photos, each beside the training-mean baseline and the
     cast-matched oracle; a 95% interval over the test people, each split's MAE (and which parts it trained on), and
-    each person's MAE and mean colour (true and predicted, under "people"); the spread of the people's mean a*, b*
-    beside how far RGB scaling at ±15% and ±5% moves a photo's (standard deviations, CIELAB units); latency
-    of a 1024×768 photo (a BSDS test photo resized, when there, else noise) through the full-resolution `predict`."""
+    each person's MAE and mean colour (true and predicted, under "people" in the JSON); the spread of the people's
+    mean a*, b* beside how far RGB scaling at ±15% and ±5% moves a photo's (standard deviations, CIELAB units)."""
     import torch
-    from PIL import Image
 
     from tasks import colorize
-    from tasks.images import load_rgb
 
-    torch.set_num_threads(THREADS)
-    data = data or colorize.DEFAULT_DATA
-    model = colorize.load(weights)
-    faces = colorize.evaluate(model, data)
-    quality = {"faces_mae": faces["mae"], "faces_baseline_mae": faces["baseline_mae"], "faces_photos": faces["n"],
-               "test_people": faces["test_people"], "faces_cast_matched_mae": faces["cast_matched_mae"],
-               "faces_mae_interval95/low": faces["interval"][0], "faces_mae_interval95/high": faces["interval"][1]}
+    faces = colorize.evaluate(served, data)
+    quality: dict[str, Any] = {
+        "faces_mae": faces["mae"], "faces_baseline_mae": faces["baseline_mae"], "faces_photos": faces["n"],
+        "test_people": faces["test_people"], "faces_cast_matched_mae": faces["cast_matched_mae"],
+        "faces_mae_interval95/low": faces["interval"][0], "faces_mae_interval95/high": faces["interval"][1], "n": faces["n"]}
     quality.update({f"faces_mae_by_split/{part}": value for part, value in faces.get("by_split", {}).items()})
     if "mean_color_mse" in faces:
         quality.update(mean_color_mse=faces["mean_color_mse"], mean_color_baseline_mse=faces["mean_color_baseline_mse"])
@@ -129,44 +196,54 @@ def bench_colorize(data: str | None, transfer: str, weights: str | None, n_laten
         def tints(rgb: torch.Tensor) -> torch.Tensor:  # each photo's mean a*, b* (CIELAB units)
             return colorize.ab_units(colorize.rgb_to_lab(rgb)[:, 1:].mean((2, 3)))
 
-        photos = colorize.load_photos(colorize.folder_photos(data), model.size)
+        photos = colorize.load_photos(colorize.folder_photos(data), served.model.size)
         for colour in (0.15, 0.05):
             scaled = colorize.augment(photos, torch.Generator().manual_seed(0), zoom=0.0, shift=0.0, colour=colour)
             quality.update({f"tint_std/rgb_scaling_{colour:g}/{axis}": float(value)
                             for axis, value in zip("ab", (tints(scaled) - tints(photos)).std(0))})
+    transfer = args.transfer or colorize.DEFAULT_TRANSFER
     if transfer and Path(transfer).is_dir():
-        scenes = colorize.evaluate(model, transfer)
+        scenes = colorize.evaluate(served, transfer)
         quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"],
                        scenes_cast_matched_mae=scenes["cast_matched_mae"])
-        source = load_rgb(colorize.folder_photos(transfer)[0])
-    else:
-        source = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
-    photo = source.resize((1024, 768), Image.Resampling.BICUBIC)
-    quality["parameters"] = float(colorize.count_parameters(model))
-    latency = time_calls(lambda _: colorize.predict(model, photo), list(range(n_latency)), warmup=3)
-    return {"task": "colorize", "data": data, "n": int(faces["n"]), "weights": model.weights.name, "quality": quality,
-            "latency_ms": latency, "threads": THREADS, "latency_input": "1024×768 photo",
-            "trained_on": faces.get("trained_on"), "people": faces.get("people", {})}
+    return quality, {"trained_on": faces.get("trained_on"), "people": faces.get("people", {})}
 
 
-def bench_mask(data: str | None, weights: str | None, n_latency: int) -> dict:
-    """Dice at each photo's original resolution on the model's test cars; latency of a full-size photo → mask +
-    cut-out through `predict` (a 1918×1280 test photo)."""
-    import torch
+def colorize_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
+    """A 1024×768 photo (a BSDS test photo resized, when there, else the generic photo) through `predict`."""
+    from tasks import colorize
+    from tasks.images import load_rgb
 
+    transfer = Path(colorize.DEFAULT_TRANSFER)
+    photo = (load_rgb(colorize.folder_photos(str(transfer))[0]).resize((1024, 768), Image.Resampling.BICUBIC)
+             if transfer.is_dir() else photo_1024x768())
+    return [(photo,)] * n, "1024×768 photo"
+
+
+def mask_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dice at each photo's original resolution on the model's test cars, without and with clean-up."""
+    from tasks import mask
+
+    report = mask.evaluate(served, data)
+    return {"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"], "n": report["n"]}, {}
+
+
+def mask_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
+    """A full-size test photo → mask + cut-out through `predict` (a 1918×1280 Carvana photo)."""
     from tasks import mask
     from tasks.images import load_rgb
 
-    torch.set_num_threads(THREADS)
-    data = data or mask.DEFAULT_DATA
-    model = mask.load(weights)
-    report = mask.evaluate(model, data)
-    quality = {"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"],
-               "parameters": float(mask.count_parameters(model))}
-    photo = load_rgb(mask.scored_pairs(model, data)[0][0])
-    latency = time_calls(lambda _: mask.predict(model, photo), list(range(n_latency)), warmup=3)
-    return {"task": "mask", "data": data, "n": int(report["n"]), "weights": model.weights.name, "quality": quality,
-            "latency_ms": latency, "threads": THREADS, "latency_input": f"{photo.width}×{photo.height} photo"}
+    photo = load_rgb(mask.scored_pairs(served, data)[0][0])
+    return [(photo,)] * n, f"{photo.width}×{photo.height} photo"
+
+
+HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without an entry takes the generic path whole
+    "classify": Hook(latency_calls=classify_latency),
+    "cards": Hook(quality=cards_quality, latency_calls=cards_latency, max_latency_calls=20, warmup=2,
+                  finish=cards_finish),
+    "colorize": Hook(quality=colorize_quality, latency_calls=colorize_latency, max_latency_calls=30, warmup=3),
+    "mask": Hook(quality=mask_quality, latency_calls=mask_latency, max_latency_calls=30, warmup=3),
+}
 
 
 def free_port() -> int:
@@ -310,29 +387,19 @@ def markdown_row(result: dict) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> dict:
-    """The bench `args.task` asks for, on the parsed flags."""
+    """The bench `args.task` asks for, on the parsed flags: a registered task, or the app's start-up or memory."""
     if args.task == "app":
-        result = bench_app(args.timeout, min(args.n_latency, 50))
-    elif args.task == "memory":
-        result = bench_memory(args.megapixels, args.timeout)
-    elif args.task == "colorize":
-        from tasks.colorize import DEFAULT_TRANSFER
-
-        result = bench_colorize(args.data, args.transfer or DEFAULT_TRANSFER, args.weights, min(args.n_latency, 30))
-    elif args.task == "mask":
-        result = bench_mask(args.data, args.weights, min(args.n_latency, 30))
-    elif args.task == "cards":
-        result = bench_cards(args.weights, args.n_fidelity, args.n_ddpm, args.n_sweep, min(args.n_latency, 20),
-                             args.device)
-    else:
-        result = bench_classify(args.data, args.weights, args.n_latency)
-    return result
+        return bench_app(args.timeout, min(args.n_latency, 50))
+    if args.task == "memory":
+        return bench_memory(args.megapixels, args.timeout)
+    return bench_task(args.task, args)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m bench`'s flags: the task (a registered one, or a server bench) and every task's options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["classify", "cards", "colorize", "mask", "app", "memory"])
+    parser.add_argument("task", choices=[*TASKS, *SERVER_BENCHES])
     parser.add_argument("--data", help="evaluation data in the task's layout (default: the task's default)")
     parser.add_argument("--weights", help="folder or Hub id (default: $DARKROOM_<TASK>_MODEL or bundled)")
     parser.add_argument("--json", type=Path, help="write the result here")
@@ -344,6 +411,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
     parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         result = run_bench(args)

@@ -1,6 +1,6 @@
 """Classify: a small CNN for Fashion-MNIST clothing pictures, with the report a person needs to trust it.
 
-    photo ──to_model_input──▶ 28×28 light-on-black ──ClothingCNN──▶ 10 class probabilities
+    photo ──preprocess──▶ 28×28 light-on-black ──ClothingCNN──▶ 10 class probabilities
 
 Data is the original IDX gzip files (the Debian package `dataset-fashion-mnist` by default) or any `datasets`
 dataset with `image` and `label` columns and `train`/`test` splits (e.g. the Hub's `zalando-datasets/fashion_mnist`).
@@ -193,11 +193,11 @@ def _validation_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     return loss, metrics.accuracy(labels.numpy(), probs.argmax(-1).numpy())
 
 
-def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
+def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[ClothingCNN]:
     """Train the classifier, stop on validation loss, and write `cfg.output_dir` in the assets/models shape.
 
     Returns:
-        The model with the best validation loss, on CPU in eval mode.
+        `load(cfg.output_dir)`: the model with the best validation loss, on CPU in eval mode.
     """
     # 1. set-up: accelerator, seed (before the split and the model), data
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
@@ -286,7 +286,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> ClothingCNN:
     if accelerator.is_main_process:
         write_output(model, cfg, state)
     accelerator.wait_for_everyone()
-    return model
+    return load(str(output_dir))
 
 
 def write_output(model: ClothingCNN, cfg: Config, state: dict) -> None:
@@ -366,8 +366,8 @@ the first-layer filters (`filters.png`) and the loss per step (`training_curves.
 
 ```python
 from tasks import classify
-model = classify.load("path/or/user-repo")
-print(classify.predict(model, "shoe.jpg").probabilities)
+served = classify.load("path/or/user-repo")
+print(classify.predict(served, "shoe.jpg").probabilities)
 ```
 
 `predict` turns any photo into a Fashion-MNIST-like input: grayscale, each pixel's difference from the background
@@ -472,15 +472,15 @@ class Prediction:
     model_input: Image.Image | None = None
 
 
-def load(source: str | None = None) -> ClothingCNN:
+def load(source: str | None = None) -> hub.Served[ClothingCNN]:
     """Load the classifier: `source` (folder or Hub id) > $DARKROOM_CLASSIFY_MODEL > bundled; CPU, eval mode.
 
-    The resolved weights are kept on the model as `model.weights` (a hub.Weights) so the app can name them.
+    Raises:
+        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`).
     """
     weights = hub.resolve(TASK, source)
     model = ClothingCNN.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
-    model.weights = weights
-    return model
+    return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"))
 
 
 ITEM_CONTRAST = 0.1  # how far (0-1 gray levels) a pixel must differ from the background to count as item
@@ -491,7 +491,7 @@ class NoItemError(ValueError):
     """Nothing in the photo stands out from its background, so there is no item to classify."""
 
 
-def to_model_input(image: Image.Image) -> Image.Image:
+def preprocess(image: Image.Image) -> Image.Image:
     """Turn any photo into a Fashion-MNIST-like 28×28 grayscale image (light object on black, centred).
 
     1. grayscale (large photos are first reduced to at most 256 px);
@@ -528,25 +528,25 @@ def to_model_input(image: Image.Image) -> Image.Image:
 
 
 @torch.inference_mode()
-def predict(model: ClothingCNN, image: Image.Image | str) -> Prediction:
+def predict(served: hub.Served[ClothingCNN], image: Image.Image | str) -> Prediction:
     """Classify one photo.
 
     Args:
-        model: a loaded ClothingCNN (eval mode).
+        served: what `load` or `train` returned.
         image: a PIL image or anything `images.load_rgb` accepts (a path, bytes).
 
     Returns:
         Prediction with all class probabilities, highest first, and the 28×28 model input.
 
     Raises:
-        NoItemError: nothing in the photo stands out from its background (see `to_model_input`).
+        NoItemError: nothing in the photo stands out from its background (see `preprocess`).
         ValueError: an image `images.load_rgb` refuses.
     """
     rgb = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
-    model_input = to_model_input(rgb)
+    model_input = preprocess(rgb)
     tensor = torch.from_numpy(np.asarray(model_input, dtype=np.float32) / 255.0)[None, None]  # (1, 1, 28, 28)
-    probs = model(tensor)[0].softmax(-1).tolist()
-    ranked = sorted(zip(model.class_names, probs), key=lambda pair: -pair[1])
+    probs = served.model(tensor)[0].softmax(-1).tolist()
+    ranked = sorted(zip(served.model.class_names, probs), key=lambda pair: -pair[1])
     return Prediction(probabilities=dict(ranked), model_input=model_input)
 
 
@@ -564,10 +564,10 @@ def score(model: ClothingCNN, images: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def evaluate(model: ClothingCNN, data: str = DEFAULT_DATA) -> dict[str, float]:
+def evaluate(served: hub.Served[ClothingCNN], data: str = DEFAULT_DATA) -> dict[str, float]:
     """Accuracy and loss on the test split of `data`, plus per-class accuracy as "accuracy/<class>"."""
     images, labels = load_split(data, "test")
-    report = score(model, images, labels)
+    report = score(served.model, images, labels)
     result = {"accuracy": report["accuracy"], "loss": report["loss"], "n": float(len(labels))}
     result.update({f"accuracy/{name}": acc for name, acc in report["per_class_accuracy"].items()})
     return result

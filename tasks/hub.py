@@ -9,10 +9,12 @@ warning, so that a Space whose Hub repo is briefly unreachable keeps serving.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from huggingface_hub import constants, create_repo, snapshot_download, upload_folder
 
@@ -35,6 +37,42 @@ class Weights:
     path: Path
     origin: str
     name: str
+
+
+ModelT = TypeVar("ModelT")
+
+
+@dataclass(frozen=True)
+class Served(Generic[ModelT]):
+    """A loaded model and what came with its weights: what every task's `load` and `train` return, and what its
+    `predict` and `evaluate` take, so a model just trained and one loaded from the same folder behave alike.
+
+    Attributes:
+        model: the task's model, on the CPU in eval mode (an `nn.Module`; cards: a `CardModel`).
+        weights: where the weights came from (the tab's "serving" line, the bench's JSON).
+        metrics: the folder's metrics.json, written at training time ({} when the weights came without one).
+        split: the training run's split by group (people, cars): {"train": [...], "val": [...], "test": [...]};
+            {} when the task splits no groups (Fashion-MNIST has its own test set) or the folder does not say.
+        facts: anything else the training run recorded about its data that serving or scoring needs (colorize: the
+            training people's mean a*b*, the parts it trained on); {} when none.
+    """
+
+    model: ModelT
+    weights: Weights
+    metrics: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, list[str]] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        """The local folder the weights were read from (the report's files are in it)."""
+        return self.weights.path
+
+
+def read_json(folder: str | os.PathLike, name: str) -> dict[str, Any]:
+    """A JSON file of a model folder, or {} when the folder has none (weights from elsewhere may lack reports)."""
+    path = Path(folder) / name
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def env_var(task: str) -> str:

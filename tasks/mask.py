@@ -196,8 +196,12 @@ def model_size_dice(model: CarUNet, photos: torch.Tensor, masks: torch.Tensor) -
     return float(np.mean([metrics.dice(p, t) for p, t in zip(predicted, masks.numpy() > 0.5)]))
 
 
-def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
-    """Train the U-Net on the training cars, keep the weights with the best validation Dice, write `output_dir`."""
+def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[CarUNet]:
+    """Train the U-Net on the training cars, keep the weights with the best validation Dice, write `output_dir`.
+
+    Returns:
+        `load(cfg.output_dir)`: the best weights with their split, so `evaluate` scores the test cars only.
+    """
     # 1. set-up and data, split by car
     training.require_sweep(cfg.sweep_results)
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
@@ -280,7 +284,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CarUNet:
     if accelerator.is_main_process:
         write_output(model, cfg, state, split, members["test"] or members["val"] or members["train"])
     accelerator.wait_for_everyone()
-    return model
+    return load(str(output_dir))
 
 
 def write_output(model: CarUNet, cfg: Config, state: dict, split: dict[str, list[str]],
@@ -365,14 +369,16 @@ class Cutout:
     probability: np.ndarray  # (H, W) float32 in [0, 1]
 
 
-def load(source: str | None = None) -> CarUNet:
-    """The U-Net: `source` > $DARKROOM_MASK_MODEL > bundled; CPU, eval mode, with `.weights` and `.metrics`."""
+def load(source: str | None = None) -> hub.Served[CarUNet]:
+    """The U-Net: `source` > $DARKROOM_MASK_MODEL > bundled; CPU, eval mode, with its metrics and split by car.
+
+    Raises:
+        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`).
+    """
     weights = hub.resolve(TASK, source)
     model = CarUNet.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
-    model.weights = weights
-    metrics_file = Path(weights.path) / "metrics.json"
-    model.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    return model
+    return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"),
+                      split=hub.read_json(weights.path, "split.json"))
 
 
 @torch.inference_mode()
@@ -383,19 +389,21 @@ def probability(model: CarUNet, photo: Image.Image) -> np.ndarray:
                          align_corners=False).sigmoid()[0, 0].numpy()
 
 
-def predict(model: CarUNet, image: Image.Image | str, threshold: float = 0.5, cleanup: bool | None = None) -> Cutout:
+def predict(served: hub.Served[CarUNet], image: Image.Image | str, threshold: float = 0.5,
+            cleanup: bool | None = None) -> Cutout:
     """Mask and RGBA cut-out of the car in a photo of any size.
 
     Args:
+        served: what `load` or `train` returned.
         threshold: probability above which a pixel is car, in (0, 1).
         cleanup: keep the largest component and fill holes; None = whatever measured better on the test cars.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"Threshold must be between 0 and 1; got {threshold:g}.")
     photo = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
-    chance = probability(model, photo)
+    chance = probability(served.model, photo)
     mask = chance > threshold
-    if cleanup if cleanup is not None else getattr(model, "metrics", {}).get("cleanup_helps", False):
+    if cleanup if cleanup is not None else served.metrics.get("cleanup_helps", False):
         mask = clean_up(mask)
     mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
     cutout = photo.convert("RGBA")
@@ -418,13 +426,15 @@ def full_resolution_dice(model: CarUNet, pairs: list[tuple[Path, Path]]) -> dict
             "seconds_per_photo": float(np.mean(seconds))}
 
 
-def scored_pairs(model: CarUNet, data: str = DEFAULT_DATA) -> list[tuple[Path, Path]]:
+def scored_pairs(served: hub.Served[CarUNet], data: str = DEFAULT_DATA) -> list[tuple[Path, Path]]:
     """The (photo, mask) pairs of `data` that `evaluate` scores: the cars the model neither trained on nor selected
-    its epoch on (its split.json's test cars, and any car not in the split: another set of cars is scored whole)."""
+    its epoch on (its split's test cars, and any car not in the split: another set of cars is scored whole).
+
+    Raises:
+        ValueError: every car in `data` is one the model trained or validated on.
+    """
     pairs = find_pairs(data)
-    split_file = Path(model.weights.path) / "split.json" if hasattr(model, "weights") else None
-    split = json.loads(split_file.read_text()) if split_file and split_file.is_file() else {}
-    seen = set(split.get("train", [])) | set(split.get("val", []))
+    seen = set(served.split.get("train", [])) | set(served.split.get("val", []))
     unseen = [pair for pair in pairs if car_id(pair[0]) not in seen]
     if not unseen:
         raise ValueError(f"Every car in {data} is one the model trained on or validated on (its split.json); "
@@ -432,6 +442,7 @@ def scored_pairs(model: CarUNet, data: str = DEFAULT_DATA) -> list[tuple[Path, P
     return unseen
 
 
-def evaluate(model: CarUNet, data: str = DEFAULT_DATA) -> dict[str, float]:
-    """Dice at the original resolution on `scored_pairs(model, data)`."""
-    return full_resolution_dice(model, scored_pairs(model, data))
+def evaluate(served: hub.Served[CarUNet], data: str = DEFAULT_DATA) -> dict[str, float]:
+    """Dice at the original resolution on `scored_pairs(served, data)`: "dice", "dice_cleaned" (largest component,
+    holes filled), "n" (photos) and "seconds_per_photo"."""
+    return full_resolution_dice(served.model, scored_pairs(served, data))

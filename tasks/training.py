@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -251,6 +252,31 @@ def write_model_card(folder: str | os.PathLike, *, title: str, body: str, metada
     """Write folder/README.md: Hub metadata (license, tags, datasets, metrics) as YAML front matter, then `body`."""
     card = ModelCard(f"---\n{ModelCardData(**metadata).to_yaml()}\n---\n\n# {title}\n\n{body.strip()}\n")
     card.save(Path(folder) / "README.md")
+
+
+MODEL_CARD_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")  # ![caption](file.png)
+MENTIONED_IMAGE = re.compile(r"`([\w./-]+\.png)`")  # `file.png` named in the text
+
+
+def read_model_card(folder: str | os.PathLike) -> tuple[str, list[tuple[str, str]]]:
+    """A model folder's report: its model card (README.md, written at training time) without the Hub metadata, and
+    the card's figures that are in the folder, for a page that cannot show relative image links.
+
+    Returns:
+        (the card's markdown with its image links taken out, [(figure path, caption), ...] in the card's order: each
+        `![caption](file.png)` and each `file.png` the text names); ("", []) when the folder has no README.md.
+    """
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return "", []
+    text = ModelCard.load(path).text
+    figures: dict[Path, str] = {}
+    for caption, name in MODEL_CARD_IMAGE.findall(text):
+        figures.setdefault(Path(folder) / name, caption or name)
+    for name in MENTIONED_IMAGE.findall(text):
+        figures.setdefault(Path(folder) / name, name)
+    text = MODEL_CARD_IMAGE.sub("", text).strip()
+    return text, [(str(file), caption) for file, caption in figures.items() if file.is_file()]
 
 
 def require_sweep(folder: str) -> None:

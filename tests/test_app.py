@@ -1,6 +1,7 @@
 """The app over real HTTP through gradio_client: right answers, clear errors, and a server that keeps serving."""
 
 import json
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -70,7 +71,7 @@ def test_cards_endpoint_returns_n_cards_of_the_model_size(client):
 
     from tasks import cards
 
-    height, width = cards.load().size
+    height, width = cards.load().model.size
     gallery, serving = client.predict("SMALL", 3, 2, 4, "DPM-Solver++", 3, "", api_name="/cards")
     assert len(gallery) == 2
     for item in gallery:
@@ -148,7 +149,7 @@ def test_models_asked_for_at_once_load_one_at_a_time_and_once(monkeypatch):
     monkeypatch.setattr(app.cards, "load", slow_load)
     sources = ["darkroom-tests/slow-a", "darkroom-tests/slow-a", "darkroom-tests/slow-b"]
     models = {}
-    threads = [threading.Thread(target=lambda i=i, source=source: models.update({i: app.cards_model(source)}))
+    threads = [threading.Thread(target=lambda i=i, source=source: models.update({i: app.served("cards", source)}))
                for i, source in enumerate(sources)]
     for thread in threads:
         thread.start()
@@ -173,12 +174,12 @@ def test_a_loaded_model_is_served_while_another_loads(monkeypatch):
         return object()
 
     monkeypatch.setattr(app.cards, "load", load)
-    loaded = app.cards_model("darkroom-tests/loaded")
-    downloading = threading.Thread(target=app.cards_model, args=("darkroom-tests/slow-download",))
+    loaded = app.served("cards", "darkroom-tests/loaded")
+    downloading = threading.Thread(target=app.served, args=("cards", "darkroom-tests/slow-download"))
     downloading.start()
     assert started.wait(timeout=5)  # the slow load has begun, and holds the loading lock
     served = []
-    asking = threading.Thread(target=lambda: served.append(app.cards_model("darkroom-tests/loaded")))
+    asking = threading.Thread(target=lambda: served.append(app.served("cards", "darkroom-tests/loaded")))
     asking.start()
     asking.join(timeout=5)
     answered_during_the_download = not asking.is_alive()
@@ -188,15 +189,15 @@ def test_a_loaded_model_is_served_while_another_loads(monkeypatch):
     assert answered_during_the_download and served == [loaded]
 
 
-def test_the_app_keeps_the_last_four_models_a_tab_loaded(monkeypatch):
+def test_the_app_keeps_the_last_eight_models_loaded(monkeypatch):
     import app
 
     loads = []
     monkeypatch.setattr(app.cards, "load", lambda source: loads.append(source) or object())
-    sources = [f"darkroom-tests/kept-{i}" for i in range(5)]
-    first = [app.cards_model(source) for source in sources]
-    assert [app.cards_model(source) for source in sources[1:]] == first[1:] and len(loads) == 5
-    assert app.cards_model(sources[0]) is not first[0] and loads[-1] == sources[0]  # the oldest was let go
+    sources = [f"darkroom-tests/kept-{i}" for i in range(9)]
+    first = [app.served("cards", source) for source in sources]
+    assert [app.served("cards", source) for source in sources[1:]] == first[1:] and len(loads) == 9
+    assert app.served("cards", sources[0]) is not first[0] and loads[-1] == sources[0]  # the oldest was let go
 
 
 def test_stain_endpoint_returns_before_after_and_mask(client, tmp_path):
@@ -246,21 +247,41 @@ def test_colorize_bad_upload_is_a_clear_error(client, tmp_path):
         client.predict(handle_file(str(text)), 1.0, api_name="/colorize")
 
 
-def test_colorize_report_gives_each_test_person_and_the_interval(app_url):
-    import json
+@pytest.mark.parametrize("task", ["cards", "classify", "mask", "colorize"])
+def test_each_tab_reports_its_serving_model_card_and_its_figures(task):
+    import app
+    from tasks import TASKS
 
+    assert task in TASKS
+    serving, text, figures = app.report_view(task)
+    folder = ASSETS_DIR / "models" / task
+    card = (folder / "README.md").read_text()
+    assert "(bundled)" in serving and f"assets/models/{task}" in serving
+    assert card.split("\n# ", 1)[1].splitlines()[0] in text and "license:" not in text  # the title, no Hub metadata
+    assert "](" not in text  # the page cannot show the card's relative image links: they are figures instead
+    shown = {Path(path).name for path, _ in figures}
+    assert "training_curves.png" in shown and all(Path(path).parent == folder for path, _ in figures)
+    summary = json.loads((folder / "metrics.json").read_text())
+    headline = {"classify": f"{summary.get('test_accuracy', 0):.2%}", "mask": f"{summary.get('test_dice', 0):.4f}",
+                "colorize": f"{summary.get('test_mae', 0):.4f}", "cards": f"{summary.get('parameters', 0):,}"}[task]
+    assert headline in text
+    if task == "colorize":  # each test person's MAE, and the interval over people
+        low, high = summary["test_mae_interval95"]
+        assert f"[{low:.4f}, {high:.4f}]" in text
+        for person, value in summary["test_mae_by_person"].items():
+            assert f"{person} {value:.4f}" in text
+
+
+def test_a_model_folder_without_a_card_says_so(tmp_path, monkeypatch):
     import app
 
-    serving, text, _, _ = app.colorize_report()
-    summary = json.loads((ASSETS_DIR / "models" / "colorize" / "metrics.json").read_text())
-    low, high = summary["test_mae_interval95"]
-    assert f"{summary['test_mae']:.4f}" in text and f"{low:.4f}–{high:.4f}" in text
-    for person, value in summary["test_mae_by_person"].items():
-        assert f"{person} {value:.4f}" in text
-    assert "bundled" in serving.lower()
-    assert ("refit: on the training and validation people together" in text) == summary["config"]["refit"]
-    members = summary.get("members", [])
-    assert (f"The mean of {len(members)} colorizers" in text) == bool(members)
+    monkeypatch.setenv("DARKROOM_CLASSIFY_MODEL", str(tmp_path / "plain"))
+    import shutil
+
+    shutil.copytree(ASSETS_DIR / "models" / "classify", tmp_path / "plain", ignore=shutil.ignore_patterns("README.md"))
+    monkeypatch.setattr(app, "served", app.model_loader(app.served.__wrapped__))  # a fresh cache: not the bundled
+    serving, text, figures = app.report_view("classify")
+    assert "(environment)" in serving and "without a model card" in text and figures == []
 
 
 def test_mask_endpoint_returns_full_size_mask_and_cutout(client, tmp_path):
@@ -354,7 +375,7 @@ def test_colorize_returns_predicts_pixels_losslessly(client, tmp_path, mode):
 
     path = _texture(tmp_path, mode)
     (gray, colorized), original, _ = client.predict(handle_file(str(path)), 1.0, api_name="/colorize")
-    expected = colorize.predict(app.colorize_model(), load_rgb(path))
+    expected = colorize.predict(app.served("colorize"), load_rgb(path))
     _assert_same(gray, expected.gray)
     _assert_same(colorized, expected.image)
     if mode == "RGB":
@@ -371,7 +392,7 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     path = _texture(tmp_path, "RGB")
     photo = load_rgb(path)
     mask_path, cutout_path, (before, after) = client.predict(handle_file(str(path)), 0.5, "#102030", api_name="/mask")
-    expected = mask.predict(app.mask_model(), photo)
+    expected = mask.predict(app.served("mask"), photo)
     _assert_same(mask_path, expected.mask)
     _assert_same(cutout_path, expected.cutout)
     _assert_same(before, photo)
@@ -380,12 +401,12 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     _assert_same(after, backdrop)
 
     shown, _ = client.predict(handle_file(str(path)), api_name="/classify")
-    seen = classify.predict(app.classify_model(), photo).model_input
+    seen = classify.predict(app.served("classify"), photo).model_input
     _assert_same(shown, seen.resize((8 * classify.SIZE,) * 2, Image.Resampling.NEAREST))
 
     (_, stained), region = client.predict(handle_file(str(path)), "centre", "SMALL", 3, "", api_name="/stain")
-    model = app.cards_model("")
-    height, width = model.size
+    model = app.served("cards")
+    height, width = model.model.size
     box = Image.new("L", (width, height), 0)
     left, top, right, bottom = cards.STAIN_REGIONS["centre"]
     box.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))

@@ -9,6 +9,7 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from PIL import Image
 
+from tasks import hub
 from tasks.cards import CATEGORIES, diffusion, render_card, render_dataset
 
 
@@ -17,6 +18,11 @@ def tiny_config(tmp_path, **overrides) -> diffusion.Config:
                   norm_num_groups=4, train_batch_size=4, num_epochs=1, lr_warmup_steps=1, save_images_epochs=1, checkpointing_steps=1,
                   num_train_timesteps=50)
     return diffusion.Config(**{**values, **overrides})
+
+
+def served(model: diffusion.CardModel) -> hub.Served:
+    """A model built in the test, served as `load` would serve it."""
+    return hub.Served(model=model, weights=hub.Weights(path=hub.MODELS_DIR / "cards", origin="argument", name="test"))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,7 @@ def test_a_model_built_while_cards_load_gets_real_weights(trained, monkeypatch):
     monkeypatch.setattr(UNet2DModel, "from_config", classmethod(from_config_and_a_neighbour))
     model = diffusion.load(str(trained))
     assert built and built[0].weight.device.type == "cpu"
-    assert next(model.unet.parameters()).device.type == "cpu"
+    assert next(model.model.unet.parameters()).device.type == "cpu"
 
 
 def test_missing_repo_is_a_clear_error():
@@ -133,7 +139,7 @@ def test_tutorial_format_pipeline_loads_and_samples_with_fast_samplers(tmp_path)
                        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
     DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(tmp_path)
     model = diffusion.load(str(tmp_path))
-    assert model.categories is None
+    assert model.model.categories is None
     for sampler in ("DPM-Solver++", "DDIM"):
         cards = diffusion.predict(model, "any", seed=1, n=1, steps=3, sampler=sampler)
         assert cards[0].size == (16, 16)
@@ -181,7 +187,7 @@ def test_every_sampler_runs_at_every_step_count_it_allows_and_refuses_more_befor
     scheduler = DDPMScheduler(num_train_timesteps=levels, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
     card = torch.linspace(-0.8, 0.8, 3 * 8 * 6).reshape(1, 3, 8, 6)
     oracle = Oracle(card, scheduler)
-    model = diffusion.CardModel(unet=oracle, scheduler_config=dict(scheduler.config), categories=None)
+    model = served(diffusion.CardModel(unet=oracle, scheduler_config=dict(scheduler.config), categories=None))
     for steps in (1, 2, levels - 1, levels):
         oracle.timesteps.clear()
         out = diffusion.predict(model, "any", n=1, steps=steps, sampler=sampler, guidance=1.0)[0]
@@ -198,7 +204,7 @@ def test_every_sampler_runs_at_every_step_count_it_allows_and_refuses_more_befor
 
 @pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
 def test_the_first_step_is_the_last_training_timestep_for_any_number_of_steps(sampler):
-    scheduler = diffusion.make_scheduler(diffusion.load().scheduler_config, sampler)
+    scheduler = diffusion.make_scheduler(diffusion.load().model.scheduler_config, sampler)
     for steps in (1, 2, 3, 5, 20, 50, 999, 1000):
         scheduler.set_timesteps(steps)
         assert len(scheduler.timesteps) == steps and int(scheduler.timesteps[0]) == 999, steps
@@ -214,7 +220,7 @@ def test_a_card_from_one_to_five_steps_is_a_card_not_the_starting_noise(sampler)
     # ../shared/cases/replayed-reports/ddim_1_step.json: with diffusers' default "leading" spacing one DDIM or DDPM
     # step is t = 0, and the card came back as the starting noise (roughness 0.82 against 0.11 with "trailing")
     model = diffusion.load()
-    noise = torch.randn((1, 3, *model.size), generator=torch.Generator().manual_seed(5))
+    noise = torch.randn((1, 3, *model.model.size), generator=torch.Generator().manual_seed(5))
     for steps, guidance in [(steps, guidance) for steps in range(1, 6) for guidance in (1.0, diffusion.GUIDANCE)]:
         card = diffusion.predict(model, "FULL_CARD", seed=5, n=1, steps=steps, sampler=sampler, guidance=guidance)[0]
         pixels = torch.from_numpy(np.asarray(card, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
@@ -330,4 +336,4 @@ def test_ddpm_takes_every_noise_level_by_default(trained):
     model = diffusion.load(str(trained))
     steps = []
     diffusion.predict(model, "SMALL", n=1, sampler="DDPM", progress=lambda done, total: steps.append(total))
-    assert steps[-1] == diffusion.noise_levels(model) == 50
+    assert steps[-1] == diffusion.noise_levels(model.model) == 50

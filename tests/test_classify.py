@@ -20,7 +20,7 @@ def test_forward_shape_and_finite():
 
 
 def test_bundled_model_is_within_parameter_budget():
-    model = classify.load()
+    model = classify.load().model
     assert classify.count_parameters(model) <= 500_000
     assert model.class_names == classify.CLASS_NAMES
 
@@ -77,7 +77,7 @@ def test_augment_keeps_shape_and_flips_or_shifts():
 
 def test_model_input_of_a_fashion_mnist_image_is_nearly_unchanged():
     image = Image.open(EXAMPLES[0])
-    model_input = classify.to_model_input(image.convert("RGB"))
+    model_input = classify.preprocess(image.convert("RGB"))
     assert model_input.size == (28, 28) and model_input.mode == "L"
     original = np.asarray(image, dtype=np.float32)
     difference = np.abs(np.asarray(model_input, dtype=np.float32) - original).mean()
@@ -87,7 +87,7 @@ def test_model_input_of_a_fashion_mnist_image_is_nearly_unchanged():
 def test_light_background_photo_is_inverted_centred_and_padded():
     photo = Image.new("RGB", (300, 200), (240, 240, 235))  # a light studio background
     photo.paste((30, 30, 40), (40, 50, 100, 190))  # a dark, tall object off to the left
-    model_input = np.asarray(classify.to_model_input(photo))
+    model_input = np.asarray(classify.preprocess(photo))
     assert model_input[0, 0] == 0 and model_input[14, 14] > 200  # black background, bright object
     columns = np.flatnonzero(model_input.max(0) > 100)
     assert abs((columns.min() + columns.max()) / 2 - 13.5) <= 1  # centred horizontally
@@ -100,7 +100,7 @@ def test_an_item_on_a_mid_tone_background_is_found_in_either_direction(item):
     # ../shared/cases/replayed-reports/min_dark_on_gray_64.png: navy on (110, 110, 110) became an all-black input
     photo = Image.new("RGB", (64, 64), (110, 110, 110))
     photo.paste(item, (20, 12, 44, 52))
-    model_input = np.asarray(classify.to_model_input(photo))
+    model_input = np.asarray(classify.preprocess(photo))
     assert model_input[14, 14] > 200 and model_input[0, 0] == 0  # a bright item on black, as in Fashion-MNIST
     assert (model_input > 128).mean() > 0.4  # the item, scaled to fill the height
 
@@ -149,7 +149,7 @@ def test_bench_classify_scores_the_test_split(tiny_fashion, tmp_path, capsys):
     result = json.loads((tmp_path / "classify.json").read_text())
     quality = result["quality"]
     # recomputed from the test IDX files with the model alone: the 20 test images, not the 48 training ones
-    model = classify.load()
+    model = classify.load().model
     images, labels = classify.load_split(str(tiny_fashion), "test")
     with torch.no_grad():
         predicted = model(torch.tensor(images, dtype=torch.float32)[:, None] / 255).argmax(-1).numpy()

@@ -120,7 +120,7 @@ def test_forward_shapes_and_range(skip, context):
 def test_save_load_strict_round_trip(tmp_path):
     model = colorize.Colorizer(width=8, skip=True, size=16, context=True).eval()
     model.save_pretrained(tmp_path)
-    loaded = colorize.load(str(tmp_path))
+    loaded = colorize.load(str(tmp_path)).model
     assert loaded.skip and loaded.size == 16 and loaded.context is not None
     x = torch.rand(1, 1, 16, 16)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
@@ -210,7 +210,7 @@ def test_mean_color_is_scored_beside_a_constant_guess(people):
 def test_evaluate_reports_each_test_person_and_each_split(trained, people, tmp_path):
     model = colorize.load(str(trained))
     report = colorize.evaluate(model, str(people))
-    test_people = model.data["split"]["test"]
+    test_people = model.split["test"]
     assert report["n"] == 3 * len(test_people)
     assert sorted(report["people"]) == [f"s0{i}" for i in range(1, 6)]
     test_maes = [report["people"][name]["mae"] for name in test_people]
@@ -218,8 +218,8 @@ def test_evaluate_reports_each_test_person_and_each_split(trained, people, tmp_p
     assert set(report["by_split"]) == {"train", "val", "test"}
     assert report["by_split"]["test"] == pytest.approx(report["mae"])
     for name, person in report["people"].items():
-        assert name in model.data["split"][person["part"]]
-        photos = colorize.load_photos(sorted((people / name).glob("*.jpg")), model.size)
+        assert name in model.split[person["part"]]
+        photos = colorize.load_photos(sorted((people / name).glob("*.jpg")), model.model.size)
         true_ab = colorize.ab_units(colorize.rgb_to_lab(photos)[:, 1:].mean((0, 2, 3)))
         np.testing.assert_allclose(person["ab"], true_ab.numpy(), atol=0.01)
     low, high = report["interval"]
@@ -298,14 +298,16 @@ def test_extra_training_photos_are_trained_on_and_nothing_else(people, tmp_path)
 def test_init_seed_trains_another_model_on_the_same_split(trained, people, tmp_path):
     again = tiny_config(tmp_path / "again", people, max_train_steps=2, init_seed=0)  # -1, the default, means seed
     other = tiny_config(tmp_path / "other", people, max_train_steps=2, init_seed=1)
-    for cfg in (again, other):
-        colorize.train(cfg)
-    models = {name: colorize.load(str(folder)) for name, folder in
-              (("trained", trained), ("again", again.output_dir), ("other", other.output_dir))}
-    assert models["trained"].data == models["again"].data == models["other"].data  # the same people and photos
+    served = {"again": colorize.train(again), "other": colorize.train(other), "trained": colorize.load(str(trained))}
+    assert all(served[name].split == served["trained"].split and served[name].facts == served["trained"].facts
+               for name in served)  # the same people and photos
+    models = {name: value.model for name, value in served.items()}
     x = torch.rand(2, 1, 16, 16)
     torch.testing.assert_close(models["again"](x), models["trained"](x), rtol=0, atol=0)
     assert not torch.allclose(models["other"](x), models["trained"](x))
+    # and the model train() hands back scores as the folder it wrote does (its split and mean colour came with it)
+    again_report = colorize.evaluate(served["again"], str(people))
+    assert again_report["people"] == colorize.evaluate(colorize.load(again.output_dir), str(people))["people"]
 
 
 @pytest.fixture(scope="module")
@@ -319,23 +321,26 @@ def ensemble(trained, people, tmp_path_factory):
 
 def test_an_ensemble_predicts_its_members_mean_and_serves_like_a_colorizer(ensemble, people):
     folder, member_folders = ensemble
-    model, members = colorize.load(str(folder)), [colorize.load(str(path)) for path in member_folders]
+    served, members = colorize.load(str(folder)), [colorize.load(str(path)).model for path in member_folders]
+    model = served.model
     assert isinstance(model, colorize.ColorizerEnsemble) and model.size == 16
     x = torch.rand(3, 1, 16, 16)
     torch.testing.assert_close(model(x), (members[0](x) + members[1](x)) / 2)
     summary = json.loads((folder / "metrics.json").read_text())
     assert [member["init_seed"] for member in summary["members"]] == [0, 1]
     assert summary["steps"] == 4 and summary["parameters"] == 2 * colorize.count_parameters(members[0])
-    test_x = colorize.load_photos([p for name in model.data["split"]["test"]
+    test_x = colorize.load_photos([p for name in served.split["test"]
                                    for p in colorize.photo_groups(str(people))[name]], 16)
     assert summary["members"][1]["test_mae"] == pytest.approx(colorize.score(members[1], test_x)["mae"])
-    assert summary["test_mae"] == pytest.approx(colorize.evaluate(model, str(people))["mae"])
-    assert model.data == members[0].data and (folder / "mean_color" / "model.safetensors").is_file()
+    assert summary["test_mae"] == pytest.approx(colorize.evaluate(served, str(people))["mae"])
+    first = colorize.load(str(member_folders[0]))
+    assert (served.split, served.facts) == (first.split, first.facts)
+    assert (folder / "mean_color" / "model.safetensors").is_file()
     assert Image.open(folder / "training_curves.png").height > Image.open(member_folders[0] / "training_curves.png").height
     card = (folder / "README.md").read_text()
     assert "the mean of 2 colorizers" in card and "seeds (init, data order and augmentation draws: 0, 1)" in card
     photo = Image.new("RGB", (37, 23), (120, 80, 60))
-    assert colorize.predict(model, photo).image.size == (37, 23)
+    assert colorize.predict(served, photo).image.size == (37, 23)
 
 
 def test_an_ensemble_refuses_members_of_other_people_or_the_same_seed(trained, ensemble, people, tmp_path):
@@ -358,7 +363,7 @@ def test_an_ensemble_refuses_members_of_other_people_or_the_same_seed(trained, e
     other = shutil.copytree(ensemble[1][1], tmp_path / "other")
     for folder in (older, other):  # and members without training curves: the ensemble has none either
         (folder / "training_curves.png").unlink()
-    assert len(colorize.build_ensemble([str(older), str(other)], str(tmp_path / "both")).members) == 2
+    assert len(colorize.build_ensemble([str(older), str(other)], str(tmp_path / "both")).model.members) == 2
     assert (tmp_path / "both" / "metrics.json").is_file() and not (tmp_path / "both" / "training_curves.png").exists()
 
 
@@ -443,8 +448,9 @@ def test_predict_in_bands_gives_the_photo_predicted_whole(trained, monkeypatch):
         assert banded.mae == pytest.approx(whole.mae, rel=1e-5)
     # and the whole is F.interpolate of the model's a*b* over the full photo, joined with its L (to 8-bit rounding)
     lab = colorize.rgb_to_lab(torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255).permute(2, 0, 1)[None])
-    small = torch.nn.functional.interpolate(lab[:, :1], size=(model.size, model.size), mode="bilinear", antialias=True)
-    ab = torch.nn.functional.interpolate(model(small), size=(61, 97), mode="bilinear", align_corners=False).detach()
+    size = model.model.size
+    small = torch.nn.functional.interpolate(lab[:, :1], size=(size, size), mode="bilinear", antialias=True)
+    ab = torch.nn.functional.interpolate(model.model(small), size=(61, 97), mode="bilinear", align_corners=False).detach()
     ab = colorize.NEUTRAL_AB.view(1, 2, 1, 1) + 1.3 * (ab - colorize.NEUTRAL_AB.view(1, 2, 1, 1))
     expected = colorize.lab_to_rgb(torch.cat([lab[:, :1], ab], 1))[0].permute(1, 2, 0).numpy() * 255
     assert np.abs(np.asarray(whole.image, dtype=np.float64) - expected).max() <= 1.0

@@ -39,10 +39,25 @@ def tiny_config(tmp_path, data, **overrides) -> mask.Config:
 
 
 @pytest.fixture(scope="module")
-def trained(carvana, tmp_path_factory):
+def just_trained(carvana, tmp_path_factory):
+    """What `train` returned from a 2-step run."""
     tmp_path = tmp_path_factory.mktemp("mask")
-    mask.train(tiny_config(tmp_path, carvana, max_train_steps=2))
-    return tmp_path / "out"
+    return mask.train(tiny_config(tmp_path, carvana, max_train_steps=2))
+
+
+@pytest.fixture(scope="module")
+def trained(just_trained):
+    """The folder that run wrote."""
+    return just_trained.folder
+
+
+def test_evaluate_on_the_model_train_returns_scores_only_its_test_cars(carvana, just_trained, trained):
+    # the model train() hands back carries its split, as the folder does: evaluate scores the 1 test car's 2 photos,
+    # not every car it trained on
+    test_cars = json.loads((trained / "split.json").read_text())["test"]
+    assert just_trained.split["test"] == test_cars and len(test_cars) == 1
+    fresh, loaded = (mask.evaluate(served, str(carvana)) for served in (just_trained, mask.load(str(trained))))
+    assert fresh["n"] == loaded["n"] == 2 and fresh["dice"] == loaded["dice"]
 
 
 @pytest.mark.parametrize("predicted, truth, expected", [
@@ -86,9 +101,9 @@ def test_save_load_strict_round_trip(tmp_path):
     model = mask.CarUNet(width=4, depth=2, input_size=(32, 48)).eval()
     model.save_pretrained(tmp_path)
     loaded = mask.load(str(tmp_path))
-    assert loaded.input_size == (32, 48)
+    assert loaded.model.input_size == (32, 48) and loaded.split == {} and loaded.metrics == {}
     x = torch.rand(1, 3, 32, 48)
-    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    torch.testing.assert_close(loaded.model(x), model(x), rtol=0, atol=0)
 
 
 def test_smoke_run_writes_the_output_folder(trained):

@@ -60,9 +60,11 @@ def test_two_step_smoke_run_writes_the_model_folder(tiny_fashion, tmp_path):
     assert f"{summary['test_accuracy']:.2%}" in card
     confusion = json.loads((out / "confusion_matrix.json").read_text())["rows_true_columns_predicted"]
     assert sum(map(sum, confusion)) == 20
+    # what train returns is what loading the folder gives: the best weights, with the folder's report
     reloaded = classify.load(str(out))
+    assert model.weights.path == reloaded.weights.path == out.resolve() and model.metrics == summary
     images = torch.rand(2, 1, 28, 28)
-    torch.testing.assert_close(reloaded(images), model.eval()(images))
+    torch.testing.assert_close(reloaded.model(images), model.model(images), rtol=0, atol=0)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tiny_fashion, tmp_path, monkeypatch):
@@ -93,8 +95,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_fashion, tmp_path, mon
     assert summary["steps"] == 10 and summary["epochs_trained"] == 2
     assert summary["resumed"] == [{"from": "checkpoint-7", "patience": classify.Config.patience}]
     assert "Resumed from `checkpoint-7`" in (tmp_path / "resumed" / "README.md").read_text()
-    for key, value in straight.state_dict().items():
-        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_checkpoints_are_pruned_and_safetensors(tiny_fashion, tmp_path):

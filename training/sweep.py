@@ -31,7 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from training.train import TASKS, build_parser  # noqa: E402
+from tasks import TASKS, task_module  # noqa: E402  (the registry: the one list of tasks)
+from training.train import build_parser  # noqa: E402
 
 logger = logging.getLogger("darkroom.sweep")
 REPORTED = ("parameters", "latency_ms_1024x768", "latency_ms")  # shown beside the metric when a trial reports them
@@ -71,13 +72,11 @@ def trials(grid: dict[str, list[Any]], random_count: int, seed: int) -> list[dic
 
 
 def run(argv: list[str]) -> dict:
-    import importlib
-
     from accelerate import Accelerator
 
     parser = argparse.ArgumentParser(prog="sweep.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", choices=list(TASKS))
     parser.add_argument("--grid", nargs="+", required=True, metavar="FIELD=v1,v2", help="values to try per field")
     parser.add_argument("--random", type=int, default=0, help="try this many random combinations (0 = all)")
     parser.add_argument("--metric", required=True, help="the metrics.json key to rank by, e.g. test_mae")
@@ -90,7 +89,7 @@ def run(argv: list[str]) -> dict:
                         help="run only trials K, K+N, ... (0 <= K < N) and write no table; run again without it")
     fixed_argv = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
-    module = importlib.import_module(f"tasks.{args.task}")
+    module = task_module(args.task)
     fixed = vars(build_parser(args.task, module.Config).parse_args(fixed_argv))
     grid = parse_grid(args.grid, module.Config)
     if fixed.get("refit") or any(grid.get("refit", [])):  # colorize's refit trains on the people a sweep selects on

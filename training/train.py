@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import inspect
 import logging
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-TASKS = ("classify", "cards", "colorize", "mask")
+from tasks import TASKS, task_module  # noqa: E402  (the registry: the one list of tasks)
 
 logger = logging.getLogger("darkroom.train")
 
@@ -69,7 +68,7 @@ def parse_config(argv: list[str]) -> tuple[str, typing.Any, typing.Any]:
                          f"  train.py TASK --help lists the task's fields." + (f"\nunknown task {argv[0]!r}" if argv and
                                                                                  argv[0] not in ("-h", "--help") else ""))
     task = argv[0]
-    module = importlib.import_module(f"tasks.{task}")
+    module = task_module(task)
     args = build_parser(task, module.Config).parse_args(argv[1:])
     return task, module, module.Config(**vars(args))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -155,20 +155,21 @@ def build_unet(cfg: Config) -> UNet2DModel:
 
 @dataclass
 class CardModel:
-    """What `load` returns and `predict` samples from.
+    """The served model of the Cards task (`hub.Served.model`): a denoiser and the noise schedule to sample it with.
 
     Attributes:
         unet: the denoiser (EMA weights), CPU, eval mode.
         scheduler_config: the training noise schedule; samplers are built from it.
         categories: the class names in embedding order, or None for an unconditional pipeline (e.g. the tutorial's).
-        weights: where it came from (for the tab's "serving" line).
     """
 
     unet: UNet2DModel
     scheduler_config: dict
     categories: tuple[str, ...] | None
-    weights: hub.Weights | None = None
-    metrics: dict = field(default_factory=dict)
+
+    def parameters(self):
+        """The denoiser's parameters (what a parameter count of the model counts)."""
+        return self.unet.parameters()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -200,7 +201,7 @@ def make_scheduler(scheduler_config: dict, sampler: str):
     raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
 
 
-def load(source: str | None = None) -> CardModel:
+def load(source: str | None = None) -> hub.Served[CardModel]:
     """Load a DDPMPipeline folder or Hub repo: `source` > $DARKROOM_CARDS_MODEL > bundled.
 
     An explicit `source` that cannot be loaded raises FileNotFoundError with `hub.cannot_load`'s sentence (a person
@@ -219,14 +220,14 @@ def load(source: str | None = None) -> CardModel:
         categories = None
         if unet.config.num_class_embeds and (folder / CARDS_CONFIG).is_file():
             categories = tuple(json.loads((folder / CARDS_CONFIG).read_text())["categories"])
-        metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+        metrics = hub.read_json(folder, "metrics.json")
     except (OSError, ValueError, KeyError, TypeError) as error:  # diffusers names the resolved files it could not read
         if source is None:
             raise
         logger.info("Cards model %r could not be loaded: %s", source, error)
         raise FileNotFoundError(hub.cannot_load(source)) from error
-    return CardModel(unet=unet, scheduler_config=scheduler_config, categories=categories, weights=weights,
-                     metrics=metrics)
+    return hub.Served(model=CardModel(unet=unet, scheduler_config=scheduler_config, categories=categories),
+                      weights=weights, metrics=metrics)
 
 
 def _to_pil(batch: torch.Tensor) -> list[Image.Image]:
@@ -308,12 +309,13 @@ def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: s
     class_index(model.categories, category)  # raises for an unknown category
 
 
-def predict(model: CardModel, category: str = ANY, seed: int = 0, n: int = 4, steps: int | None = None,
+def predict(served: hub.Served[CardModel], category: str = ANY, seed: int = 0, n: int = 4, steps: int | None = None,
             sampler: str = "DPM-Solver++", guidance: float = GUIDANCE,
             progress: Callable[[int, int], None] | None = None) -> list[Image.Image]:
     """Generate `n` card backs of `category`; card i comes from seed + i, identically on every machine.
 
     Args:
+        served: what `load` or `train` returned.
         category: one of the model's categories, or "any"; ignored (must be "any" or a name) for unconditional models.
         steps: denoising steps; None = the sampler's default (DPM-Solver++ 20, DDIM 50, DDPM 1000), at most the
             model's noise levels (DDPM's default is all of them).
@@ -323,6 +325,7 @@ def predict(model: CardModel, category: str = ANY, seed: int = 0, n: int = 4, st
         ValueError: an unknown category or sampler, n outside 1..MAX_CARDS, steps outside 1..training steps,
             guidance outside 1..MAX_GUIDANCE.
     """
+    model = served.model
     steps = min(DEFAULT_STEPS.get(sampler, 20), noise_levels(model)) if steps is None else int(steps)
     _check_knobs(model, category, n, steps, sampler, guidance)
     return _generate(model, category, seed, n, steps, sampler, guidance, progress)
@@ -338,17 +341,27 @@ def _generate(model: CardModel, category: str, seed: int, n: int, steps: int, sa
     return _to_pil(sample(model, labels, generators, steps, sampler, guidance, progress=progress))
 
 
-def stain(model: CardModel, card: Image.Image, region: Image.Image, category: str = "SMALL", seed: int = 0,
-          steps: int = 20, sampler: str = "DPM-Solver++", guidance: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
+def stain(served: hub.Served[CardModel], card: Image.Image, region: Image.Image, category: str = "SMALL",
+          seed: int = 0, steps: int = 20, sampler: str = "DPM-Solver++",
+          guidance: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
     """"Stain this card": inpaint a stain of `category` inside `region` of a clean card (RePaint-style).
 
     Args:
+        served: what `load` or `train` returned.
         card: any card image; turned upright and resized to the model size.
         region: mask image (white = where the stain may go), any size; resized like the card.
 
     Returns:
         (stained card at model size, the region mask at model size: the stain's known mask).
+
+    Raises:
+        ValueError: as `predict`, for the category and the sampler's knobs.
     """
+    return _stain(served.model, card, region, category, seed, steps, sampler, guidance)
+
+
+def _stain(model: CardModel, card: Image.Image, region: Image.Image, category: str, seed: int, steps: int,
+           sampler: str, guidance: float) -> tuple[Image.Image, Image.Image]:
     _check_knobs(model, category, 1, steps, sampler, guidance)
     height, width = model.size
     card = upright(card.convert("RGB"), (height, width))
@@ -400,15 +413,19 @@ def stain_examples(model: CardModel, steps: int = 20, guidance: float = GUIDANCE
         box = (round(left * width), round(top * height), round(right * width), round(bottom * height))
         region = Image.new("L", (width, height), 0)
         region.paste(255, box)
-        stained, _ = stain(model, card, region, category, seed=row, steps=steps, guidance=guidance)
+        stained, _ = _stain(model, card, region, category, row, steps, "DPM-Solver++", guidance)
         ImageDraw.Draw(stained).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=(220, 30, 30))
         sheet.paste(card, (0, row * (height + 4)))
         sheet.paste(stained, (width + 4, row * (height + 4)))
     return sheet
 
 
-def train(cfg: Config, accelerator: Accelerator | None = None) -> CardModel:
-    """Train the class-conditional DDPM and write `cfg.output_dir` as a DDPMPipeline folder plus report."""
+def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[CardModel]:
+    """Train the class-conditional DDPM and write `cfg.output_dir` as a DDPMPipeline folder plus report.
+
+    Returns:
+        `load(cfg.output_dir)`: the EMA weights, on the CPU.
+    """
     # 1. set-up and data (rendered cards when no folder is given)
     accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
     output_dir = Path(cfg.output_dir)
@@ -508,8 +525,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> CardModel:
     if accelerator.is_main_process:
         write_output(model, noise_scheduler, cfg, state, len(images))
     accelerator.wait_for_everyone()
-    model.unet.cpu()
-    return model
+    return load(str(output_dir))
 
 
 def write_output(model: CardModel, noise_scheduler: DDPMScheduler, cfg: Config, state: dict, n_cards: int) -> None:
@@ -592,13 +608,16 @@ rendered cards and for "stain this card" inpainting, not for generated cards.
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def evaluate(model: CardModel, n_per_category: int = 100,
+def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int = 100,
              runs: tuple[tuple[str, int, int, float], ...] = (("DPM-Solver++", 20, 100, GUIDANCE),
                                                               ("DDPM", 1000, 100, GUIDANCE)),
              judge_cards_per_category: int = 300, batch_size: int = MAX_CARDS) -> dict[str, float | None]:
     """Category fidelity and diversity of generated cards, judged by a CNN trained on rendered cards.
 
     Args:
+        served: what `load` or `train` returned; its UNet may be moved to a GPU first (the noise stays on the CPU).
+        data: the judge's cards: "" = rendered (render seeds 2 and 3, never the generator's seed 1), the only source
+            there is: no category-labelled card scans exist to judge by.
         n_per_category: cards per category for the diversity measure (seeds 0..n-1, first run's sampler).
         runs: (sampler, steps, cards per category, guidance) to judge; card seeds 0..n-1 in each category.
         judge_cards_per_category: rendered cards per category the judge trains on.
@@ -614,6 +633,9 @@ def evaluate(model: CardModel, n_per_category: int = 100,
     """
     from tasks.cards import judge as judging
 
+    if data:
+        raise ValueError(f"The judge trains on rendered cards only; pass data='' (got {data!r}).")
+    model = served.model
     if model.categories is None:
         raise ValueError("Category fidelity needs a class-conditional model; this one has no categories.")
     judge, checks = judging.train_judge(model.size, judge_cards_per_category)

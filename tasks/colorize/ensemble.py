@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from tasks.colorize.data import load_split_photos
+from tasks.hub import Served
 from tasks.colorize.fit import Config, write_output
 from tasks.colorize.models import ColorizerEnsemble, MeanColor
 from tasks.colorize.scoring import score
@@ -21,7 +22,7 @@ from tasks.colorize.serve import load
 MEMBER_KEYS = {"data": None, "seed": None, "split": None, "trained_on": ["train"], "extra_train": "", "train_mean_ab": None}
 
 
-def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble:
+def build_ensemble(member_dirs: list[str], output_dir: str) -> Served[ColorizerEnsemble]:
     """Colorizers trained on the same split with different `init_seed`s, as one model in `output_dir`: shaped like a
     trained folder and scored the same way by `write_output` (the mean-colour regressor is the first member's, and so
     is the config in the card, `init_seed` aside); training_curves.png stacks the members' own.
@@ -35,44 +36,47 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> ColorizerEnsemble
     if any(Path(folder).resolve() == Path(output_dir).resolve() for folder in member_dirs):
         raise ValueError(f"{output_dir} is one of the members: write the ensemble to a folder of its own.")
     members = [load(folder) for folder in member_dirs]
-    for folder, model in zip(member_dirs, members):
-        if isinstance(model, ColorizerEnsemble) or "config" not in model.metrics:
+
+    def recorded(served: Served, key: str):  # a data.json entry (the split is kept apart from the other facts)
+        return (served.split or None) if key == "split" else served.facts.get(key, MEMBER_KEYS[key])
+
+    for folder, served in zip(member_dirs, members):
+        if isinstance(served.model, ColorizerEnsemble) or "config" not in served.metrics:
             raise ValueError(f"{folder} is not a trained colorizer folder (an ensemble, or no metrics.json).")
-        differs = [key for key, before in MEMBER_KEYS.items()
-                   if model.data.get(key, before) != members[0].data.get(key, before)]
+        differs = [key for key in MEMBER_KEYS if recorded(served, key) != recorded(members[0], key)]
         if differs:
             raise ValueError(f"{folder} was trained on other people or photos than {member_dirs[0]} (data.json: "
                              f"{', '.join(differs)}); an ensemble's members must share them.")
-    configs = [Config(**{key: value for key, value in model.metrics["config"].items()
-                         if key in Config.__dataclass_fields__}) for model in members]
+    configs = [Config(**{key: value for key, value in served.metrics["config"].items()
+                         if key in Config.__dataclass_fields__}) for served in members]
     seeds = [config.run_seed for config in configs]
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"Two members were trained with the same seed ({seeds}): they are the same model.")
 
-    ensemble = ColorizerEnsemble([json.loads((Path(model.weights.path) / "config.json").read_text())
-                                  for model in members])
-    for part, model in zip(ensemble.members, members):
-        part.load_state_dict(model.state_dict())
+    ensemble = ColorizerEnsemble([json.loads((served.folder / "config.json").read_text()) for served in members])
+    for part, served in zip(ensemble.members, members):
+        part.load_state_dict(served.model.state_dict())
     ensemble.eval()
-    first = Path(members[0].weights.path)
+    first = members[0].folder
     cfg = replace(configs[0], output_dir=output_dir, init_seed=-1,
                   sweep_results=str(first) if (first / "sweep.md").is_file() else "")
 
     data = load_split_photos(cfg)
     val_x = data.rgb["val"] if len(data.rgb["val"]) else data.rgb["train"]
     test_x = data.rgb["test"] if len(data.rgb["test"]) else data.rgb["val"]
-    report = [{"folder": str(folder), "init_seed": seed, "val_mae": score(model, val_x)["mae"],
-               "test_mae": score(model, test_x)["mae"]} for folder, seed, model in zip(member_dirs, seeds, members)]
+    report = [{"folder": str(folder), "init_seed": seed, "val_mae": score(served.model, val_x)["mae"],
+               "test_mae": score(served.model, test_x)["mae"]}
+              for folder, seed, served in zip(member_dirs, seeds, members)]
     state = {"best_val_mae": score(ensemble, val_x)["mae"], "best_epoch": members[0].metrics.get("best_epoch", -1),
              "epoch": members[0].metrics.get("epochs_trained", 0),
-             "global_step": sum(model.metrics.get("steps", 0) for model in members), "history": None}
+             "global_step": sum(served.metrics.get("steps", 0) for served in members), "history": None}
     mean_color = MeanColor.from_pretrained(first / "mean_color", map_location="cpu", strict=True)
-    write_output(ensemble, mean_color, cfg, state, data, torch.tensor(members[0].data["train_mean_ab"]), report)
+    write_output(ensemble, mean_color, cfg, state, data, torch.tensor(members[0].facts["train_mean_ab"]), report)
     curves = [(Path(folder) / "training_curves.png", f"member trained with seed {seed}: {folder}")
               for folder, seed in zip(member_dirs, seeds)]
     _stack_pictures([(path, label) for path, label in curves if path.is_file()],
                     Path(output_dir) / "training_curves.png")
-    return ensemble
+    return load(output_dir)
 
 
 def _stack_pictures(pictures: list[tuple[Path, str]], path: Path) -> None:

@@ -18,13 +18,13 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from tasks import training
+from tasks import hub, training
 from tasks.colorize.data import (DATA_FILE, DEFAULT_DATA, DEFAULT_TRANSFER, SplitPhotos, augment, folder_photos,
                                  load_photos, load_split_photos)
 from tasks.colorize.lab import A_RANGE, B_RANGE, gray_from_lightness, lab_to_rgb, rgb_to_lab
 from tasks.colorize.models import Colorizer, MeanColor, Model, count_parameters
 from tasks.colorize.scoring import colorize_batch, score, score_mean_color, score_people
-from tasks.colorize.serve import predict
+from tasks.colorize.serve import colorize_photo, load
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +74,12 @@ class _Pair(nn.Module):
         return self.colorizer(lightness), self.mean_color(lightness)
 
 
-def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
+def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Colorizer]:
     """Train the colorizer (MAE) and the mean-colour regressor (MSE) on the training people; keep the colorizer with
     the lowest validation MAE; write `cfg.output_dir` (weights, data.json, report, card).
 
     Returns:
-        The best colorizer, on CPU in eval mode.
+        `load(cfg.output_dir)`: the best colorizer, on CPU in eval mode, with its split and training mean a*b*.
     """
     # 1. set-up and data, split by person
     if cfg.size % 8:
@@ -172,7 +172,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> Colorizer:
     if accelerator.is_main_process:
         write_output(pair.colorizer, pair.mean_color, cfg, state, data, mean_ab)
     accelerator.wait_for_everyone()
-    return pair.colorizer
+    return load(str(output_dir))
 
 
 def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: dict, data: SplitPhotos,
@@ -230,11 +230,11 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: di
 def time_predict(model: Model, size: tuple[int, int] = (1024, 768), repeats: int = 5) -> float:
     """Median milliseconds of `predict` on a size (width, height) photo (threads as set by the caller)."""
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-    predict(model, photo)
+    colorize_photo(model, photo)
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
-        predict(model, photo)
+        colorize_photo(model, photo)
         timings.append(time.perf_counter() - start)
     return round(1000 * float(np.median(timings)), 1)
 

@@ -3,9 +3,7 @@ resolution, and `evaluate` (what `python -m bench colorize` reports)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,28 +31,27 @@ class Colorized:
     was_color: bool = False
 
 
-def load(source: str | None = None) -> Model:
+def load(source: str | None = None) -> hub.Served[Model]:
     """The colorizer (or an ensemble of them, as its config.json says): `source` > $DARKROOM_COLORIZE_MODEL > bundled;
-    CPU, eval mode, with `.weights`, `.data` (the split and training mean a*b*, from data.json) and `.metrics`
-    (metrics.json); {} when absent."""
+    CPU, eval mode. From data.json: the split by person, and as facts the rest (the training people's mean a*b*
+    "train_mean_ab", the parts it "trained_on", its "data", "seed" and "extra_train").
+
+    Raises:
+        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`).
+    """
     weights = hub.resolve(TASK, source)
-    config_file = Path(weights.path) / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    kind = ColorizerEnsemble if "members" in config else Colorizer
+    kind = ColorizerEnsemble if "members" in hub.read_json(weights.path, "config.json") else Colorizer
     model = kind.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
-    model.weights = weights
-    data_file = Path(weights.path) / DATA_FILE
-    model.data = json.loads(data_file.read_text()) if data_file.is_file() else {}
-    metrics_file = Path(weights.path) / "metrics.json"
-    model.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    return model
+    facts = hub.read_json(weights.path, DATA_FILE)
+    split = facts.pop("split", {})
+    return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"), split=split,
+                      facts=facts)
 
 
 BAND_PIXELS = 1 << 20  # pixels converted at once: about 60 MB of float tensors, whatever the photo's size
 
 
-@torch.inference_mode()
-def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> Colorized:
+def predict(served: hub.Served[Model], image: Image.Image | str, saturation: float = 1.0) -> Colorized:
     """Colorize one photo of any size, colour or gray.
 
     The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
@@ -65,6 +62,7 @@ def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> 
     memory`).
 
     Args:
+        served: what `load` or `train` returned.
         image: a PIL image or anything `images.load_rgb` accepts.
         saturation: 0..3.
 
@@ -75,6 +73,12 @@ def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> 
     Raises:
         ValueError: saturation outside 0..3, or an image `load_rgb` refuses.
     """
+    return colorize_photo(served.model, image, saturation)
+
+
+@torch.inference_mode()
+def colorize_photo(model: Model, image: Image.Image | str, saturation: float = 1.0) -> Colorized:
+    """`predict` with the bare model (e.g. while it is being trained, before its folder exists)."""
     if not 0.0 <= saturation <= 3.0:
         raise ValueError(f"Saturation must be between 0 and 3; got {saturation:g}.")
     rgb = load_rgb(image)
@@ -119,7 +123,7 @@ def predict(model: Model, image: Image.Image | str, saturation: float = 1.0) -> 
                      mae=error / (width * height) if was_color else None, was_color=was_color)
 
 
-def evaluate(model: Model, data: str = DEFAULT_DATA) -> dict:
+def evaluate(served: hub.Served[Model], data: str = DEFAULT_DATA) -> dict:
     """MAE at the model size on the test people of `data` when it is the model's training folder, else on every photo
     in `data` (one group per sub-folder, or per photo).
 
@@ -131,10 +135,11 @@ def evaluate(model: Model, data: str = DEFAULT_DATA) -> dict:
         it was trained on: "val" too after a refit) and people (each person's part, MAE, and mean a*, b* in CIELAB
         units: true and predicted).
     """
+    model, facts = served.model, served.facts
     groups = photo_groups(data)
-    split = {part: [name for name in names if name in groups] for part, names in model.data.get("split", {}).items()}
+    split = {part: [name for name in names if name in groups] for part, names in served.split.items()}
     units = split.get("test") or list(groups)
-    mean_ab = torch.tensor(model.data["train_mean_ab"]) if "train_mean_ab" in model.data else NEUTRAL_AB
+    mean_ab = torch.tensor(facts["train_mean_ab"]) if "train_mean_ab" in facts else NEUTRAL_AB
 
     def run(names: list[str]) -> tuple[torch.Tensor, dict]:
         photos = load_photos([p for name in names for p in groups[name]], model.size)
@@ -144,13 +149,13 @@ def evaluate(model: Model, data: str = DEFAULT_DATA) -> dict:
     report = {"mae": result["mae"], "baseline_mae": result["baseline_mae"], "cast_matched_mae": result["cast_matched_mae"],
               "n": float(len(result["per_image"])), "test_people": float(len(split.get("test", []))),
               "interval": result["interval"]}
-    mean_color_folder = Path(model.weights.path) / "mean_color" if hasattr(model, "weights") else None
-    if mean_color_folder is not None and mean_color_folder.is_dir():
+    mean_color_folder = served.folder / "mean_color"
+    if mean_color_folder.is_dir():
         mean_color = MeanColor.from_pretrained(mean_color_folder, map_location="cpu", strict=True)
         report.update({f"mean_color_{key}": value for key, value in score_mean_color(mean_color, photos, mean_ab).items()})
     if split.get("test"):
         report["by_split"], report["people"] = {}, {}
-        report["trained_on"] = model.data.get("trained_on", ["train"])
+        report["trained_on"] = facts.get("trained_on", ["train"])
         for part, names in split.items():
             part_result = result if part == "test" else run(names)[1]
             report["by_split"][part] = part_result["mae"]
