@@ -51,7 +51,6 @@ class Config(training.TrainingArgs):
     learning_rate: float = 3e-3  # AdamW peak lr; BatchNorm makes this tolerant
     weight_decay: float = 5e-4
     lr_warmup_steps: int = 200
-    max_grad_norm: float = 1.0
     val_fraction: float = 0.1  # share of train held out (seeded) for early stopping
     patience: int = 5  # stop after this many epochs without a better validation loss (noisy while lr is high)
     width: int = 32  # channels of the first stage; stages use width, 2*width, 4*width
@@ -200,7 +199,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
         `load(cfg.output_dir)`: the model with the best validation loss, on CPU in eval mode.
     """
     # 1. set-up: accelerator, seed (before the split and the model), data
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
     train_images, train_labels = load_split(cfg.data, "train")
@@ -212,19 +211,18 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
     # 2. model, optimizer, schedule
     model = ClothingCNN(width=cfg.width, dropout=cfg.dropout).to(memory_format=torch.channels_last)  # ~20% faster
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = -(-len(train_x) // cfg.train_batch_size)
-    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch)
+    epoch_steps = training.steps_per_epoch(len(train_x), cfg)
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, epoch_steps)
 
     # 3. resume: weights, optimizer, schedule, RNG and the loop state
-    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_loss": float("inf"), "best_epoch": -1,
-             "bad_epochs": 0, "stopped_early": False,
-             "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "val_accuracy": []}}
+    state = training.LoopState()
+    state.history["val_accuracy"] = []
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
         state = training.load_checkpoint(checkpoint, model, optimizer, scheduler)
-        state.setdefault("resumed", []).append({"from": checkpoint.name, "patience": cfg.patience})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+        state.resumed.append({"from": checkpoint.name, "patience": cfg.patience})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     else:
         best_path.unlink(missing_ok=True)  # a fresh run never inherits an older run's best weights
     # the scheduler stays unprepared: processes split each batch, so it steps once per optimizer step everywhere
@@ -232,53 +230,44 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
 
     logger.info(
         "***** classify: training *****\n  train/val samples = %d / %d\n  parameters = %d\n  epochs (cap) = %d, "
-        "steps/epoch = %d, total steps = %d\n  batch = %d, lr = %g, device = %s, precision = %s",
-        len(train_x), len(val_x), count_parameters(model), cfg.num_epochs, steps_per_epoch, total_steps,
-        cfg.train_batch_size, cfg.learning_rate, accelerator.device, accelerator.mixed_precision,
+        "steps/epoch = %d, total steps = %d\n  batch = %d × %d accumulated, lr = %g, device = %s, precision = %s",
+        len(train_x), len(val_x), count_parameters(model), cfg.num_epochs, epoch_steps, total_steps,
+        cfg.train_batch_size, cfg.gradient_accumulation_steps, cfg.learning_rate, accelerator.device,
+        accelerator.mixed_precision,
     )
-    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
+    progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc="classify")
 
-    def save(step: int) -> None:
+    def save() -> None:
         if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, step, accelerator.unwrap_model(model), optimizer, scheduler, state,
-                                     cfg.checkpoints_total_limit)
+            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
+                                     scheduler, state, cfg.checkpoints_total_limit)
 
-    # 4. the loop: a seeded permutation per epoch, so a resumed run sees the batches it would have seen
-    while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps and not state["stopped_early"]:
+    # 4. the loop: seeded batches per epoch, so a resumed run sees (and augments) the batches it would have seen
+    losses: list[float] = []
+    while state.epoch < cfg.num_epochs and state.global_step < total_steps and not state.stopped_early:
         model.train()
-        permutation = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed * 1000 + state["epoch"]))
-        batches = permutation.split(cfg.train_batch_size)
-        for indices in batches[state["step_in_epoch"]:]:
-            if state["global_step"] >= total_steps:  # max_train_steps ended the run mid-epoch
+        for batch in training.epoch_batches(len(train_x), cfg, state, accelerator, cfg.seed):
+            if state.global_step >= total_steps:  # max_train_steps ended the run mid-epoch
                 break
-            indices = indices[accelerator.process_index::accelerator.num_processes]  # this process's share
-            images, labels = train_x[indices], train_y[indices]
-            if cfg.augment:  # randomness keyed by step, so a resumed run augments exactly as an unbroken one
-                images = augment(images, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]))
+            images, labels = train_x[batch.indices], train_y[batch.indices]
+            if cfg.augment:
+                images = augment(images, torch.Generator().manual_seed(batch.draw))
             images = images.to(accelerator.device, memory_format=torch.channels_last)
             labels = labels.to(accelerator.device)
-            with accelerator.accumulate(model), accelerator.autocast():
+            with training.accumulating(accelerator, model, batch):
                 loss = F.cross_entropy(model(images).float(), labels)  # loss in fp32
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            training.record_step(state, progress, loss.item(), scheduler.get_last_lr()[0])
-            if state["global_step"] % cfg.checkpointing_steps == 0:
-                save(state["global_step"])
+                training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
+            training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
+            if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
+                save()
         else:  # 5. a full epoch: validate, keep the best weights, count epochs without improvement
             val_loss, val_accuracy = _validation_loss(accelerator.unwrap_model(model), val_x, val_y, cfg.eval_batch_size)
-            logger.info("epoch %d: val loss %.4f, val accuracy %.4f", state["epoch"], val_loss, val_accuracy)
-            state["history"]["val_accuracy"].append(val_accuracy)
-            improved = val_loss < state["best_val_loss"]
-            training.end_epoch(state, metric="val_loss", value=val_loss, val_loss=val_loss, improved=improved,
-                               model=accelerator.unwrap_model(model), best_path=best_path)
-            state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-            state["stopped_early"] = state["bad_epochs"] >= cfg.patience
-            save(state["global_step"])
+            logger.info("epoch %d: val loss %.4f, val accuracy %.4f", state.epoch, val_loss, val_accuracy)
+            state.history["val_accuracy"].append(val_accuracy)
+            training.end_epoch(state, value=val_loss, val_loss=val_loss, improved=state.is_better(val_loss),
+                               model=accelerator.unwrap_model(model), best_path=best_path, patience=cfg.patience)
+            save()
     progress.close()
 
     # 6. the best weights (the last ones if no epoch finished), the final test report, the output folder
@@ -289,25 +278,25 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
     return load(str(output_dir))
 
 
-def write_output(model: ClothingCNN, cfg: Config, state: dict) -> None:
+def write_output(model: ClothingCNN, cfg: Config, state: training.LoopState) -> None:
     """save_pretrained + test report (metrics.json, confusion matrix, grids, curves) + model card into output_dir."""
     output_dir = Path(cfg.output_dir)
     model.save_pretrained(output_dir)
     test_images, test_labels = load_split(cfg.data, "test")
     report = write_report(model, test_images, test_labels, output_dir)
-    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "classify: cross-entropy")
+    training.plot_training_curves(state.history, output_dir / "training_curves.png", "classify: cross-entropy")
     summary = {
         "test_accuracy": report["accuracy"],
         "test_loss": report["loss"],
         "test_samples": int(len(test_labels)),
         "per_class_accuracy": report["per_class_accuracy"],
         "parameters": count_parameters(model),
-        "epochs_trained": state["epoch"],
-        "best_epoch": state["best_epoch"],
-        "best_val_loss": state["best_val_loss"],
-        "stopped_early": state["stopped_early"],
-        "resumed": state.get("resumed", []),
-        "steps": state["global_step"],
+        "epochs_trained": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_val_loss": state.best_metric,
+        "stopped_early": state.stopped_early,
+        "resumed": state.resumed,
+        "steps": state.global_step,
         "config": asdict(cfg),
     }
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -335,6 +324,8 @@ def _model_card(summary: dict, cfg: Config) -> str:
     per_class = "\n".join(f"| {name} | {acc:.1%} |" for name, acc in summary["per_class_accuracy"].items())
     stop = (f"stopped early after epoch {summary['epochs_trained'] - 1} (no better validation loss for {cfg.patience} "
             f"epochs)" if summary["stopped_early"] else f"ran {summary['epochs_trained']} epochs (the cap or max_train_steps)")
+    best = (f"Best validation loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}"
+            if summary["best_val_loss"] is not None else "No epoch finished, so no validation loss")
     resumed = "".join(f"\n- Resumed from `{entry['from']}` (patience {entry['patience']})." for entry in summary["resumed"])
     return f"""
 A {summary['parameters']:,}-parameter VGG-style CNN (BatchNorm, global average pooling) that sorts 28×28 grayscale
@@ -358,7 +349,7 @@ the first-layer filters (`filters.png`) and the loss per step (`training_curves.
   out with seed {cfg.seed} for early stopping.
 - AdamW (lr {cfg.learning_rate:g}, weight decay {cfg.weight_decay:g}), batch {cfg.train_batch_size}, linear warmup
   then cosine decay, gradient clipping at {cfg.max_grad_norm:g}; augmentation: {'random horizontal flips and ±2 px shifts' if cfg.augment else 'none'}.
-- Best validation loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}; {stop}; {summary['steps']:,} optimizer steps.{resumed}
+- {best}; {stop}; {summary['steps']:,} optimizer steps.{resumed}
 
 {training.config_table(cfg)}
 

@@ -52,6 +52,7 @@ class Config(training.TrainingArgs):
     weight_decay: float = 1e-4
     dice_weight: float = 1.0  # loss = BCE + dice_weight × (1 - soft Dice)
     augment: bool = True  # flip, small rotation (image and mask alike), brightness/contrast (image only)
+    max_grad_norm: float = 0.0  # no clipping: the bundled model was trained without
     checkpointing_steps: int = 100
     sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
 
@@ -204,7 +205,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     """
     # 1. set-up and data, split by car
     training.require_sweep(cfg.sweep_results)
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
     size = (cfg.input_height, cfg.input_width)
@@ -220,61 +221,56 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     # 2. model, optimizer, schedule
     model = CarUNet(width=cfg.width, depth=cfg.depth, input_size=size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = -(-len(train_x) // cfg.train_batch_size)
-    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch)
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(len(train_x), cfg))
 
     # 3. resume
-    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_dice": -1.0, "best_epoch": -1,
-             "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}}
+    state = training.LoopState()
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
         state = training.load_checkpoint(checkpoint, model, optimizer, scheduler)
-        state.setdefault("resumed", []).append({"from": checkpoint.name})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+        state.resumed.append({"from": checkpoint.name})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     else:
         best_path.unlink(missing_ok=True)
     model, optimizer = accelerator.prepare(model, optimizer)
     logger.info("***** mask: training *****\n  cars train/val/test = %d / %d / %d, photos = %d / %d\n  U-Net width %d, "
-                "depth %d, %d parameters, input %d×%d\n  epochs = %d, steps = %d, batch = %d, lr = %g, device = %s",
+                "depth %d, %d parameters, input %d×%d\n  epochs = %d, steps = %d, batch = %d × %d accumulated, lr = %g, "
+                "device = %s",
                 *(len(split[part]) for part in ("train", "val", "test")), len(train_x), len(val_x), cfg.width, cfg.depth,
                 count_parameters(model), cfg.input_width, cfg.input_height, cfg.num_epochs, total_steps,
-                cfg.train_batch_size, cfg.learning_rate, accelerator.device)
-    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
+                cfg.train_batch_size, cfg.gradient_accumulation_steps, cfg.learning_rate, accelerator.device)
+    progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc="mask")
 
     def save() -> None:
         if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, state["global_step"], accelerator.unwrap_model(model), optimizer,
+            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
                                      scheduler, state, cfg.checkpoints_total_limit)
 
-    # 4. the loop (seeded order and augmentation per step: exact resume)
-    while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
+    # 4. the loop (seeded order and augmentation per batch: exact resume)
+    losses: list[float] = []
+    while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         model.train()
-        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed * 1000 + state["epoch"]))
-        for indices in order.split(cfg.train_batch_size)[state["step_in_epoch"]:]:
-            if state["global_step"] >= total_steps:
+        for batch in training.epoch_batches(len(train_x), cfg, state, accelerator, cfg.seed):
+            if state.global_step >= total_steps:
                 break
-            indices = indices[accelerator.process_index::accelerator.num_processes]
-            photos, masks = train_x[indices], train_y[indices]
+            photos, masks = train_x[batch.indices], train_y[batch.indices]
             if cfg.augment:
-                photos, masks = augment(photos, masks, torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"]))
+                photos, masks = augment(photos, masks, torch.Generator().manual_seed(batch.draw))
             photos, masks = photos.to(accelerator.device), masks.to(accelerator.device)
-            with accelerator.accumulate(model), accelerator.autocast():
+            with training.accumulating(accelerator, model, batch):
                 logits = model(photos).float()
                 loss = F.binary_cross_entropy_with_logits(logits, masks) + cfg.dice_weight * soft_dice_loss(logits, masks)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            training.record_step(state, progress, loss.item(), scheduler.get_last_lr()[0])
-            if state["global_step"] % cfg.checkpointing_steps == 0:
+                training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
+            training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
+            if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 save()
         else:  # 5. a full epoch: validation Dice at the model size, keep the best weights
             val_dice = model_size_dice(accelerator.unwrap_model(model), val_x, val_y)
-            logger.info("epoch %d: val Dice %.4f", state["epoch"], val_dice)
-            training.end_epoch(state, metric="val_dice", value=val_dice, val_loss=1 - val_dice,
-                               improved=val_dice > state["best_val_dice"], model=accelerator.unwrap_model(model),
+            logger.info("epoch %d: val Dice %.4f", state.epoch, val_dice)
+            training.end_epoch(state, value=val_dice, val_loss=1 - val_dice,
+                               improved=state.is_better(val_dice, maximize=True), model=accelerator.unwrap_model(model),
                                best_path=best_path)
             save()
     progress.close()
@@ -287,19 +283,19 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     return load(str(output_dir))
 
 
-def write_output(model: CarUNet, cfg: Config, state: dict, split: dict[str, list[str]],
+def write_output(model: CarUNet, cfg: Config, state: training.LoopState, split: dict[str, list[str]],
                  test_pairs: list[tuple[Path, Path]]) -> None:
     output_dir = Path(cfg.output_dir)
     model.save_pretrained(output_dir)
     (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     report = full_resolution_dice(model, test_pairs)
-    training.plot_training_curves(state["history"], output_dir / "training_curves.png", "mask: BCE + Dice loss (val: 1 − Dice)")
+    training.plot_training_curves(state.history, output_dir / "training_curves.png", "mask: BCE + Dice loss (val: 1 − Dice)")
     sweep = training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {"test_dice": report["dice"], "test_dice_cleaned": report["dice_cleaned"], "test_photos": len(test_pairs),
                "latency_ms": round(1000 * report["seconds_per_photo"], 1),
-               "cleanup_helps": report["dice_cleaned"] - report["dice"] >= CLEANUP_MIN_GAIN, "best_val_dice": state["best_val_dice"],
-               "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"], "steps": state["global_step"],
-               "parameters": count_parameters(model), "split": split, "resumed": state.get("resumed", []),
+               "cleanup_helps": report["dice_cleaned"] - report["dice"] >= CLEANUP_MIN_GAIN, "best_val_dice": state.best_metric,
+               "best_epoch": state.best_epoch, "epochs_trained": state.epoch, "steps": state.global_step,
+               "parameters": count_parameters(model), "split": split, "resumed": state.resumed,
                "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     training.write_model_card(output_dir, title="Darkroom Mask: car cut-outs (U-Net, Carvana)",
@@ -309,6 +305,8 @@ def write_output(model: CarUNet, cfg: Config, state: dict, split: dict[str, list
 
 
 def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
+    best = (f"Best validation Dice (at the input size) {summary['best_val_dice']:.4f} at epoch {summary['best_epoch']}"
+            if summary["best_val_dice"] is not None else "No epoch finished, so no validation Dice")
     sweep_section = (f"## Sweep\n\n{sweep.strip()}\n\nEvery trial has the same short budget (the command above); ranked by "
                      "validation Dice at the input size, test Dice shown, not used; latency is photo → full-resolution "
                      f"mask, timed inside each trial (on a shared machine: compare with the bench). This model: width "
@@ -337,8 +335,7 @@ gives the 2-thread figure).
 - Input {cfg.input_width}×{cfg.input_height}, width {cfg.width}, depth {cfg.depth}; BCE + soft Dice; AdamW (lr
   {cfg.learning_rate:g}, warmup then cosine), batch {cfg.train_batch_size}; augmentation (flip, ±8° rotation on photo
   and mask alike, brightness/contrast) {'on' if cfg.augment else 'off'}.
-- Best validation Dice (at the input size) {summary['best_val_dice']:.4f} at epoch {summary['best_epoch']};
-  {summary['steps']:,} steps. Curves: `training_curves.png`.
+- {best}; {summary['steps']:,} steps. Curves: `training_curves.png`.
 
 {training.config_table(cfg)}
 """

@@ -1,12 +1,25 @@
-"""Plumbing every task's training loop shares: common config fields, checkpoints, curves and the model card.
+"""Plumbing every task's training loop shares: common config fields, the loop's state and batches (seeded order,
+each process's share, gradient accumulation, clipping), checkpoints, curves and the model card.
 
 The loop itself lives in each task (one readable `train()` per task); this module holds only what is the same for
-all of them. Checkpoints never use pickle for weights: the model is safetensors, the optimizer/scheduler/RNG state is
+all of them:
+
+    state = LoopState()                                # or load_checkpoint(...) to resume
+    while state.epoch < cfg.num_epochs and state.global_step < total_steps:
+        for batch in epoch_batches(len(train_x), cfg, state, accelerator, cfg.seed):
+            with accumulating(accelerator, model, batch):
+                loss = ...(train_x[batch.indices])
+                backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
+            record_batch(state, progress, batch, losses, loss.item(), lr)
+        else:
+            end_epoch(state, value=..., improved=state.is_better(...), ...)
+ Checkpoints never use pickle for weights: the model is safetensors, the optimizer/scheduler/RNG state is
 a plain tensor dict read back with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -15,7 +28,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +51,8 @@ class TrainingArgs:
     train_batch_size: int = 128  # samples per optimizer step (per device)
     learning_rate: float = 1e-3  # peak learning rate after warmup
     lr_warmup_steps: int = 100  # linear warmup to the peak lr (at most a tenth of the run)
+    gradient_accumulation_steps: int = 1  # batches whose gradients are summed into one optimizer step
+    max_grad_norm: float = 1.0  # clip the gradients' global norm to this before each optimizer step; 0 = no clipping
     mixed_precision: str = "no"  # "no", "fp16" or "bf16": autocast on GPU; CPU runs stay fp32
     max_train_steps: int = 0  # stop after this many optimizer steps; 0 = no limit (smoke runs, quick tries)
     checkpointing_steps: int = 500  # save a resumable checkpoint every N optimizer steps
@@ -64,6 +79,147 @@ def split_groups(names: list[str], seed: int, val_fraction: float, test_fraction
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def empty_history() -> dict[str, list]:
+    return {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}
+
+
+@dataclass
+class LoopState:
+    """Where a training loop is, saved in every checkpoint (trainer_state.json) so a resumed run goes on exactly.
+
+    Attributes:
+        global_step: optimizer steps taken.
+        epoch: full epochs done.
+        step_in_epoch: batches of the current epoch already consumed (with gradient accumulation, several per step).
+        best_metric: the best value so far of the metric that selects the kept weights (None before the first epoch).
+        best_epoch: the epoch that reached it (-1: none yet).
+        bad_epochs: epochs in a row without a better best_metric (early stopping).
+        stopped_early: the loop ended on patience.
+        history: per step "step", "loss", "lr"; per epoch "val_step", "val_loss", and any task curves.
+        resumed: one entry per resume (the checkpoint's name, and what the task chose to note).
+        extra: task facts that must match on resume (e.g. cards' prediction_type).
+    """
+
+    global_step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    best_metric: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    history: dict[str, list] = field(default_factory=empty_history)
+    resumed: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def is_better(self, value: float, maximize: bool = False) -> bool:
+        """Whether `value` beats best_metric (any value does before the first)."""
+        if self.best_metric is None:
+            return True
+        return value > self.best_metric if maximize else value < self.best_metric
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> LoopState:
+        """A state read back from trainer_state.json (also those written before this class, with a "best_val_<x>")."""
+        names = {item.name for item in fields(cls)}
+        state = cls(**{key: value for key, value in saved.items() if key in names})
+        older = {key: value for key, value in saved.items() if key not in names}  # written as top-level keys
+        best = [value for key, value in older.items() if key.startswith("best_val_")]
+        if state.best_metric is None and best and state.best_epoch >= 0:
+            state.best_metric = best[0]
+        state.extra = {**{key: value for key, value in older.items() if not key.startswith("best_val_")}, **state.extra}
+        return state
+
+
+def make_accelerator(cfg: TrainingArgs, accelerator: Any = None) -> Any:
+    """The run's Accelerator: `accelerator` when given, else a new one at cfg.mixed_precision. Gradient accumulation
+    is the loop's own (`epoch_batches`), so the Accelerator's stays 1 (it would divide the loss a second time).
+
+    Raises:
+        ValueError: `accelerator` was built with gradient accumulation of its own, or cfg asks for less than 1 step.
+    """
+    from accelerate import Accelerator
+
+    if cfg.gradient_accumulation_steps < 1:
+        raise ValueError(f"gradient_accumulation_steps must be at least 1; got {cfg.gradient_accumulation_steps}.")
+    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    if accelerator.gradient_accumulation_steps != 1:
+        raise ValueError("Set gradient accumulation with the Config's --gradient_accumulation_steps, not on the "
+                         "Accelerator: the loop accumulates itself, so that a resumed run accumulates alike.")
+    return accelerator
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of an epoch, as `epoch_batches` hands it out.
+
+    Attributes:
+        indices: this process's share of the batch's item indices (int64, into the training tensors).
+        sync: the last batch of its optimizer step: step, clip and zero after its backward (and EMA, and count).
+        loss_scale: 1 / the number of batches in its optimizer step, so accumulated gradients average over them.
+        draw: a seed for this batch's random augmentation, the same however the run was interrupted.
+    """
+
+    indices: torch.Tensor
+    sync: bool
+    loss_scale: float
+    draw: int
+
+
+def steps_per_epoch(n_items: int, cfg: TrainingArgs, repeats: int = 1) -> int:
+    """Optimizer steps in one epoch of n_items × repeats items (the last step may accumulate fewer batches)."""
+    batches = -(-n_items * repeats // cfg.train_batch_size)
+    return -(-batches // cfg.gradient_accumulation_steps)
+
+
+def epoch_batches(n_items: int, cfg: TrainingArgs, state: LoopState, accelerator: Any, seed: int,
+                  repeats: int = 1) -> Iterator[Batch]:
+    """The current epoch's remaining batches: a seeded order (seed × 1000 + epoch) over `repeats` passes of n_items
+    items, cut into batches of cfg.train_batch_size, from batch state.step_in_epoch on (a resumed run sees exactly
+    the batches an unbroken one would), each process taking every num_processes-th item of each batch.
+
+    Consecutive batches form one optimizer step per cfg.gradient_accumulation_steps (the epoch's last step may take
+    fewer); each batch's `draw` is seed × 1,000,003 + its place in the run, so augmentation is the same after a
+    resume (without accumulation, the global step). The batches are made one at a time and read state.global_step
+    as the loop's `record_batch` advances it.
+    """
+    order = torch.randperm(n_items * repeats, generator=torch.Generator().manual_seed(seed * 1000 + state.epoch))
+    batches = (order % n_items).split(cfg.train_batch_size)
+    accumulation = cfg.gradient_accumulation_steps
+    for index in range(state.step_in_epoch, len(batches)):
+        first = index - index % accumulation  # the first batch of this optimizer step
+        in_step = min(accumulation, len(batches) - first)
+        place = state.global_step * accumulation + index - first  # = global_step without accumulation
+        yield Batch(indices=batches[index][accelerator.process_index::accelerator.num_processes],
+                    sync=index - first == in_step - 1, loss_scale=1.0 / in_step, draw=seed * 1_000_003 + place)
+
+
+@contextmanager
+def accumulating(accelerator: Any, model: torch.nn.Module, batch: Batch) -> Iterator[None]:
+    """The forward and backward of one batch: under autocast, and without the cross-process gradient all-reduce
+    unless the batch ends its optimizer step (DDP's no_sync must hold the forward too)."""
+    with (contextlib.nullcontext() if batch.sync else accelerator.no_sync(model)), accelerator.autocast():
+        yield
+
+
+def backward_step(accelerator: Any, model: torch.nn.Module, loss: torch.Tensor, batch: Batch, optimizer: Any,
+                  scheduler: Any, cfg: TrainingArgs) -> bool:
+    """Backward of `loss` scaled for accumulation; on the step's last batch, clip to cfg.max_grad_norm (when > 0),
+    step the optimizer and the lr schedule, and zero the gradients. Returns batch.sync: whether a step was taken."""
+    accelerator.backward(loss * batch.loss_scale)
+    if batch.sync:
+        if cfg.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return batch.sync
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -74,7 +230,7 @@ def save_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    state: dict[str, Any],
+    state: LoopState,
     total_limit: int,
     extra: dict[str, Any] | None = None,
 ) -> Path:
@@ -83,7 +239,7 @@ def save_checkpoint(
     Args:
         model: the unwrapped model (its state dict goes to model.safetensors).
         optimizer, scheduler: their state dicts go to training_state.pt together with the torch RNG state.
-        state: JSON-serialisable loop state (step, epoch, history, early-stopping counters ...).
+        state: the loop's state (trainer_state.json).
         extra: other objects with state_dict()/load_state_dict() to keep (e.g. EMA weights), by name.
 
     Returns:
@@ -100,7 +256,7 @@ def save_checkpoint(
          "extra": {name: value.state_dict() for name, value in (extra or {}).items()}},
         partial / "training_state.pt",
     )
-    (partial / "trainer_state.json").write_text(json.dumps(state))
+    (partial / "trainer_state.json").write_text(json.dumps(asdict(state)))
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)  # a crash mid-write leaves only a .partial folder, never a half checkpoint
     for old in sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-max(total_limit, 1)]:
@@ -108,17 +264,21 @@ def save_checkpoint(
     return folder
 
 
-def end_epoch(state: dict[str, Any], *, metric: str, value: float, val_loss: float, improved: bool,
-              model: torch.nn.Module, best_path: Path) -> None:
+def end_epoch(state: LoopState, *, value: float, val_loss: float, improved: bool, model: torch.nn.Module,
+              best_path: Path, patience: int = 0) -> None:
     """A full epoch's validation: record `val_loss` in the history; when `improved`, keep `model`'s weights at
-    `best_path` and set state["best_<metric>"] = value and state["best_epoch"]; then move the loop to the next epoch."""
-    state["history"]["val_step"].append(state["global_step"])
-    state["history"]["val_loss"].append(val_loss)
+    `best_path` as the epoch's best_metric `value`, else count a bad epoch (and stop early after `patience` of them,
+    when patience > 0); then move the loop to the next epoch."""
+    state.history["val_step"].append(state.global_step)
+    state.history["val_loss"].append(val_loss)
     if improved:
-        state.update({f"best_{metric}": value, "best_epoch": state["epoch"]})
+        state.best_metric, state.best_epoch, state.bad_epochs = value, state.epoch, 0
         save_weights(model, best_path)
-    state["epoch"] += 1
-    state["step_in_epoch"] = 0
+    else:
+        state.bad_epochs += 1
+    state.stopped_early = patience > 0 and state.bad_epochs >= patience
+    state.epoch += 1
+    state.step_in_epoch = 0
 
 
 def best_model(model: torch.nn.Module, best_path: Path) -> torch.nn.Module:
@@ -160,7 +320,7 @@ def find_checkpoint(output_dir: str | os.PathLike, spec: str) -> Path | None:
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    extra: dict[str, Any] | None = None) -> dict:
+                    extra: dict[str, Any] | None = None) -> LoopState:
     """Restore model, optimizer, scheduler, RNG and the `extra` objects from `folder`; returns the loop state."""
     model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
     training_state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
@@ -169,24 +329,30 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     torch.set_rng_state(training_state["torch_rng"])
     for name, value in (extra or {}).items():
         value.load_state_dict(training_state["extra"][name])
-    return json.loads((folder / "trainer_state.json").read_text())
+    return LoopState.from_json(json.loads((folder / "trainer_state.json").read_text()))
 
 
-def record_step(state: dict[str, Any], progress: Any, loss: float, lr: float) -> None:
-    """Count one optimizer step: the loop state's counters, its loss/lr history, and the progress bar."""
-    state["global_step"] += 1
-    state["step_in_epoch"] += 1
-    for key, value in (("step", state["global_step"]), ("loss", loss), ("lr", lr)):
-        state["history"][key].append(value)
+def record_batch(state: LoopState, progress: Any, batch: Batch, losses: list[float], loss: float, lr: float) -> None:
+    """Count one batch; on the last of its optimizer step, the step too: the counters, the mean loss of the step's
+    batches (kept in `losses` meanwhile) and the lr in the history, and the progress bar."""
+    state.step_in_epoch += 1
+    losses.append(loss)
+    if not batch.sync:
+        return
+    state.global_step += 1
+    mean = sum(losses) / len(losses)
+    losses.clear()
+    for key, value in (("step", state.global_step), ("loss", mean), ("lr", lr)):
+        state.history[key].append(value)
     progress.update(1)
-    progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", epoch=state["epoch"])
+    progress.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.2e}", epoch=state.epoch)
 
 
-def lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingArgs, steps_per_epoch: int,
+def lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingArgs, epoch_steps: int,
                 decay: str = "cosine") -> tuple[torch.optim.lr_scheduler.LambdaLR, int]:
     """The run's length in optimizer steps and its learning-rate schedule.
 
-    Length: num_epochs × steps_per_epoch, capped by max_train_steps when that is set. Schedule: linear warmup over
+    Length: num_epochs × epoch_steps (optimizer steps, `steps_per_epoch`), capped by max_train_steps when that is set. Schedule: linear warmup over
     cfg.lr_warmup_steps (at most a tenth of the run), then cosine decay to zero at the last step ("cosine", the
     diffusers default shape) or the peak lr held ("constant").
 
@@ -195,7 +361,7 @@ def lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingArgs, steps_per_e
     """
     if decay not in ("cosine", "constant"):
         raise ValueError(f"decay must be 'cosine' or 'constant'; got {decay!r}.")
-    total_steps = cfg.num_epochs * steps_per_epoch
+    total_steps = cfg.num_epochs * epoch_steps
     if cfg.max_train_steps:
         total_steps = min(total_steps, cfg.max_train_steps)
     warmup = max(1, min(cfg.lr_warmup_steps, total_steps // 10 + 1))
@@ -293,6 +459,11 @@ def copy_sweep(folder: str, output_dir: str | os.PathLike) -> str:
     for name in ("sweep.md", "sweep.png"):
         shutil.copyfile(Path(folder) / name, Path(output_dir) / name)
     return (Path(folder) / "sweep.md").read_text()
+
+
+def figure(value: float | None, spec: str = ".4f") -> str:
+    """A number for a model card, or "not measured" for None (e.g. a best validation score when no epoch finished)."""
+    return "not measured" if value is None else format(value, spec)
 
 
 def config_table(cfg: Any) -> str:

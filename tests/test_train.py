@@ -1,9 +1,11 @@
 """training/train.py and classify.train: flags from Config, the lr schedule, a 2-step smoke run, exact resume, failed push."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 from dataclasses import fields
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -111,7 +113,7 @@ def test_checkpoints_are_pruned_and_safetensors(tiny_fashion, tmp_path):
 def test_lr_schedule_warms_up_then_decays_or_holds(decay):
     cfg = training.TrainingArgs(num_epochs=10, max_train_steps=200, lr_warmup_steps=50, learning_rate=1.0)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.learning_rate)
-    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch=30, decay=decay)
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, epoch_steps=30, decay=decay)
     assert total_steps == 200  # 10 × 30 capped by max_train_steps
     lrs = []
     for _ in range(total_steps):
@@ -131,20 +133,109 @@ def test_lr_schedule_warms_up_then_decays_or_holds(decay):
 
 def test_end_epoch_keeps_the_best_weights_and_best_model_restores_them(tmp_path):
     model = torch.nn.Linear(2, 1)
-    state = {"global_step": 7, "epoch": 0, "step_in_epoch": 3, "best_val_dice": -1.0, "best_epoch": -1,
-             "history": {"val_step": [], "val_loss": []}}
+    state = training.LoopState(global_step=7, step_in_epoch=3, history={"val_step": [], "val_loss": []})
     best_path = tmp_path / "best.safetensors"
-    training.end_epoch(state, metric="val_dice", value=0.9, val_loss=0.1, improved=True, model=model,
-                       best_path=best_path)
+    training.end_epoch(state, value=0.9, val_loss=0.1, improved=state.is_better(0.9, maximize=True), model=model,
+                       best_path=best_path, patience=2)
     best = {key: value.clone() for key, value in model.state_dict().items()}
-    torch.nn.init.zeros_(model.weight)  # a worse epoch: recorded, not kept
-    training.end_epoch(state, metric="val_dice", value=0.8, val_loss=0.2, improved=False, model=model,
-                       best_path=best_path)
-    assert state["best_val_dice"] == 0.9 and state["best_epoch"] == 0 and state["epoch"] == 2
-    assert state["step_in_epoch"] == 0 and state["history"] == {"val_step": [7, 7], "val_loss": [0.1, 0.2]}
+    for epoch in (1, 2):  # worse epochs: recorded, not kept; the second one ends the run on patience
+        torch.nn.init.constant_(model.weight, epoch)
+        assert not state.stopped_early
+        training.end_epoch(state, value=0.8, val_loss=0.2, improved=state.is_better(0.8, maximize=True), model=model,
+                           best_path=best_path, patience=2)
+    assert (state.best_metric, state.best_epoch, state.epoch, state.bad_epochs) == (0.9, 0, 3, 2)
+    assert state.stopped_early and state.step_in_epoch == 0
+    assert state.history == {"val_step": [7, 7, 7], "val_loss": [0.1, 0.2, 0.2]}
     restored = training.best_model(model, best_path)
     assert all(torch.equal(restored.state_dict()[key], best[key]) for key in best)
     assert not restored.training
+
+
+def test_a_checkpoint_written_before_the_typed_state_resumes():
+    older = {"global_step": 12, "epoch": 2, "step_in_epoch": 0, "best_val_dice": 0.97, "best_epoch": 1,
+             "prediction_type": "epsilon", "history": {"step": [1], "loss": [0.5], "lr": [1e-3], "val_step": [],
+                                                        "val_loss": []}}
+    state = training.LoopState.from_json(older)
+    assert (state.global_step, state.epoch, state.best_metric, state.best_epoch) == (12, 2, 0.97, 1)
+    assert state.extra == {"prediction_type": "epsilon"} and state.resumed == []
+    assert training.LoopState.from_json(json.loads(json.dumps(dataclasses.asdict(state)))) == state
+
+
+class OneWeight(torch.nn.Module):
+    """A model of one weight, whose gradient for a batch is easy to work out by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+
+@pytest.mark.parametrize("accumulation", [1, 3])
+def test_epoch_batches_accumulate_in_order_and_resume_mid_epoch_exactly(accumulation):
+    from accelerate import Accelerator
+
+    cfg = training.TrainingArgs(train_batch_size=4, gradient_accumulation_steps=accumulation, seed=5)
+    accelerator = training.make_accelerator(cfg, Accelerator())
+    losses, progress = [], SimpleNamespace(update=lambda n: None, set_postfix=lambda **kw: None)
+
+    def take(state: training.LoopState, stop: int = 99) -> list[training.Batch]:  # as a loop takes them, counting
+        taken = []
+        for batch in training.epoch_batches(22, cfg, state, accelerator, cfg.seed):
+            if len(taken) == stop:
+                break
+            taken.append(batch)
+            training.record_batch(state, progress, batch, losses, 1.0, 0.1)
+        return taken
+
+    whole = take(training.LoopState(epoch=1))  # 6 batches: 4 × 5 + 2
+    assert [len(batch.indices) for batch in whole] == [4, 4, 4, 4, 4, 2]
+    assert sorted(torch.cat([batch.indices for batch in whole]).tolist()) == list(range(22))  # each item once
+    steps = [i for i, batch in enumerate(whole) if batch.sync]
+    assert steps == ([0, 1, 2, 3, 4, 5] if accumulation == 1 else [2, 5])
+    assert training.steps_per_epoch(22, cfg) == len(steps)
+    assert [batch.loss_scale for batch in whole] == [1.0 / min(accumulation, 6)] * 6
+    assert len({batch.draw for batch in whole}) == 6  # every batch augments differently
+    # a run interrupted after its first optimizer step goes on with exactly the batches left
+    state = training.LoopState(epoch=1)
+    take(state, stop=steps[0] + 1)
+    assert state.global_step == 1 and state.step_in_epoch == steps[0] + 1 and losses == []
+    resumed = take(training.LoopState.from_json(json.loads(json.dumps(dataclasses.asdict(state)))))
+    assert len(resumed) == 6 - state.step_in_epoch
+    for before, after in zip(whole[state.step_in_epoch:], resumed, strict=True):
+        assert torch.equal(before.indices, after.indices) and (before.sync, before.draw) == (after.sync, after.draw)
+
+
+def test_accumulated_steps_match_one_large_batch_and_clip_to_max_grad_norm():
+    from accelerate import Accelerator
+
+    data = torch.arange(12, dtype=torch.float32)
+    results = {}
+    for accumulation, batch_size in ((1, 12), (3, 4)):
+        cfg = training.TrainingArgs(train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
+                                    max_grad_norm=0.5, learning_rate=0.1)
+        accelerator = training.make_accelerator(cfg, Accelerator())
+        model = OneWeight()
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        norms = []
+        real_clip = accelerator.clip_grad_norm_
+        accelerator.clip_grad_norm_ = lambda parameters, max_norm: norms.append(real_clip(parameters, max_norm))
+        for batch in training.epoch_batches(len(data), cfg, training.LoopState(), accelerator, 0):
+            with training.accumulating(accelerator, model, batch):
+                loss = ((model.weight - data[batch.indices]) ** 2).mean()
+                training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
+        results[accumulation] = (model.weight.item(), [float(norm) for norm in norms])
+    # one step either way: the mean gradient over all 12 items (-11.0), clipped to 0.5, times lr 0.1
+    assert results[1][0] == pytest.approx(results[3][0]) == pytest.approx(0.05)
+    assert results[1][1] == pytest.approx([11.0]) and results[3][1] == pytest.approx([11.0])  # the norm before
+
+
+def test_the_accelerator_must_leave_accumulation_to_the_loop():
+    from accelerate import Accelerator
+
+    with pytest.raises(ValueError, match="--gradient_accumulation_steps"):
+        training.make_accelerator(training.TrainingArgs(), Accelerator(gradient_accumulation_steps=2))
+    with pytest.raises(ValueError, match="at least 1"):
+        training.make_accelerator(training.TrainingArgs(gradient_accumulation_steps=0))
 
 
 @pytest.mark.parametrize("start", [True, False])

@@ -122,7 +122,7 @@ def run(argv: list[str]) -> dict:
     if args.shard:
         logger.info("shard %s done; run the same command without --shard for the table.", args.shard)
         return {}
-    results.sort(key=lambda row: row[args.metric], reverse=args.maximize)
+    results.sort(key=lambda row: rank(row[args.metric], args.maximize))
     summary = {"task": args.task, "metric": args.metric, "maximize": args.maximize, "also": args.also,
                "fixed": fixed_argv, "best": results[0], "trials": results}
     (root / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -133,14 +133,23 @@ def run(argv: list[str]) -> dict:
     return summary
 
 
+def rank(value: float | None, maximize: bool) -> tuple[bool, float]:
+    """The sort key of a trial's metric, best first; a trial that never measured it (None: no epoch finished) last."""
+    return value is None, 0.0 if value is None else -value if maximize else value
+
+
+def cell(value: float | None, spec: str = ".5g") -> str:
+    return "—" if value is None else format(value, spec)
+
+
 def table(summary: dict, argv: list[str]) -> str:
     fields = list(summary["trials"][0]["values"])
     extra = [key for key in (*summary["also"], *REPORTED) if key in summary["trials"][0]]
     lines = [f"`python training/sweep.py {' '.join(argv)}`", "",
              "| " + " | ".join([*fields, summary["metric"], *extra]) + " |", "|---" * (len(fields) + 1 + len(extra)) + "|"]
     for row in summary["trials"]:
-        cells = [str(row["values"][name]) for name in fields] + [f"{row[summary['metric']]:.5g}"]
-        cells += [f"{row[key]:,.0f}" if key == "parameters" else f"{row[key]:.5g}" for key in extra]
+        cells = [str(row["values"][name]) for name in fields] + [cell(row[summary["metric"]])]
+        cells += [cell(row[key], ",.0f" if key == "parameters" else ".5g") for key in extra]
         lines.append("| " + " | ".join(cells) + " |")
     best = summary["best"]
     lines += ["", f"Best ({'highest' if summary['maximize'] else 'lowest'} {summary['metric']}): "

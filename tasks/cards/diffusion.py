@@ -57,7 +57,6 @@ class Config(training.TrainingArgs):
     train_batch_size: int = 32
     learning_rate: float = 1e-3  # AdamW peak lr after warmup, cosine decay to 0 (high: the run is short)
     adam_weight_decay: float = 1e-6  # diffusers' unconditional example
-    max_grad_norm: float = 1.0
     label_dropout: float = 0.15  # share of training cards shown as category "any" (learns the unconditional class)
     ema_max_decay: float = 0.999  # EMA of the weights, with warmup (inv_gamma 1, power 3/4): the saved weights
     num_train_timesteps: int = 1000  # DDPM noise levels
@@ -427,7 +426,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
         `load(cfg.output_dir)`: the EMA weights, on the CPU.
     """
     # 1. set-up and data (rendered cards when no folder is given)
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
     data = cfg.data
@@ -447,31 +446,31 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
                    model_cls=UNet2DModel, model_config=unet.config)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, betas=(0.95, 0.999),
                                   weight_decay=cfg.adam_weight_decay, eps=1e-8)
-    steps_per_epoch = -(-len(images) // cfg.train_batch_size)
-    lr_scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch)
+    epoch_steps = training.steps_per_epoch(len(images), cfg)
+    lr_scheduler, total_steps = training.lr_schedule(optimizer, cfg, epoch_steps)
 
     # 3. resume
-    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "prediction_type": cfg.prediction_type,
-             "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}}
+    state = training.LoopState(extra={"prediction_type": cfg.prediction_type})
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
         state = training.load_checkpoint(checkpoint, unet, optimizer, lr_scheduler, extra={"ema": ema})
-        trained_for = state.get("prediction_type", "epsilon")  # checkpoints older than the field were all ε
+        trained_for = state.extra.get("prediction_type", "epsilon")  # checkpoints older than the field were all ε
         if trained_for != cfg.prediction_type:
             raise ValueError(f"{checkpoint} was trained with --prediction_type {trained_for}; resume with the same "
                              f"(got {cfg.prediction_type}).")
-        state.setdefault("resumed", []).append({"from": checkpoint.name, "num_epochs": cfg.num_epochs})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+        state.resumed.append({"from": checkpoint.name, "num_epochs": cfg.num_epochs})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     unet, optimizer = accelerator.prepare(unet, optimizer)
     ema.to(accelerator.device)
     logger.info(
         "***** cards: training *****\n  cards = %d (%s)\n  UNet parameters = %d, size = %d×%d\n  epochs = %d, "
-        "steps/epoch = %d, total steps = %d\n  batch = %d, lr = %g, device = %s, precision = %s",
+        "steps/epoch = %d, total steps = %d\n  batch = %d × %d accumulated, lr = %g, device = %s, precision = %s",
         len(images), ", ".join(f"{name} {int((labels == i).sum())}" for i, name in enumerate((*CATEGORIES, ANY))),
-        sum(p.numel() for p in unet.parameters()), cfg.height, cfg.width, cfg.num_epochs, steps_per_epoch,
-        total_steps, cfg.train_batch_size, cfg.learning_rate, accelerator.device, accelerator.mixed_precision,
+        sum(p.numel() for p in unet.parameters()), cfg.height, cfg.width, cfg.num_epochs, epoch_steps,
+        total_steps, cfg.train_batch_size, cfg.gradient_accumulation_steps, cfg.learning_rate, accelerator.device,
+        accelerator.mixed_precision,
     )
-    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
+    progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc="cards")
 
     def ema_model() -> CardModel:  # on the training device: the sample grids are drawn there
@@ -479,16 +478,15 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
         ema.copy_to(shadow.parameters())
         return CardModel(unet=shadow.eval(), scheduler_config=dict(noise_scheduler.config), categories=CATEGORIES)
 
-    # 4. the loop
-    while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
+    # 4. the loop (seeded order, label dropout, noise and timesteps per batch: exact resume)
+    losses: list[float] = []
+    while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         unet.train()
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed * 1000 + state["epoch"]))
-        for indices in order.split(cfg.train_batch_size)[state["step_in_epoch"]:]:
-            if state["global_step"] >= total_steps:
+        for batch in training.epoch_batches(len(images), cfg, state, accelerator, cfg.seed):
+            if state.global_step >= total_steps:
                 break
-            indices = indices[accelerator.process_index::accelerator.num_processes]
-            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["global_step"])
-            clean, classes = images[indices], labels[indices].clone()
+            generator = torch.Generator().manual_seed(batch.draw)
+            clean, classes = images[batch.indices], labels[batch.indices].clone()
             classes[torch.rand(len(classes), generator=generator) < cfg.label_dropout] = len(CATEGORIES)  # → "any"
             noise = torch.randn(clean.shape, generator=generator)
             timesteps = torch.randint(0, cfg.num_train_timesteps, (len(clean),), generator=generator)
@@ -498,26 +496,22 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
                 target = noise_scheduler.get_velocity(clean, noise, timesteps)
             noisy, target, timesteps, classes = (tensor.to(accelerator.device)
                                                  for tensor in (noisy, target, timesteps, classes))
-            with accelerator.accumulate(unet), accelerator.autocast():
+            with training.accumulating(accelerator, unet, batch):
                 predicted = unet(noisy, timesteps, class_labels=classes).sample
                 loss = F.mse_loss(predicted.float(), target.float())  # loss in fp32
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            ema.step(accelerator.unwrap_model(unet).parameters())
-            training.record_step(state, progress, loss.item(), lr_scheduler.get_last_lr()[0])
-            if state["global_step"] % cfg.checkpointing_steps == 0 and accelerator.is_main_process:
-                training.save_checkpoint(output_dir, state["global_step"], accelerator.unwrap_model(unet), optimizer,
+                stepped = training.backward_step(accelerator, unet, loss, batch, optimizer, lr_scheduler, cfg)
+            if stepped:  # the EMA follows optimizer steps, not batches
+                ema.step(accelerator.unwrap_model(unet).parameters())
+            training.record_batch(state, progress, batch, losses, loss.item(), lr_scheduler.get_last_lr()[0])
+            if stepped and state.global_step % cfg.checkpointing_steps == 0 and accelerator.is_main_process:
+                training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(unet), optimizer,
                                          lr_scheduler, state, cfg.checkpoints_total_limit, extra={"ema": ema})
         else:
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
-            if accelerator.is_main_process and state["epoch"] % cfg.save_images_epochs == 0:
+            state.epoch += 1
+            state.step_in_epoch = 0
+            if accelerator.is_main_process and state.epoch % cfg.save_images_epochs == 0:
                 (output_dir / "samples").mkdir(parents=True, exist_ok=True)
-                sample_grid(ema_model()).save(output_dir / "samples" / f"epoch-{state['epoch']:04d}.png")
+                sample_grid(ema_model()).save(output_dir / "samples" / f"epoch-{state.epoch:04d}.png")
     progress.close()
 
     # 5. the EMA weights as a DDPMPipeline folder, plus our config, report and card
@@ -528,19 +522,20 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     return load(str(output_dir))
 
 
-def write_output(model: CardModel, noise_scheduler: DDPMScheduler, cfg: Config, state: dict, n_cards: int) -> None:
+def write_output(model: CardModel, noise_scheduler: DDPMScheduler, cfg: Config, state: training.LoopState,
+                 n_cards: int) -> None:
     output_dir = Path(cfg.output_dir)
     DDPMPipeline(unet=model.unet, scheduler=noise_scheduler).save_pretrained(output_dir)
     (output_dir / CARDS_CONFIG).write_text(json.dumps({"categories": list(CATEGORIES), "any": ANY}, indent=2))
     sample_grid(model).save(output_dir / "samples.png")
     if model.categories:
         stain_examples(model).save(output_dir / "stain_this_card.png")
-    training.plot_training_curves(state["history"], output_dir / "training_curves.png",
+    training.plot_training_curves(state.history, output_dir / "training_curves.png",
                                   f"cards: {cfg.prediction_type} MSE")
     parameters = sum(p.numel() for p in model.unet.parameters())
-    summary = {"training_cards": n_cards, "steps": state["global_step"], "epochs": state["epoch"],
-               "final_loss_mean_last_100": float(np.mean(state["history"]["loss"][-100:])) if state["history"]["loss"] else None,
-               "parameters": parameters, "size": [cfg.height, cfg.width], "resumed": state.get("resumed", []),
+    summary = {"training_cards": n_cards, "steps": state.global_step, "epochs": state.epoch,
+               "final_loss_mean_last_100": float(np.mean(state.history["loss"][-100:])) if state.history["loss"] else None,
+               "parameters": parameters, "size": [cfg.height, cfg.width], "resumed": state.resumed,
                "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     training.write_model_card(output_dir, title="Darkroom Cards: gum-stained card backs (class-conditional DDPM)",

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tasks.colorize.data import load_split_photos
 from tasks.hub import Served
+from tasks.training import LoopState
 from tasks.colorize.fit import Config, write_output
 from tasks.colorize.models import ColorizerEnsemble, MeanColor
 from tasks.colorize.scoring import score
@@ -67,9 +68,9 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> Served[ColorizerE
     report = [{"folder": str(folder), "init_seed": seed, "val_mae": score(served.model, val_x)["mae"],
                "test_mae": score(served.model, test_x)["mae"]}
               for folder, seed, served in zip(member_dirs, seeds, members)]
-    state = {"best_val_mae": score(ensemble, val_x)["mae"], "best_epoch": members[0].metrics.get("best_epoch", -1),
-             "epoch": members[0].metrics.get("epochs_trained", 0),
-             "global_step": sum(served.metrics.get("steps", 0) for served in members), "history": None}
+    state = LoopState(best_metric=score(ensemble, val_x)["mae"], best_epoch=members[0].metrics.get("best_epoch", -1),
+                      epoch=members[0].metrics.get("epochs_trained", 0),
+                      global_step=sum(served.metrics.get("steps", 0) for served in members), history={})
     mean_color = MeanColor.from_pretrained(first / "mean_color", map_location="cpu", strict=True)
     write_output(ensemble, mean_color, cfg, state, data, torch.tensor(members[0].facts["train_mean_ab"]), report)
     curves = [(Path(folder) / "training_curves.png", f"member trained with seed {seed}: {folder}")

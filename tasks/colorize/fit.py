@@ -52,6 +52,7 @@ class Config(training.TrainingArgs):
     lr_decay: str = "constant"  # after warmup: "constant" (the original's plain Adam) or "cosine" (to zero)
     augment: bool = True  # zoom/crop, horizontal and vertical shift, RGB scaling, on the fly
     colour_jitter: float = 0.15  # RGB scaling: each channel × U(1 ± colour_jitter); the bundled model: 0.05
+    max_grad_norm: float = 0.0  # no clipping: the bundled model was trained without
     checkpointing_steps: int = 200
     sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
     report_photos: bool = True  # draw the best/worst photos into examples.png (off when the data may not be shared)
@@ -85,7 +86,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     if cfg.size % 8:
         raise ValueError(f"size must be a multiple of 8; got {cfg.size}.")
     training.require_sweep(cfg.sweep_results)
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.run_seed)
     data = load_split_photos(cfg)
@@ -102,18 +103,17 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     # 2. models (one module), Adam, warmup then constant or cosine
     pair = _Pair(cfg)
     optimizer = torch.optim.Adam(pair.parameters(), lr=cfg.learning_rate)
-    steps_per_epoch = -(-len(train_x) * cfg.repeats // cfg.train_batch_size)
-    scheduler, total_steps = training.lr_schedule(optimizer, cfg, steps_per_epoch, decay=cfg.lr_decay)
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(len(train_x), cfg, cfg.repeats),
+                                                  decay=cfg.lr_decay)
 
     # 3. resume
-    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_mae": float("inf"), "best_epoch": -1,
-             "history": {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}}
+    state = training.LoopState()
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
         state = training.load_checkpoint(checkpoint, pair, optimizer, scheduler)
-        state.setdefault("resumed", []).append({"from": checkpoint.name})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state["global_step"], state["epoch"])
+        state.resumed.append({"from": checkpoint.name})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     else:
         best_path.unlink(missing_ok=True)
     pair, optimizer = accelerator.prepare(pair, optimizer)
@@ -124,45 +124,39 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
         cfg.width, " + skips" if cfg.skip else "", count_parameters(accelerator.unwrap_model(pair).colorizer),
         cfg.num_epochs, cfg.repeats, total_steps, cfg.train_batch_size, cfg.learning_rate, accelerator.device,
     )
-    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process,
+    progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc="colorize")
 
     def save() -> None:
         if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, state["global_step"], accelerator.unwrap_model(pair), optimizer,
+            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(pair), optimizer,
                                      scheduler, state, cfg.checkpoints_total_limit)
 
-    # 4. the loop: `repeats` shuffled passes per epoch, augmentation keyed by step (exact resume)
-    while state["epoch"] < cfg.num_epochs and state["global_step"] < total_steps:
+    # 4. the loop: `repeats` shuffled passes per epoch, augmentation keyed by batch (exact resume)
+    losses: list[float] = []
+    while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         pair.train()
-        epoch_order = torch.randperm(len(train_x) * cfg.repeats,
-                                     generator=torch.Generator().manual_seed(cfg.run_seed * 1000 + state["epoch"]))
-        for indices in (epoch_order % len(train_x)).split(cfg.train_batch_size)[state["step_in_epoch"]:]:
-            if state["global_step"] >= total_steps:
+        for batch in training.epoch_batches(len(train_x), cfg, state, accelerator, cfg.run_seed, repeats=cfg.repeats):
+            if state.global_step >= total_steps:
                 break
-            indices = indices[accelerator.process_index::accelerator.num_processes]
-            rgb = train_x[indices]
+            rgb = train_x[batch.indices]
             if cfg.augment:
-                rgb = augment(rgb, torch.Generator().manual_seed(cfg.run_seed * 1_000_003 + state["global_step"]),
-                              colour=cfg.colour_jitter)
+                rgb = augment(rgb, torch.Generator().manual_seed(batch.draw), colour=cfg.colour_jitter)
             lab = rgb_to_lab(rgb.to(accelerator.device))
             lightness, true_ab = lab[:, :1], lab[:, 1:]
-            with accelerator.accumulate(pair), accelerator.autocast():
+            with training.accumulating(accelerator, pair, batch):
                 predicted_ab, predicted_mean = pair(lightness)
                 loss = F.l1_loss(predicted_ab.float(), true_ab)  # the colorizer's MAE
                 mean_loss = F.mse_loss(predicted_mean.float(), true_ab.mean((2, 3)))  # the regressor's MSE
-                accelerator.backward(loss + mean_loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            training.record_step(state, progress, loss.item(), scheduler.get_last_lr()[0])
-            if state["global_step"] % cfg.checkpointing_steps == 0:
+                training.backward_step(accelerator, pair, loss + mean_loss, batch, optimizer, scheduler, cfg)
+            training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
+            if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 save()
         else:  # 5. a full epoch: validation MAE (on held-out people unless refit), keep the best colorizer
             val_mae = score(accelerator.unwrap_model(pair).colorizer, val_x)["mae"]
-            logger.info("epoch %d: val MAE %.4f", state["epoch"], val_mae)
-            training.end_epoch(state, metric="val_mae", value=val_mae, val_loss=val_mae,  # refit: keep the last
-                               improved=cfg.refit or val_mae < state["best_val_mae"],
+            logger.info("epoch %d: val MAE %.4f", state.epoch, val_mae)
+            training.end_epoch(state, value=val_mae, val_loss=val_mae,  # refit: keep the last
+                               improved=cfg.refit or state.is_better(val_mae),
                                model=accelerator.unwrap_model(pair), best_path=best_path)
             save()
     progress.close()
@@ -175,10 +169,10 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     return load(str(output_dir))
 
 
-def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: dict, data: SplitPhotos,
+def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: training.LoopState, data: SplitPhotos,
                  mean_ab: torch.Tensor, members: list[dict] | None = None) -> None:
     """Weights (colorizer at the top, mean-colour regressor in mean_color/), data.json, report, metrics, card; the
-    training curves from `state["history"]` when there is one. `members`: an ensemble's (see `build_ensemble`)."""
+    training curves from `state.history` when there is one. `members`: an ensemble's (see `build_ensemble`)."""
     output_dir = Path(cfg.output_dir)
     colorizer.save_pretrained(output_dir)
     mean_color.save_pretrained(output_dir / "mean_color")
@@ -202,9 +196,9 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: di
         plot_examples(colorizer, examples, output_dir / "examples.png")
     else:
         (output_dir / "examples.png").unlink(missing_ok=True)  # never leave an earlier run's pictures behind
-    if state.get("history"):
+    if state.history:
         val_label = "validation people (per epoch)" + (", trained on: refit" if cfg.refit else "")
-        training.plot_training_curves(state["history"], output_dir / "training_curves.png", "colorize: a*b* MAE",
+        training.plot_training_curves(state.history, output_dir / "training_curves.png", "colorize: a*b* MAE",
                                       val_label)
     sweep = training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {
@@ -215,9 +209,9 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: di
         "scenes_photos": len(scene_x) if scenes else 0, "mean_color_test_mse": mean_color_scores["mse"],
         "mean_color_test_baseline_mse": mean_color_scores["baseline_mse"],
         "best_test_photos": ranked[:3], "worst_test_photos": ranked[::-1][:3],
-        "best_val_mae": state["best_val_mae"], "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"],
-        "steps": state["global_step"], "parameters": count_parameters(colorizer),
-        "latency_ms_1024x768": time_predict(colorizer), "split": data.split, "resumed": state.get("resumed", []),
+        "best_val_mae": state.best_metric, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
+        "steps": state.global_step, "parameters": count_parameters(colorizer),
+        "latency_ms_1024x768": time_predict(colorizer), "split": data.split, "resumed": state.resumed,
         "members": members or [], "config": asdict(cfg),
     }
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -289,7 +283,7 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
              " validation people); " if cfg.refit else "")
     if members:
         kept = refit + ("each member's last epoch is kept" if cfg.refit else "each member keeps its epoch with the lowest"
-                        " validation MAE") + f"; the ensemble's validation MAE: {summary['best_val_mae']:.4f}" + (
+                        " validation MAE") + f"; the ensemble's validation MAE: {training.figure(summary['best_val_mae'])}" + (
                         " (people it trained on)" if cfg.refit else "")
         model_line = (f"the mean of {len(members)} colorizers, each a {summary['parameters'] // len(members):,}-parameter"
                       f"\n{architecture} of width {cfg.width}")
@@ -301,7 +295,7 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
                     f" {summary['test_mae']:.4f}.")
     else:
         kept = refit + ("the last epoch is kept" if cfg.refit else "the epoch with the lowest validation MAE is kept"
-                        f" (epoch {summary['best_epoch']}, {summary['best_val_mae']:.4f})")
+                        f" (epoch {summary['best_epoch']}, {training.figure(summary['best_val_mae'])})")
         model_line, ensemble = f"a {summary['parameters']:,}-parameter\n{architecture} of width {cfg.width}", ""
     by_split = summary["mae_by_split"]
     people = ", ".join(f"{name} {value:.4f}" for name, value in summary["test_mae_by_person"].items())
