@@ -173,17 +173,18 @@ def classify_tab(demo: gr.Blocks) -> None:
 # Cards
 # ---------------------------------------------------------------------------------------------------------------------
 
-def run_cards(category: str, seed: float, n: float, steps: float, sampler: str, guidance: float, source: str,
-              progress=gr.Progress()) -> tuple[list[Image.Image], str]:
-    """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i)."""
+def run_cards(category: str, seed: float, n: float, num_inference_steps: float, scheduler: str, guidance_scale: float,
+              source: str, progress=gr.Progress()) -> tuple[list[Image.Image], str]:
+    """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i); the knobs as in cards.predict."""
     model = served("cards", source or "")
     if model.model.categories is None and category != cards.ANY:
         gr.Info(f"{model.weights.name} has no categories; sampling it unconditionally.")
         category = cards.ANY
     progress(0, desc="sampling")
     try:
-        images = cards.predict(model, category, seed=int(seed), n=int(n), steps=int(steps), sampler=sampler,
-                               guidance=float(guidance), progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
+        images = cards.predict(model, category, seed=int(seed), n=int(n), num_inference_steps=int(num_inference_steps),
+                               scheduler=scheduler, guidance_scale=float(guidance_scale),
+                               progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
     except ValueError as error:
         raise gr.Error(str(error)) from error
     return images, serving_line(model)
@@ -240,8 +241,8 @@ def cards_tab(demo: gr.Blocks) -> None:
                 dice = gr.Button("🎲", scale=1, min_width=40)
             n = gr.Slider(1, cards.MAX_CARDS, value=4, step=1, label="Number of cards")
             steps = gr.Slider(1, 1000, value=20, step=1, label="Steps")
-            sampler = gr.Radio(list(cards.SAMPLERS), value="DPM-Solver++", label="Sampler")
-            guidance = gr.Slider(1, cards.MAX_GUIDANCE, value=cards.GUIDANCE, step=0.5, label="Guidance",
+            sampler = gr.Radio(list(cards.SCHEDULERS), value="DPM-Solver++", label="Scheduler")
+            guidance = gr.Slider(1, cards.MAX_GUIDANCE, value=cards.GUIDANCE, step=0.5, label="Guidance scale",
                                  info="how strongly the category shows (classifier-free guidance); 1 = none, twice as fast")
             source = gr.Textbox(label="Model (blank = default)", placeholder="a DDPMPipeline folder or Hub id, e.g. "
                                 "megamp15/FULL_GUM_STAIN_CARDS")
@@ -281,7 +282,7 @@ def cards_tab(demo: gr.Blocks) -> None:
 
 
 def run_colorize(path: str | None, saturation: float):
-    """Upload → (grayscale ↔ colorized slider, the original when it had colour, a line with the MAE)."""
+    """Upload → (grayscale ↔ colorized slider, the original when it had color, a line with the MAE)."""
     photo = open_upload(path)
     model = served("colorize")
     try:
@@ -289,7 +290,7 @@ def run_colorize(path: str | None, saturation: float):
     except ValueError as error:
         raise gr.Error(str(error)) from error
     if result.was_color:
-        note = (f"Your photo had colour: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; the model "
+        note = (f"Your photo had color: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; the model "
                 f"scores {model.metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
         original = gr.update(value=photo, visible=True)
     else:
@@ -300,16 +301,16 @@ def run_colorize(path: str | None, saturation: float):
 @tab("colorize", "Colorize")
 def colorize_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
-        "Colour a black-and-white photo. The model predicts the a\\*b\\* colour channels (CIELAB) from lightness "
-        "alone, at 128×128; the colour is then laid under your photo's own full-resolution lightness, so no detail "
+        "Color a black-and-white photo. The model predicts the a\\*b\\* color channels (CIELAB) from lightness "
+        "alone, at 128×128; the color is then laid under your photo's own full-resolution lightness, so no detail "
         "is lost. It learned from face photos: faces come out plausibly, scenes mostly in skin tones, and the "
         "report says by how much."
     )
     with gr.Row():
         with gr.Column():
-            upload = image_upload(label="Photo (colour or grayscale)", height=320)
+            upload = image_upload(label="Photo (color or grayscale)", height=320)
             saturation = gr.Slider(0, 2, value=1, step=0.05, label="Saturation",
-                                   info="scales the predicted colour: 0 = gray, 1 = as predicted")
+                                   info="scales the predicted color: 0 = gray, 1 = as predicted")
             button = gr.Button("Colorize", variant="primary")
         with gr.Column():
             slider = gr.ImageSlider(format="png", label="Grayscale ↔ colorized", type="pil", height=320)
@@ -330,7 +331,7 @@ def colorize_tab(demo: gr.Blocks) -> None:
 
 
 def run_mask(path: str | None, threshold: float, background: str):
-    """Upload → (the mask, the RGBA cut-out, before ↔ after on a background colour). Also the /mask API endpoint."""
+    """Upload → (the mask, the RGBA cut-out, before ↔ after on a background color). Also the /mask API endpoint."""
     photo = open_upload(path)
     try:
         result = mask.predict(served("mask"), photo, threshold=float(threshold))
@@ -339,7 +340,7 @@ def run_mask(path: str | None, threshold: float, background: str):
     try:
         backdrop = Image.new("RGB", photo.size, background or "white")
     except ValueError as error:
-        raise gr.Error(f"Background colour {background!r} is not a colour.") from error
+        raise gr.Error(f"Background color {background!r} is not a color.") from error
     backdrop.paste(photo, mask=result.mask)
     return result.mask, result.cutout, (photo, backdrop)
 

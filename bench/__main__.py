@@ -140,7 +140,7 @@ def cards_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[
     ddpm_steps = cards.diffusion.noise_levels(served.model)
     quality: dict[str, Any] = {}
     if args.n_latency:
-        slow = time_calls(lambda seed: cards.predict(served, "SMALL", seed=seed, n=1, sampler="DDPM"), [0, 1], warmup=0)
+        slow = time_calls(lambda seed: cards.predict(served, "SMALL", seed=seed, n=1, scheduler="DDPM"), [0, 1], warmup=0)
         quality[f"ddpm{ddpm_steps}_ms_per_card"] = slow["p50"]
     sweep = tuple(("DPM-Solver++", 20, args.n_sweep, guidance) for guidance in (1.0, 2.0, 4.0, 6.0) if args.n_sweep)
     ddpm = (("DDPM", ddpm_steps, args.n_ddpm, cards.GUIDANCE),) if args.n_ddpm else ()  # 64 s per card on 2 cores
@@ -175,7 +175,7 @@ def cards_finish(result: dict, served: Served, args: argparse.Namespace) -> dict
 def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """MAE on the test people of `data` and on the `--transfer` photos, each beside the training-mean baseline and the
     cast-matched oracle; a 95% interval over the test people, each split's MAE (and which parts it trained on), and
-    each person's MAE and mean colour (true and predicted, under "people" in the JSON); the spread of the people's
+    each person's MAE and mean color (true and predicted, under "people" in the JSON); the spread of the people's
     mean a*, b* beside how far RGB scaling at ±15% and ±5% moves a photo's (standard deviations, CIELAB units)."""
     import torch
 
@@ -197,9 +197,9 @@ def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tup
             return colorize.ab_units(colorize.rgb_to_lab(rgb)[:, 1:].mean((2, 3)))
 
         photos = colorize.load_photos(colorize.folder_photos(data), served.model.size)
-        for colour in (0.15, 0.05):
-            scaled = colorize.augment(photos, torch.Generator().manual_seed(0), zoom=0.0, shift=0.0, colour=colour)
-            quality.update({f"tint_std/rgb_scaling_{colour:g}/{axis}": float(value)
+        for color in (0.15, 0.05):
+            scaled = colorize.augment(photos, torch.Generator().manual_seed(0), zoom=0.0, shift=0.0, color=color)
+            quality.update({f"tint_std/rgb_scaling_{color:g}/{axis}": float(value)
                             for axis, value in zip("ab", (tints(scaled) - tints(photos)).std(0))})
     transfer = args.transfer or colorize.DEFAULT_TRANSFER
     if transfer and Path(transfer).is_dir():

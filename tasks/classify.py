@@ -394,7 +394,7 @@ def write_report(model: ClothingCNN, images: np.ndarray, labels: np.ndarray, fol
     (folder / "confusion_matrix.json").write_text(json.dumps({"class_names": names, "rows_true_columns_predicted":
                                                               confusion.tolist()}, indent=1))
 
-    # confusion matrix, row-normalised colours with counts written in
+    # confusion matrix, row-normalised colors with counts written in
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.imshow(confusion / confusion.sum(1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(confusion):
@@ -495,7 +495,7 @@ def preprocess(image: Image.Image) -> Image.Image:
 
     Raises:
         NoItemError: less than MIN_ITEM_SHARE of the photo differs from the background by ITEM_CONTRAST (a blank
-            photo, an item the colour of its background, or a close-up with no background at its border).
+            photo, an item the color of its background, or a close-up with no background at its border).
     """
     gray = np.asarray(shrink(image, 256).convert("L"), dtype=np.float32) / 255.0  # (H, W)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])

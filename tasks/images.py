@@ -3,7 +3,7 @@
 `load_rgb` accepts a path, bytes, a binary file object or a PIL image and returns an upright 8-bit RGB image, or
 raises ValueError with a sentence a person can act on. It applies the EXIF orientation; converts L, LA, P, PA, RGBA,
 CMYK, 1-bit and 16/32-bit grayscale (scaled, not clipped); composites transparency onto white, whether an alpha
-channel or a colour key (PNG tRNS) gives it; and refuses empty files, non-images, truncated files and images above
+channel or a color key (PNG tRNS) gives it; and refuses empty files, non-images, truncated files and images above
 MAX_PIXELS before decoding them (decompression bombs).
 """
 
@@ -39,9 +39,9 @@ def _open(source: ImageSource) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB; transparency, by alpha channel or by colour key, is composited onto white.
+    """Convert any PIL mode to 8-bit RGB; transparency, by alpha channel or by color key, is composited onto white.
 
-    A colour key is the PNG `tRNS` chunk of an RGB, grayscale or palette image (PIL's `info["transparency"]`): every
+    A color key is the PNG `tRNS` chunk of an RGB, grayscale or palette image (PIL's `info["transparency"]`): every
     pixel of that value is fully transparent, as a browser shows it.
     """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -54,7 +54,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
             gray = Image.merge("LA", (gray, Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8))))
         image = gray
     if "transparency" in image.info and image.mode in ("1", "L", "RGB", "P") or image.mode in ("PA", "LA", "La", "RGBa"):
-        image = image.convert("RGBA")  # PIL turns a colour key (or a palette's transparent entries) into alpha
+        image = image.convert("RGBA")  # PIL turns a color key (or a palette's transparent entries) into alpha
     if image.mode == "RGBA":
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, image).convert("RGB")
@@ -99,7 +99,7 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
             sixteen_bit_rgb = image.mode == "RGB" and any(";16" in str(tile.args) for tile in getattr(image, "tile", []))
             image.load()
             if sixteen_bit_rgb and isinstance(image.info.get("transparency"), tuple):
-                # PIL keeps a 16-bit RGB PNG's high bytes but its colour key at 16 bits: compare like with like
+                # PIL keeps a 16-bit RGB PNG's high bytes but its color key at 16 bits: compare like with like
                 image.info["transparency"] = tuple(value >> 8 for value in image.info["transparency"])
             if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # exif_transpose copies even when there is nothing to turn
                 image = ImageOps.exif_transpose(image)

@@ -52,7 +52,7 @@ class Config(training.TrainingArgs):
     weight_decay: float = 1e-4
     dice_weight: float = 1.0  # loss = BCE + dice_weight × (1 - soft Dice)
     augment: bool = True  # flip, small rotation (image and mask alike), brightness/contrast (image only)
-    max_grad_norm: float = 0.0  # no clipping: the bundled model was trained without
+    max_grad_norm: float = 0.0  # clip the gradients' global norm to this; 0 = none (the bundled model had none)
     checkpointing_steps: int = 100
     sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
 
@@ -88,8 +88,8 @@ def read_mask(path: Path) -> np.ndarray:
     return array > (127 if array.max() > 1 else 0)
 
 
-def to_input(photo: Image.Image, size: tuple[int, int]) -> torch.Tensor:
-    """A photo as the model's input: (3, h, w) float in [0, 1] at size (h, w)."""
+def preprocess(photo: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """A photo as the model's input: (3, h, w) float32 in [0, 1] at size (h, w), resized bilinearly."""
     small = photo.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1)
 
@@ -98,7 +98,7 @@ def load_pairs(pairs: list[tuple[Path, Path]], size: tuple[int, int]) -> tuple[t
     """Photos (N, 3, h, w) in [0, 1] and masks (N, 1, h, w) as the car's share of each pixel (area-averaged)."""
     photos, masks = [], []
     for photo, mask in pairs:
-        photos.append(to_input(load_rgb(photo), size))
+        photos.append(preprocess(load_rgb(photo), size))
         full = Image.fromarray(read_mask(mask).astype(np.uint8) * 255)
         masks.append(torch.from_numpy(np.asarray(full.resize((size[1], size[0]), Image.Resampling.BOX),
                                                  dtype=np.float32) / 255.0)[None])
@@ -381,7 +381,7 @@ def load(source: str | None = None) -> hub.Served[CarUNet]:
 @torch.inference_mode()
 def probability(model: CarUNet, photo: Image.Image) -> np.ndarray:
     """The car probability at the photo's own size: logits at the model size, upsampled bilinearly, then sigmoid."""
-    logits = model(to_input(photo, model.input_size)[None])
+    logits = model(preprocess(photo, model.input_size)[None])
     return F.interpolate(logits, size=(photo.height, photo.width), mode="bilinear",
                          align_corners=False).sigmoid()[0, 0].numpy()
 

@@ -212,7 +212,7 @@ def test_stain_endpoint_returns_before_after_and_mask(client, tmp_path):
         assert stained.size == region.size
 
 
-def test_colorize_a_colour_photo_returns_full_size_images_and_its_error(client, tmp_path):
+def test_colorize_a_color_photo_returns_full_size_images_and_its_error(client, tmp_path):
     import numpy as np
     from PIL import Image
 
@@ -223,7 +223,7 @@ def test_colorize_a_colour_photo_returns_full_size_images_and_its_error(client, 
     for path in (gray, colorized):
         with Image.open(path) as image:
             assert image.size == (90, 60)
-    # the original is shown only for colour uploads: the endpoint returns it as a visibility update
+    # the original is shown only for color uploads: the endpoint returns it as a visibility update
     assert original["visible"] is True and "error" in note
     with Image.open(original["value"]) as shown:
         assert shown.size == (90, 60)
@@ -299,7 +299,7 @@ def test_mask_endpoint_returns_full_size_mask_and_cutout(client, tmp_path):
         assert np.array_equal(np.asarray(cutout)[..., 3], np.asarray(mask.convert("L")))
 
 
-def test_mask_of_a_photo_without_a_car_is_valid_and_bad_colours_are_refused(client, tmp_path):
+def test_mask_of_a_photo_without_a_car_is_valid_and_bad_colors_are_refused(client, tmp_path):
     from PIL import Image
 
     photo = tmp_path / "field.png"
@@ -307,7 +307,7 @@ def test_mask_of_a_photo_without_a_car_is_valid_and_bad_colours_are_refused(clie
     mask_path, _, _ = client.predict(handle_file(str(photo)), 0.5, "#ffffff", api_name="/mask")
     with Image.open(mask_path) as mask:
         assert mask.size == (120, 90)
-    with pytest.raises(AppError, match="not a colour"):
+    with pytest.raises(AppError, match="not a color"):
         client.predict(handle_file(str(photo)), 0.5, "chartreusey", api_name="/mask")
 
 
@@ -415,6 +415,6 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     _assert_same(region, expected_region)
 
     gallery, _ = client.predict("SMALL", 3, 2, 2, "DDIM", 1, "", api_name="/cards")
-    for item, card in zip(gallery, cards.predict(model, "SMALL", seed=3, n=2, steps=2, sampler="DDIM", guidance=1),
+    for item, card in zip(gallery, cards.predict(model, "SMALL", seed=3, n=2, num_inference_steps=2, scheduler="DDIM", guidance_scale=1),
                           strict=True):
         _assert_same(item["image"], card)

@@ -53,32 +53,32 @@ def test_smoke_run_writes_a_loadable_ddpm_pipeline(trained):
 
 def test_same_seed_same_cards_different_seed_different(trained):
     model = diffusion.load(str(trained))
-    first = diffusion.predict(model, "SMALL", seed=3, n=2, steps=3)
-    again = diffusion.predict(model, "SMALL", seed=3, n=2, steps=3)
-    other = diffusion.predict(model, "SMALL", seed=4, n=2, steps=3)
+    first = diffusion.predict(model, "SMALL", seed=3, n=2, num_inference_steps=3)
+    again = diffusion.predict(model, "SMALL", seed=3, n=2, num_inference_steps=3)
+    other = diffusion.predict(model, "SMALL", seed=4, n=2, num_inference_steps=3)
     assert [np.asarray(p).tolist() for p in first] == [np.asarray(p).tolist() for p in again]
     assert not np.array_equal(np.asarray(first[0]), np.asarray(other[0]))
     # card i depends on seed + i only: the second card of seed 3 is the first card of seed 4
     assert np.array_equal(np.asarray(first[1]), np.asarray(other[0]))
 
 
-@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+@pytest.mark.parametrize("sampler", diffusion.SCHEDULERS)
 def test_each_sampler_returns_cards_of_the_model_size(trained, sampler):
     model = diffusion.load(str(trained))
-    cards = diffusion.predict(model, "FULL_CARD", seed=0, n=2, steps=4, sampler=sampler)
+    cards = diffusion.predict(model, "FULL_CARD", seed=0, n=2, num_inference_steps=4, scheduler=sampler)
     assert len(cards) == 2 and all(card.size == (16, 16) and card.mode == "RGB" for card in cards)
 
 
 def test_progress_is_reported_every_step(trained):
     seen = []
-    diffusion.predict(diffusion.load(str(trained)), "any", n=1, steps=5, progress=lambda done, total: seen.append((done, total)))
+    diffusion.predict(diffusion.load(str(trained)), "any", n=1, num_inference_steps=5, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(i, 5) for i in range(1, 6)]
 
 
 @pytest.mark.parametrize("knobs, message", [
-    (dict(n=0), "between 1 and"), (dict(steps=0), "Steps must be"), (dict(category="COFFEE"), "Unknown category"),
-    (dict(sampler="Euler"), "Unknown sampler"), (dict(n=diffusion.MAX_CARDS + 1), "between 1 and"),
-    (dict(guidance=0.5), "Guidance must be"), (dict(guidance=diffusion.MAX_GUIDANCE + 1), "Guidance must be"),
+    (dict(n=0), "between 1 and"), (dict(num_inference_steps=0), "Steps must be"), (dict(category="COFFEE"), "Unknown category"),
+    (dict(scheduler="Euler"), "Unknown scheduler"), (dict(n=diffusion.MAX_CARDS + 1), "between 1 and"),
+    (dict(guidance_scale=0.5), "Guidance scale must be"), (dict(guidance_scale=diffusion.MAX_GUIDANCE + 1), "Guidance scale must be"),
 ])
 def test_bad_knobs_give_clear_errors(trained, knobs, message):
     with pytest.raises(ValueError, match=message):
@@ -88,12 +88,12 @@ def test_bad_knobs_give_clear_errors(trained, knobs, message):
 def test_guidance_steers_a_category_and_leaves_any_alone(trained):
     model = diffusion.load(str(trained))
     pixels = lambda cards: np.asarray(cards[0], dtype=np.float32)  # noqa: E731
-    plain = pixels(diffusion.predict(model, "SMALL", seed=1, n=1, steps=3, guidance=1.0))
-    guided = pixels(diffusion.predict(model, "SMALL", seed=1, n=1, steps=3, guidance=5.0))
+    plain = pixels(diffusion.predict(model, "SMALL", seed=1, n=1, num_inference_steps=3, guidance_scale=1.0))
+    guided = pixels(diffusion.predict(model, "SMALL", seed=1, n=1, num_inference_steps=3, guidance_scale=5.0))
     assert np.abs(guided - plain).mean() > 0.5
     # "any" is the unconditional class itself: guidance toward it is a no-op
-    assert np.array_equal(pixels(diffusion.predict(model, "any", seed=1, n=1, steps=3, guidance=1.0)),
-                          pixels(diffusion.predict(model, "any", seed=1, n=1, steps=3, guidance=5.0)))
+    assert np.array_equal(pixels(diffusion.predict(model, "any", seed=1, n=1, num_inference_steps=3, guidance_scale=1.0)),
+                          pixels(diffusion.predict(model, "any", seed=1, n=1, num_inference_steps=3, guidance_scale=5.0)))
 
 
 def test_a_model_built_while_cards_load_gets_real_weights(trained, monkeypatch):
@@ -141,7 +141,7 @@ def test_tutorial_format_pipeline_loads_and_samples_with_fast_samplers(tmp_path)
     model = diffusion.load(str(tmp_path))
     assert model.model.categories is None
     for sampler in ("DPM-Solver++", "DDIM"):
-        cards = diffusion.predict(model, "any", seed=1, n=1, steps=3, sampler=sampler)
+        cards = diffusion.predict(model, "any", seed=1, n=1, num_inference_steps=3, scheduler=sampler)
         assert cards[0].size == (16, 16)
 
 
@@ -166,7 +166,7 @@ class Oracle:
 
 
 @pytest.mark.parametrize("prediction_type", diffusion.PREDICTION_TYPES)
-@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+@pytest.mark.parametrize("sampler", diffusion.SCHEDULERS)
 def test_samplers_follow_the_saved_prediction_type(prediction_type, sampler):
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
                               prediction_type=prediction_type)
@@ -180,7 +180,7 @@ def test_samplers_follow_the_saved_prediction_type(prediction_type, sampler):
 
 
 @pytest.mark.parametrize("levels", [1000, 50])
-@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+@pytest.mark.parametrize("sampler", diffusion.SCHEDULERS)
 def test_every_sampler_runs_at_every_step_count_it_allows_and_refuses_more_before_any_work(levels, sampler):
     # ../shared/cases/replayed-reports/dpm_solver_1000_steps.json: DPM-Solver++ at 1000 of 1000 levels ran for minutes
     # and then failed inside the scheduler (IndexError)
@@ -190,7 +190,7 @@ def test_every_sampler_runs_at_every_step_count_it_allows_and_refuses_more_befor
     model = served(diffusion.CardModel(unet=oracle, scheduler_config=dict(scheduler.config), categories=None))
     for steps in (1, 2, levels - 1, levels):
         oracle.timesteps.clear()
-        out = diffusion.predict(model, "any", n=1, steps=steps, sampler=sampler, guidance=1.0)[0]
+        out = diffusion.predict(model, "any", n=1, num_inference_steps=steps, scheduler=sampler, guidance_scale=1.0)[0]
         assert np.abs(np.asarray(out, dtype=np.float64) - np.asarray(diffusion._to_pil(card)[0])).max() <= 3, steps
         # one model call per step, from the last training timestep down (an exact denoiser lands on the card from
         # any timestep, so this is what tells a step at t = 0 from one at t = T - 1)
@@ -198,11 +198,11 @@ def test_every_sampler_runs_at_every_step_count_it_allows_and_refuses_more_befor
         assert all(later < earlier for earlier, later in zip(oracle.timesteps, oracle.timesteps[1:]))
     oracle.timesteps.clear()
     with pytest.raises(ValueError, match=f"Steps must be between 1 and {levels}; got {levels + 1}"):
-        diffusion.predict(model, "any", n=1, steps=levels + 1, sampler=sampler)
+        diffusion.predict(model, "any", n=1, num_inference_steps=levels + 1, scheduler=sampler)
     assert oracle.timesteps == []
 
 
-@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+@pytest.mark.parametrize("sampler", diffusion.SCHEDULERS)
 def test_the_first_step_is_the_last_training_timestep_for_any_number_of_steps(sampler):
     scheduler = diffusion.make_scheduler(diffusion.load().model.scheduler_config, sampler)
     for steps in (1, 2, 3, 5, 20, 50, 999, 1000):
@@ -215,14 +215,14 @@ def _roughness(batch: torch.Tensor) -> float:
     return float((batch.diff(dim=-1).abs().mean() + batch.diff(dim=-2).abs().mean()) / 2)
 
 
-@pytest.mark.parametrize("sampler", diffusion.SAMPLERS)
+@pytest.mark.parametrize("sampler", diffusion.SCHEDULERS)
 def test_a_card_from_one_to_five_steps_is_a_card_not_the_starting_noise(sampler):
     # ../shared/cases/replayed-reports/ddim_1_step.json: with diffusers' default "leading" spacing one DDIM or DDPM
     # step is t = 0, and the card came back as the starting noise (roughness 0.82 against 0.11 with "trailing")
     model = diffusion.load()
     noise = torch.randn((1, 3, *model.model.size), generator=torch.Generator().manual_seed(5))
     for steps, guidance in [(steps, guidance) for steps in range(1, 6) for guidance in (1.0, diffusion.GUIDANCE)]:
-        card = diffusion.predict(model, "FULL_CARD", seed=5, n=1, steps=steps, sampler=sampler, guidance=guidance)[0]
+        card = diffusion.predict(model, "FULL_CARD", seed=5, n=1, num_inference_steps=steps, scheduler=sampler, guidance_scale=guidance)[0]
         pixels = torch.from_numpy(np.asarray(card, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
         assert _roughness(pixels) < 0.25 * _roughness(noise), (steps, _roughness(pixels))
         stock = pixels[0, :, 20:60, 16:48].mean((1, 2))  # the middle of the card: cream-to-tan stock, not mid-gray
@@ -239,7 +239,7 @@ def test_stain_this_card_keeps_the_card_outside_the_region(trained):
     card = render_card(0, "CLEAN", size=(16, 16)).image
     region = Image.new("L", (16, 16), 0)
     region.paste(255, (4, 4, 12, 12))
-    stained, mask = diffusion.stain(model, card, region, "SMALL", seed=0, steps=5)
+    stained, mask = diffusion.stain(model, card, region, "SMALL", seed=0, num_inference_steps=5)
     outside = np.asarray(mask) == 0
     difference = np.abs(np.asarray(stained, dtype=np.float32) - np.asarray(card, dtype=np.float32))
     assert difference[outside].max() <= 1  # the known region is the original (up to rounding)
@@ -281,7 +281,7 @@ def test_evaluate_reports_fidelity_per_category_and_diversity(trained):
     for sampler in ("DPM-Solver++@2,cfg3", "DDIM@2,cfg1"):
         assert 0.0 <= result[f"{sampler}/mean"] <= 1.0
         assert all(f"{sampler}/{category}" in result for category in CATEGORIES)
-    for check in ("renders", "blurred_renders", "colour_cast_renders"):
+    for check in ("renders", "blurred_renders", "color_cast_renders"):
         assert 0.0 <= result[f"judge/accuracy_on_{check}"] <= 1.0
     assert result["diversity/min_rms"] > 0
     table = diffusion.fidelity_table(result).splitlines()
@@ -294,11 +294,11 @@ def test_judge_shifts_change_the_cards_but_not_their_range():
 
     cards = judge.rendered((32, 24), 2, seed=3)[0]
     shifted = judge.shifts(cards, seed=3)
-    assert set(shifted) == {"blurred", "colour_cast"}
+    assert set(shifted) == {"blurred", "color_cast"}
     for images in shifted.values():
         assert images.shape == cards.shape and images.min() >= -1 and images.max() <= 1
         assert 0.005 < (images - cards).abs().mean() < 0.1  # slight, not a different card
-    assert torch.equal(shifted["colour_cast"], judge.shifts(cards, seed=3)["colour_cast"])  # seeded
+    assert torch.equal(shifted["color_cast"], judge.shifts(cards, seed=3)["color_cast"])  # seeded
 
 
 def test_evaluate_scores_the_same_cards_whatever_the_batch_size(trained):
@@ -335,5 +335,5 @@ def test_bench_cards_writes_strict_json_with_every_run_and_the_ddpm_speedup(trai
 def test_ddpm_takes_every_noise_level_by_default(trained):
     model = diffusion.load(str(trained))
     steps = []
-    diffusion.predict(model, "SMALL", n=1, sampler="DDPM", progress=lambda done, total: steps.append(total))
+    diffusion.predict(model, "SMALL", n=1, scheduler="DDPM", progress=lambda done, total: steps.append(total))
     assert steps[-1] == diffusion.noise_levels(model.model) == 50

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def people(tmp_path_factory):
-    """Five "people" with three photos each: a tinted gradient per person, so colour is learnable from L."""
+    """Five "people" with three photos each: a tinted gradient per person, so color is learnable from L."""
     root = tmp_path_factory.mktemp("faces")
     rng = np.random.default_rng(0)
     for person in range(5):
@@ -64,7 +64,7 @@ def test_lab_matches_scikit_image_and_round_trips():
     torch.testing.assert_close(colorize.ab_units(colorize.NEUTRAL_AB), torch.zeros(2), atol=1e-5, rtol=0)
 
 
-def test_gray_from_lightness_is_lab_to_rgb_without_colour():
+def test_gray_from_lightness_is_lab_to_rgb_without_color():
     lightness = torch.linspace(0, 1, 101).view(1, 1, 1, 101)
     neutral = colorize.NEUTRAL_AB.view(1, 2, 1, 1).expand(1, 2, 1, 101)
     expected = colorize.lab_to_rgb(torch.cat([lightness, neutral], 1))
@@ -85,9 +85,9 @@ def test_split_is_by_person_and_covers_everyone():
 def test_a_hub_dataset_is_split_by_its_label_column(tmp_path, monkeypatch, labelled):
     import datasets
 
-    # 5 people × 2 photos, each person one flat colour; served from a local parquet file in place of the Hub
-    colours = [(40 * person, 200 - 30 * person, 90) for person in range(5) for _ in range(2)]
-    rows = {"image": [Image.new("RGB", (30, 20), colour) for colour in colours]}
+    # 5 people × 2 photos, each person one flat color; served from a local parquet file in place of the Hub
+    colors = [(40 * person, 200 - 30 * person, 90) for person in range(5) for _ in range(2)]
+    rows = {"image": [Image.new("RGB", (30, 20), color) for color in colors]}
     if labelled:
         rows["label"] = [person for person in range(5) for _ in range(2)]
     datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "train.parquet"))
@@ -104,7 +104,7 @@ def test_a_hub_dataset_is_split_by_its_label_column(tmp_path, monkeypatch, label
         for name, group, image in zip(photos.names[part], photos.groups[part], photos.rgb[part]):
             row = int(name.removeprefix("someone/faces[").removesuffix("]"))
             assert group == str(row // 2 if labelled else row)  # its person, or else the photo is its own group
-            torch.testing.assert_close(image[:, 8, 8] * 255, torch.tensor(colours[row], dtype=torch.float32),
+            torch.testing.assert_close(image[:, 8, 8] * 255, torch.tensor(colors[row], dtype=torch.float32),
                                        atol=1, rtol=0)
 
 
@@ -127,7 +127,7 @@ def test_save_load_strict_round_trip(tmp_path):
 
 
 def test_the_context_branch_sees_the_whole_photo():
-    """Without it, a pixel's colour depends on its neighbourhood only; with it, also on a far corner of the photo."""
+    """Without it, a pixel's color depends on its neighbourhood only; with it, also on a far corner of the photo."""
     torch.manual_seed(0)
     x = torch.rand(1, 1, 256, 256)
     far = x.clone()
@@ -155,29 +155,29 @@ def test_smoke_run_writes_the_output_folder(trained):
     assert "## Where the error is" in (trained / "README.md").read_text()
 
 
-def test_augment_scales_each_channel_within_the_colour_jitter():
+def test_augment_scales_each_channel_within_the_color_jitter():
     flat = torch.full((200, 3, 8, 8), 0.5)  # a flat photo: zoom and shifts leave it as it is, only the gains show
-    gains = colorize.augment(flat, torch.Generator().manual_seed(0), colour=0.2) / 0.5
+    gains = colorize.augment(flat, torch.Generator().manual_seed(0), color=0.2) / 0.5
     torch.testing.assert_close(gains, gains[..., :1, :1].expand_as(gains))  # one gain per channel and photo
     assert 0.8 <= gains.min() < 0.82 and 1.18 < gains.max() <= 1.2
     assert (gains[:, 0] - gains[:, 2]).abs().max() > 0.2  # the channels draw apart: a tint, not only brightness
-    torch.testing.assert_close(colorize.augment(flat, torch.Generator().manual_seed(0), colour=0.0), flat)
+    torch.testing.assert_close(colorize.augment(flat, torch.Generator().manual_seed(0), color=0.0), flat)
 
 
 @pytest.mark.parametrize("augment", [True, False])
-def test_training_augments_each_batch_with_the_configured_colour_jitter(people, tmp_path, monkeypatch, augment):
+def test_training_augments_each_batch_with_the_configured_color_jitter(people, tmp_path, monkeypatch, augment):
     calls, original = [], colorize.augment
     monkeypatch.setattr(colorize.fit, "augment", lambda rgb, generator, **kwargs: calls.append(kwargs) or original(
         rgb, generator, **kwargs))
-    colorize.train(tiny_config(tmp_path, people, max_train_steps=2, colour_jitter=0.07, augment=augment))
-    assert calls == ([{"colour": 0.07}] * 2 if augment else [])
+    colorize.train(tiny_config(tmp_path, people, max_train_steps=2, color_jitter=0.07, augment=augment))
+    assert calls == ([{"color": 0.07}] * 2 if augment else [])
 
 
 def test_match_cast_removes_a_global_tint_and_nothing_else():
     true_ab = torch.rand(3, 2, 8, 8)
-    tinted = true_ab + torch.tensor([0.05, -0.03]).view(1, 2, 1, 1)  # right colours under the wrong light
+    tinted = true_ab + torch.tensor([0.05, -0.03]).view(1, 2, 1, 1)  # right colors under the wrong light
     torch.testing.assert_close(colorize.match_cast(tinted, true_ab), true_ab)
-    wrong = true_ab.flip(-1)  # wrong colours in the right places, same mean
+    wrong = true_ab.flip(-1)  # wrong colors in the right places, same mean
     assert colorize.mae(colorize.match_cast(wrong, true_ab), true_ab).min() > 0.1
 
 
@@ -289,7 +289,7 @@ def test_extra_training_photos_are_trained_on_and_nothing_else(people, tmp_path)
     data = [json.loads((Path(cfg.output_dir) / "data.json").read_text()) for cfg in (plain, mixed)]
     assert summaries[0]["steps"] == 9 // 3 and summaries[1]["steps"] == (9 + 3) // 3  # 3 training people × 3 photos
     assert data[0]["split"] == data[1]["split"] and data[1]["extra_train"] == str(extra)
-    assert data[0]["train_mean_ab"] == data[1]["train_mean_ab"]  # the baseline stays the training people's colour
+    assert data[0]["train_mean_ab"] == data[1]["train_mean_ab"]  # the baseline stays the training people's color
     assert summaries[1]["test_photos"] == summaries[0]["test_photos"] == 3
     cards = [(Path(cfg.output_dir) / "README.md").read_text() for cfg in (plain, mixed)]
     assert f"Also trained on every photo in `{extra}`" in cards[1] and "Also trained on" not in cards[0]
@@ -305,7 +305,7 @@ def test_init_seed_trains_another_model_on_the_same_split(trained, people, tmp_p
     x = torch.rand(2, 1, 16, 16)
     torch.testing.assert_close(models["again"](x), models["trained"](x), rtol=0, atol=0)
     assert not torch.allclose(models["other"](x), models["trained"](x))
-    # and the model train() hands back scores as the folder it wrote does (its split and mean colour came with it)
+    # and the model train() hands back scores as the folder it wrote does (its split and mean color came with it)
     again_report = colorize.evaluate(served["again"], str(people))
     assert again_report["people"] == colorize.evaluate(colorize.load(again.output_dir), str(people))["people"]
 
@@ -404,7 +404,7 @@ def _jpeg(image: Image.Image, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
-def test_gray_photos_with_sensor_scanner_or_jpeg_noise_are_gray_and_colour_photos_are_not():
+def test_gray_photos_with_sensor_scanner_or_jpeg_noise_are_gray_and_color_photos_are_not():
     from skimage import data
 
     gray = _gray_texture()[..., None].repeat(3, axis=2).astype(np.int16)
@@ -422,7 +422,7 @@ def test_gray_photos_with_sensor_scanner_or_jpeg_noise_are_gray_and_colour_photo
     for photo in (Image.fromarray(astronaut.astype(np.uint8)), Image.fromarray(dull.astype(np.uint8)),
                   _jpeg(Image.fromarray(data.coffee()), 50)):
         assert colorize.has_color(photo)
-    # a gray photo with one small coloured patch (4% of it) has colour
+    # a gray photo with one small colored patch (4% of it) has color
     patched = np.asarray(noisy[2]).copy()
     patched[:13, :13] = (200, 40, 40)
     assert colorize.has_color(Image.fromarray(patched))

@@ -61,14 +61,14 @@ def test_palette_with_transparency_is_composited_onto_white():
     assert result[1, 1].tolist() == [0, 255, 0]
 
 
-@pytest.mark.parametrize("mode, key, colour", [
+@pytest.mark.parametrize("mode, key, color", [
     ("RGB", (0, 0, 0), (255, 0, 0)),  # ../shared/cases/replayed-reports/min_rgb_trns_2x2.png: black keyed out
     ("L", 0, 200),
     ("I;16", 0, 40000),
 ])
-def test_a_colour_key_is_transparency_composited_onto_white(mode, key, colour):
+def test_a_color_key_is_transparency_composited_onto_white(mode, key, color):
     # a PNG tRNS chunk: every pixel of the key's value is transparent, as a browser shows it
-    image = Image.new(mode, (2, 2), colour)
+    image = Image.new(mode, (2, 2), color)
     image.putpixel((0, 0), key)
     decoded = Image.open(io.BytesIO(encode(image, transparency=key)))
     assert decoded.info["transparency"] == key
@@ -80,7 +80,7 @@ def test_a_colour_key_is_transparency_composited_onto_white(mode, key, colour):
 
 
 def _sixteen_bit_rgb_png(pixels: np.ndarray, key: tuple[int, int, int]) -> bytes:
-    """A 16-bit RGB PNG with a tRNS colour key, written by hand (PIL cannot write 16-bit RGB)."""
+    """A 16-bit RGB PNG with a tRNS color key, written by hand (PIL cannot write 16-bit RGB)."""
     import struct
     import zlib
 
@@ -93,7 +93,7 @@ def _sixteen_bit_rgb_png(pixels: np.ndarray, key: tuple[int, int, int]) -> bytes
             + chunk(b"tRNS", struct.pack(">HHH", *key)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-def test_a_sixteen_bit_rgb_colour_key_is_matched_at_the_pixels_depth():
+def test_a_sixteen_bit_rgb_color_key_is_matched_at_the_pixels_depth():
     # PIL decodes 16-bit RGB to its high bytes but keeps the key at 16 bits: (0x00FF, 0, 0) would key out (255, 0, 0)
     pixels = np.array([[[0x00FF, 0, 0], [0xFF00, 0, 0], [0x8000, 0x8000, 0x8000]]], dtype=np.uint16)
     result = np.asarray(load_rgb(_sixteen_bit_rgb_png(pixels, (0x00FF, 0, 0))))
@@ -115,7 +115,7 @@ def test_sixteen_bit_gray_is_scaled_not_clipped():
 
 
 def test_animated_gif_gives_first_frame():
-    frames = [Image.new("RGB", (4, 4), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames = [Image.new("RGB", (4, 4), color) for color in ((255, 0, 0), (0, 0, 255))]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
     assert np.asarray(load_rgb(buffer.getvalue()))[0, 0, 0] > 200

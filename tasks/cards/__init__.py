@@ -7,12 +7,12 @@ The model code needs diffusers, which takes seconds to import; it is imported on
 
 import importlib
 
-from tasks.cards.options import ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SAMPLERS, STAIN_REGIONS
+from tasks.cards.options import ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SCHEDULERS, STAIN_REGIONS
 from tasks.cards.render import ANY_CATEGORY, CATEGORIES, RenderedCard, render_card, render_dataset
 
 _FROM_DIFFUSION = ("CardModel", "Config", "evaluate", "load", "predict", "stain", "train")
 
-__all__ = ["ANY", "ANY_CATEGORY", "CATEGORIES", "DEFAULT_STEPS", "GUIDANCE", "MAX_CARDS", "MAX_GUIDANCE", "SAMPLERS",
+__all__ = ["ANY", "ANY_CATEGORY", "CATEGORIES", "DEFAULT_STEPS", "GUIDANCE", "MAX_CARDS", "MAX_GUIDANCE", "SCHEDULERS",
            "STAIN_REGIONS", "RenderedCard", "render_card", "render_dataset", *_FROM_DIFFUSION]
 
 

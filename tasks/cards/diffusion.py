@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from tasks import hub, training
-from tasks.cards.options import (ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SAMPLERS, STAIN_REGIONS,
+from tasks.cards.options import (ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SCHEDULERS, STAIN_REGIONS,
                                  STOCHASTIC)
 from tasks.cards.render import ANY_CATEGORY, CATEGORIES, render_card, render_dataset
 from tasks.images import IMAGE_SUFFIXES, load_rgb
@@ -63,7 +63,7 @@ class Config(training.TrainingArgs):
     beta_schedule: str = "squaredcos_cap_v2"  # cosine noise schedule: better than linear at small sizes
     # what the UNet predicts: "epsilon" (the noise, as in the tutorial) or "v_prediction" (v = √ᾱ·ε − √(1−ᾱ)·x0,
     # Salimans & Ho 2022). Near t = T of the cosine schedule ᾱ ≈ 1e-9, where an ε-model's x0 = (x − √(1−ᾱ)·ε)/√ᾱ is
-    # ill-posed and v is not. At the bundled size and budget ε gave cards with random colour casts (teal, pink stock)
+    # ill-posed and v is not. At the bundled size and budget ε gave cards with random color casts (teal, pink stock)
     # and 53% category fidelity, v 100% (README). Samplers read it from the saved scheduler config.
     prediction_type: str = "v_prediction"
     save_images_epochs: int = 10  # write a sample grid (one row per category) every N epochs
@@ -197,7 +197,7 @@ def make_scheduler(scheduler_config: dict, sampler: str):
         return DPMSolverMultistepScheduler.from_config(scheduler_config, algorithm_type="sde-dpmsolver++",
                                                        solver_order=2, thresholding=True, sample_max_value=1.0,
                                                        **spacing)
-    raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+    raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SCHEDULERS)}.")
 
 
 def load(source: str | None = None) -> hub.Served[CardModel]:
@@ -297,9 +297,9 @@ def noise_levels(model: CardModel) -> int:
 
 def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: str, guidance: float) -> None:
     if not 1.0 <= guidance <= MAX_GUIDANCE:
-        raise ValueError(f"Guidance must be between 1 (none) and {MAX_GUIDANCE:g}; got {guidance:g}.")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+        raise ValueError(f"Guidance scale must be between 1 (none) and {MAX_GUIDANCE:g}; got {guidance:g}.")
+    if sampler not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {sampler!r}; choose one of {', '.join(SCHEDULERS)}.")
     if not 1 <= n <= MAX_CARDS:
         raise ValueError(f"Number of cards must be between 1 and {MAX_CARDS}; got {n}.")
     limit = noise_levels(model)  # with trailing spacing every sampler takes 1..levels steps (tested at both ends)
@@ -308,26 +308,33 @@ def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: s
     class_index(model.categories, category)  # raises for an unknown category
 
 
-def predict(served: hub.Served[CardModel], category: str = ANY, seed: int = 0, n: int = 4, steps: int | None = None,
-            sampler: str = "DPM-Solver++", guidance: float = GUIDANCE,
+def predict(served: hub.Served[CardModel], category: str = ANY, seed: int = 0, n: int = 4,
+            num_inference_steps: int | None = None, scheduler: str = "DPM-Solver++", guidance_scale: float = GUIDANCE,
             progress: Callable[[int, int], None] | None = None) -> list[Image.Image]:
     """Generate `n` card backs of `category`; card i comes from seed + i, identically on every machine.
 
     Args:
         served: what `load` or `train` returned.
         category: one of the model's categories, or "any"; ignored (must be "any" or a name) for unconditional models.
-        steps: denoising steps; None = the sampler's default (DPM-Solver++ 20, DDIM 50, DDPM 1000), at most the
-            model's noise levels (DDPM's default is all of them).
-        guidance: classifier-free guidance scale, 1..MAX_GUIDANCE (1 = none); see `sample`.
+        num_inference_steps: denoising steps; None = the scheduler's default (DPM-Solver++ 20, DDIM 50, DDPM 1000),
+            at most the model's noise levels (DDPM's default is all of them).
+        scheduler: the sampler, one of SCHEDULERS (diffusers' DPMSolverMultistepScheduler, DDIMScheduler,
+            DDPMScheduler; see `make_scheduler`).
+        guidance_scale: classifier-free guidance, 1..MAX_GUIDANCE (1 = none, half the work); see `sample`.
+        progress: called with (steps done, total) after each denoising step.
+
+    Returns:
+        `n` RGB images at the model's size (height × width, `CardModel.size`).
 
     Raises:
-        ValueError: an unknown category or sampler, n outside 1..MAX_CARDS, steps outside 1..training steps,
-            guidance outside 1..MAX_GUIDANCE.
+        ValueError: an unknown category or scheduler, n outside 1..MAX_CARDS, num_inference_steps outside
+            1..noise levels, guidance_scale outside 1..MAX_GUIDANCE; all before any denoising.
     """
     model = served.model
-    steps = min(DEFAULT_STEPS.get(sampler, 20), noise_levels(model)) if steps is None else int(steps)
-    _check_knobs(model, category, n, steps, sampler, guidance)
-    return _generate(model, category, seed, n, steps, sampler, guidance, progress)
+    steps = (min(DEFAULT_STEPS.get(scheduler, 20), noise_levels(model)) if num_inference_steps is None
+             else int(num_inference_steps))
+    _check_knobs(model, category, n, steps, scheduler, guidance_scale)
+    return _generate(model, category, seed, n, steps, scheduler, guidance_scale, progress)
 
 
 def _generate(model: CardModel, category: str, seed: int, n: int, steps: int, sampler: str, guidance: float,
@@ -341,22 +348,23 @@ def _generate(model: CardModel, category: str, seed: int, n: int, steps: int, sa
 
 
 def stain(served: hub.Served[CardModel], card: Image.Image, region: Image.Image, category: str = "SMALL",
-          seed: int = 0, steps: int = 20, sampler: str = "DPM-Solver++",
-          guidance: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
+          seed: int = 0, num_inference_steps: int = 20, scheduler: str = "DPM-Solver++",
+          guidance_scale: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
     """"Stain this card": inpaint a stain of `category` inside `region` of a clean card (RePaint-style).
 
     Args:
         served: what `load` or `train` returned.
         card: any card image; turned upright and resized to the model size.
         region: mask image (white = where the stain may go), any size; resized like the card.
+        num_inference_steps, scheduler, guidance_scale: as in `predict`.
 
     Returns:
         (stained card at model size, the region mask at model size: the stain's known mask).
 
     Raises:
-        ValueError: as `predict`, for the category and the sampler's knobs.
+        ValueError: as `predict`, for the category and the scheduler's knobs.
     """
-    return _stain(served.model, card, region, category, seed, steps, sampler, guidance)
+    return _stain(served.model, card, region, category, seed, num_inference_steps, scheduler, guidance_scale)
 
 
 def _stain(model: CardModel, card: Image.Image, region: Image.Image, category: str, seed: int, steps: int,
@@ -574,9 +582,10 @@ Rows: {', '.join(CATEGORIES)}, any; DPM-Solver++ 20 steps, guidance {GUIDANCE:g}
 ## Use
 
 ```python
-from tasks.cards import diffusion
-model = diffusion.load("path/or/user-repo")
-cards = diffusion.predict(model, "SMALL", seed=42, n=4, sampler="DPM-Solver++", steps=20, guidance=3.0)
+from tasks import cards
+served = cards.load("path/or/user-repo")
+images = cards.predict(served, "SMALL", seed=42, n=4, num_inference_steps=20, scheduler="DPM-Solver++",
+                       guidance_scale=3.0)
 ```
 
 The folder is a `DDPMPipeline` (`DDPMPipeline.from_pretrained` loads it, unconditionally); class-conditional
@@ -621,7 +630,7 @@ def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int 
 
     Returns:
         "judge/accuracy_on_renders" (the judge's own accuracy on held-out renders: the ceiling),
-        "judge/accuracy_on_blurred_renders" and "judge/accuracy_on_colour_cast_renders" (the same renders slightly
+        "judge/accuracy_on_blurred_renders" and "judge/accuracy_on_color_cast_renders" (the same renders slightly
         changed, category kept: how far the judge can be trusted on cards that are not pixel-perfect renders), per run
         "<sampler>@<steps>,cfg<guidance>/<CATEGORY>" and ".../mean" accuracies, and "diversity/min_rms" (0–255; None
         with fewer than two cards per category).
@@ -636,7 +645,7 @@ def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int 
     judge, checks = judging.train_judge(model.size, judge_cards_per_category)
     result = {"judge/accuracy_on_renders": checks["renders"],
               "judge/accuracy_on_blurred_renders": checks["blurred"],
-              "judge/accuracy_on_colour_cast_renders": checks["colour_cast"]}
+              "judge/accuracy_on_color_cast_renders": checks["color_cast"]}
     diversity = []
     for run_index, (sampler, steps, count, guidance) in enumerate(runs):
         run = f"{sampler}@{steps},cfg{guidance:g}"
@@ -666,8 +675,8 @@ def fidelity_table(result: dict[str, float | None]) -> str:
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
     distance = result["diversity/min_rms"]
     lines.append(f"\nJudge accuracy on held-out renders (the ceiling): {result['judge/accuracy_on_renders']:.1%} "
-                 f"(the same renders blurred: {result['judge/accuracy_on_blurred_renders']:.0%}, with a colour cast: "
-                 f"{result['judge/accuracy_on_colour_cast_renders']:.0%}); smallest RMS distance between two cards of "
+                 f"(the same renders blurred: {result['judge/accuracy_on_blurred_renders']:.0%}, with a color cast: "
+                 f"{result['judge/accuracy_on_color_cast_renders']:.0%}); smallest RMS distance between two cards of "
                  + (f"one category: {distance:.1f} / 255." if distance is not None else
                     "one category: not measured (one card per category)."))
     return "\n".join(lines)

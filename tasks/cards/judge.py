@@ -3,7 +3,7 @@ category they were asked for (category fidelity), and a diversity measure.
 
 The judge trains on render seed 2 and is checked on render seed 3; the DDPM trains on render seed 1, so none of the
 judge's cards were seen by the generator. It is also checked on those held-out renders slightly blurred or with a
-colour cast: generated cards differ from renders in just such ways, and the category does not change with them, so
+color cast: generated cards differ from renders in just such ways, and the category does not change with them, so
 its accuracy there says how far to trust it on generated cards.
 """
 
@@ -56,7 +56,7 @@ def train_judge(size: tuple[int, int], n_per_category: int = 300, epochs: int = 
 
     Returns:
         The judge in eval mode, and its accuracy on render seed `seed + 1` as rendered ("renders", the ceiling) and
-        after each of `shifts` ("blurred", "colour_cast").
+        after each of `shifts` ("blurred", "color_cast").
     """
     torch.manual_seed(seed)
     images, labels = rendered(size, n_per_category, seed)
@@ -80,10 +80,10 @@ def train_judge(size: tuple[int, int], n_per_category: int = 300, epochs: int = 
 
 def shifts(images: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
     """Cards (B, 3, H, W) in [-1, 1] changed in ways that keep their category: a Gaussian blur of σ 0.7 px, and a
-    colour cast (each channel of each card scaled by a factor drawn from 0.9–1.1)."""
+    color cast (each channel of each card scaled by a factor drawn from 0.9–1.1)."""
     gain = 1 + 0.1 * (2 * torch.rand(len(images), 3, 1, 1, generator=torch.Generator().manual_seed(seed)) - 1)
     return {"blurred": gaussian_blur(images, kernel_size=[5, 5], sigma=[0.7, 0.7]),
-            "colour_cast": ((images + 1) * gain - 1).clamp(-1, 1)}
+            "color_cast": ((images + 1) * gain - 1).clamp(-1, 1)}
 
 
 @torch.inference_mode()

@@ -4,7 +4,7 @@ Kept apart from diffusion.py so that building the UI does not import diffusers (
 """
 
 ANY = "any"  # the category name a person picks for "any stain"; the class index after the real categories
-SAMPLERS = ("DPM-Solver++", "DDIM", "DDPM")
+SCHEDULERS = ("DPM-Solver++", "DDIM", "DDPM")
 STOCHASTIC = ("DPM-Solver++", "DDPM")  # samplers that draw fresh noise each step (from the per-card generators)
 DEFAULT_STEPS = {"DPM-Solver++": 20, "DDIM": 50, "DDPM": 1000}
 GUIDANCE = 3.0  # classifier-free guidance scale (1 = none): pushes samples toward the category (see `sample`)

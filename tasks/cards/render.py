@@ -4,8 +4,8 @@ Labelled data a card-grading team can train stain detectors on, and the training
 Deterministic by seed: `render_card(seed, category)` gives the same card and mask on every machine (NumPy's
 PCG64 generator and PIL resampling only).
 
-Card stock colours are the medians of the borders of the public-domain 1887–1933 scans in ../shared/data/cards-pd
-(white-border T206s to toned Old Judges); ink colours are those of period card-back printing.
+Card stock colors are the medians of the borders of the public-domain 1887–1933 scans in ../shared/data/cards-pd
+(white-border T206s to toned Old Judges); ink colors are those of period card-back printing.
 
     python -m tasks.cards render --n 200 --out cards/        # 200 cards per category, with masks
 """
@@ -23,15 +23,15 @@ CATEGORIES = ("FULL_CARD", "WHITE_MARKS", "LIGHT", "SMALL", "CLEAN")
 ANY_CATEGORY = "ALL_GUM_STAIN_CARDS"  # the original's folder of every stained card, any category
 
 # Border medians (RGB) of the cards-pd scans, light to toned.
-STOCK_COLOURS = np.array([
+STOCK_COLORS = np.array([
     (244, 237, 222), (239, 228, 220), (236, 229, 214), (242, 232, 211), (243, 227, 202),
     (237, 218, 191), (231, 218, 201), (230, 217, 195), (220, 202, 175), (218, 202, 182),
 ], dtype=np.float32) / 255.0
-INK_COLOURS = np.array([
+INK_COLORS = np.array([
     (38, 30, 26), (30, 58, 44), (118, 36, 30), (28, 40, 88), (74, 52, 36), (52, 52, 56),
 ], dtype=np.float32) / 255.0
 GUM_TINT = np.array((0.86, 0.70, 0.46), dtype=np.float32)  # multiplicative amber of dried gum
-RESIDUE_COLOURS = np.array([(248, 246, 238), (242, 222, 226), (236, 236, 226)], dtype=np.float32) / 255.0
+RESIDUE_COLORS = np.array([(248, 246, 238), (242, 222, 226), (236, 236, 226)], dtype=np.float32) / 255.0
 
 
 @dataclass
@@ -69,14 +69,14 @@ def _blob(rng: np.random.Generator, height: int, width: int, centre: tuple[float
 
 def _card_back(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """An unstained printed card back, float RGB (H, W, 3) in [0, 1]."""
-    # 1. card stock: a scan colour, a slow toning gradient, paper grain
-    stock = STOCK_COLOURS[rng.integers(len(STOCK_COLOURS))] * rng.uniform(0.97, 1.02)
+    # 1. card stock: a scan color, a slow toning gradient, paper grain
+    stock = STOCK_COLORS[rng.integers(len(STOCK_COLORS))] * rng.uniform(0.97, 1.02)
     toning = 1.0 - 0.06 * _smooth_noise(rng, height, width, cell=height / 2)[..., None]
     grain = 1.0 + 0.025 * (rng.random((height, width, 1), dtype=np.float32) - 0.5)
     card = stock * toning * grain
 
     # 2. printing: border, header block, stat-table rows of word-like dashes
-    ink = INK_COLOURS[rng.integers(len(INK_COLOURS))]
+    ink = INK_COLORS[rng.integers(len(INK_COLORS))]
     coverage = np.zeros((height, width), np.float32)
     margin = int(rng.uniform(0.05, 0.09) * width)
     line = max(1, round(width / 90))
@@ -141,10 +141,10 @@ def _stain(rng: np.random.Generator, card: np.ndarray, category: str) -> tuple[n
         for _ in range(int(rng.integers(2, 6))):
             centre = (rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.85))
             shape = np.maximum(shape, _blob(rng, height, width, centre, rng.uniform(0.06, 0.16), roughness=0.9))
-        colour = RESIDUE_COLOURS[rng.integers(len(RESIDUE_COLOURS))]
+        color = RESIDUE_COLORS[rng.integers(len(RESIDUE_COLORS))]
         texture = 0.75 + 0.25 * _smooth_noise(rng, height, width, cell=width / 24)
         alpha = shape * rng.uniform(0.7, 0.9) * texture
-        stained = card * (1 - alpha[..., None]) + colour * alpha[..., None]
+        stained = card * (1 - alpha[..., None]) + color * alpha[..., None]
         return stained, shape > 0.5
     # the translucent amber stains: one blob (FULL, LIGHT) or one or two (SMALL), with a darker dried rim
     if category == "FULL_CARD":

@@ -1,4 +1,4 @@
-"""Colorize: predict a photo's a*b* colour channels from its lightness L (CIELAB), trained on face photos.
+"""Colorize: predict a photo's a*b* color channels from its lightness L (CIELAB), trained on face photos.
 
 Two models, as in the original course project: a tiny regressor for an image's mean a*b* (`MeanColor`), and the
 colorizer (`Colorizer`), a fully convolutional net with one BatchNorm at the input, 3 stride-2 convolutions down, 3
@@ -13,7 +13,7 @@ so no detail is lost. All MAE figures are on a*b* normalised as in `lab`, compar
     lab.py       the normalised CIELAB conversion, both ways
     data.py      photos by person, the split by person, augmentation
     models.py    MeanColor, Colorizer, ColorizerEnsemble
-    scoring.py   MAE per photo and per person, the tint oracle, the mean-colour regressor's MSE
+    scoring.py   MAE per photo and per person, the tint oracle, the mean-color regressor's MSE
     fit.py       Config, train, the output folder and model card
     serve.py     load, predict, evaluate
     ensemble.py  build_ensemble and `python -m tasks.colorize ensemble`

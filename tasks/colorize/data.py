@@ -88,11 +88,11 @@ def load_split_photos(cfg: Config) -> SplitPhotos:
 
 
 def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, shift: float = 0.1,
-            colour: float = 0.15) -> torch.Tensor:
+            color: float = 0.15) -> torch.Tensor:
     """The original's four augmentations on a batch (B, 3, H, W) in [0, 1], one draw per image.
 
     Zoom (crop up to 1/(1+zoom) of the side), horizontal and vertical shift (up to ±shift of the side, reflected at
-    the border), and RGB scaling (each channel × U(1 - colour, 1 + colour)): the last one teaches the colorizer
+    the border), and RGB scaling (each channel × U(1 - color, 1 + color)): the last one teaches the colorizer
     that skin and light come in more than one tint; at ±15% it outweighs the real spread of skin tones (bench, README).
     """
     count = len(rgb)
@@ -103,5 +103,5 @@ def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, s
     theta[:, :, 2] = offsets
     grid = F.affine_grid(theta, list(rgb.shape), align_corners=False)
     moved = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    gains = 1 + colour * (2 * torch.rand(count, 3, 1, 1, generator=generator) - 1)
+    gains = 1 + color * (2 * torch.rand(count, 3, 1, 1, generator=generator) - 1)
     return (moved * gains).clamp(0, 1)

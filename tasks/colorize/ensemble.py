@@ -25,7 +25,7 @@ MEMBER_KEYS = {"data": None, "seed": None, "split": None, "trained_on": ["train"
 
 def build_ensemble(member_dirs: list[str], output_dir: str) -> Served[ColorizerEnsemble]:
     """Colorizers trained on the same split with different `init_seed`s, as one model in `output_dir`: shaped like a
-    trained folder and scored the same way by `write_output` (the mean-colour regressor is the first member's, and so
+    trained folder and scored the same way by `write_output` (the mean-color regressor is the first member's, and so
     is the config in the card, `init_seed` aside); training_curves.png stacks the members' own.
 
     Raises:

@@ -51,8 +51,8 @@ class Config(training.TrainingArgs):
     lr_warmup_steps: int = 50
     lr_decay: str = "constant"  # after warmup: "constant" (the original's plain Adam) or "cosine" (to zero)
     augment: bool = True  # zoom/crop, horizontal and vertical shift, RGB scaling, on the fly
-    colour_jitter: float = 0.15  # RGB scaling: each channel × U(1 ± colour_jitter); the bundled model: 0.05
-    max_grad_norm: float = 0.0  # no clipping: the bundled model was trained without
+    color_jitter: float = 0.15  # RGB scaling: each channel × U(1 ± color_jitter); the bundled model: 0.05
+    max_grad_norm: float = 0.0  # clip the gradients' global norm to this; 0 = none (the bundled model had none)
     checkpointing_steps: int = 200
     sweep_results: str = ""  # a training/sweep.py output folder: its table and plot go into this model's report
     report_photos: bool = True  # draw the best/worst photos into examples.png (off when the data may not be shared)
@@ -64,7 +64,7 @@ class Config(training.TrainingArgs):
 
 
 class _Pair(nn.Module):
-    """Colorizer and mean-colour regressor as one module: one optimizer, one checkpoint, one `prepare`."""
+    """Colorizer and mean-color regressor as one module: one optimizer, one checkpoint, one `prepare`."""
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -76,7 +76,7 @@ class _Pair(nn.Module):
 
 
 def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Colorizer]:
-    """Train the colorizer (MAE) and the mean-colour regressor (MSE) on the training people; keep the colorizer with
+    """Train the colorizer (MAE) and the mean-color regressor (MSE) on the training people; keep the colorizer with
     the lowest validation MAE; write `cfg.output_dir` (weights, data.json, report, card).
 
     Returns:
@@ -94,8 +94,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     train_x, val_x = photos["train"], photos["val"] if len(photos["val"]) else photos["train"]
     if cfg.refit:
         train_x = torch.cat([train_x, photos["val"]])
-    mean_ab = rgb_to_lab(train_x)[:, 1:].mean((0, 2, 3))  # the training people's mean colour: the trivial baseline
-    if cfg.extra_train:  # never validated or tested on, and not part of the baseline's mean colour
+    mean_ab = rgb_to_lab(train_x)[:, 1:].mean((0, 2, 3))  # the training people's mean color: the trivial baseline
+    if cfg.extra_train:  # never validated or tested on, and not part of the baseline's mean color
         extra = load_photos(folder_photos(cfg.extra_train), cfg.size)
         train_x = torch.cat([train_x, extra])
         logger.info("colorize: %d extra training photos from %s", len(extra), cfg.extra_train)
@@ -141,7 +141,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
                 break
             rgb = train_x[batch.indices]
             if cfg.augment:
-                rgb = augment(rgb, torch.Generator().manual_seed(batch.draw), colour=cfg.colour_jitter)
+                rgb = augment(rgb, torch.Generator().manual_seed(batch.draw), color=cfg.color_jitter)
             lab = rgb_to_lab(rgb.to(accelerator.device))
             lightness, true_ab = lab[:, :1], lab[:, 1:]
             with training.accumulating(accelerator, pair, batch):
@@ -171,7 +171,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
 
 def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: training.LoopState, data: SplitPhotos,
                  mean_ab: torch.Tensor, members: list[dict] | None = None) -> None:
-    """Weights (colorizer at the top, mean-colour regressor in mean_color/), data.json, report, metrics, card; the
+    """Weights (colorizer at the top, mean-color regressor in mean_color/), data.json, report, metrics, card; the
     training curves from `state.history` when there is one. `members`: an ensemble's (see `build_ensemble`)."""
     output_dir = Path(cfg.output_dir)
     colorizer.save_pretrained(output_dir)
@@ -274,7 +274,7 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
                      " selected on the validation people; test MAE is shown, not used. The latency column is timed at"
                      " the end of each trial, on whatever else the machine was running then: the bench gives the"
                      " bundled model's clean 2-thread figure.\n\n![sweep](sweep.png)\n" if sweep else "")
-    augmentation = (f" (zoom/crop, shifts, RGB scaling by ±{cfg.colour_jitter:.0%} per channel)" if cfg.augment
+    augmentation = (f" (zoom/crop, shifts, RGB scaling by ±{cfg.color_jitter:.0%} per channel)" if cfg.augment
                     else "")
     parts = {"train": "training people (photos as taken, no augmentation)",
              "val": "validation people" + (" (trained on: refit)" if cfg.refit else ""), "test": "test people"}
@@ -301,9 +301,9 @@ def _model_card(summary: dict, cfg: Config, sweep: str) -> str:
     people = ", ".join(f"{name} {value:.4f}" for name, value in summary["test_mae_by_person"].items())
     low, high = summary["test_mae_interval95"]
     extra = (f"\n- Also trained on every photo in `{cfg.extra_train}` (`extra_train`: never validated or tested on;"
-             " not part of the baseline's mean colour)." if cfg.extra_train else "")
+             " not part of the baseline's mean color)." if cfg.extra_train else "")
     return f"""
-Predicts the a*b* colour channels of a photo from its lightness L (CIELAB): {model_line}, trained on face photos at
+Predicts the a*b* color channels of a photo from its lightness L (CIELAB): {model_line}, trained on face photos at
 {cfg.size}×{cfg.size}. It serves the Colorize tab of the Darkroom Space; at use the predicted a*b* is upsampled and
 joined with the photo's own full-resolution L.
 {"The architecture (with or without skips) and the width were chosen by validation MAE in the sweep below, never by"
@@ -321,7 +321,7 @@ the sRGB gamut), at {cfg.size}×{cfg.size}. Baseline: the training set's mean a*
 {scenes}
 
 Faces are one narrow palette, so a small model learns it well; scenes are not faces, and the gap to the baseline is
-how far the learned palette transfers (the original project saw the same: brown fruit). Mean-colour regressor:
+how far the learned palette transfers (the original project saw the same: brown fruit). Mean-color regressor:
 test MSE {summary['mean_color_test_mse']:.6f} on each photo's mean a*b*, against {summary['mean_color_test_baseline_mse']:.6f} for the
 training mean as a constant guess. {examples}
 
@@ -332,9 +332,9 @@ training mean as a constant guess. {examples}
 | MAE | {' | '.join(f"{value:.4f}" for value in by_split.values())} |
 
 MAE of each test person: {people}. With so few test people, which ones were drawn matters: a 95% bootstrap interval
-over them is [{low:.4f}, {high:.4f}]. Given each test photo's true overall colour (its mean a*b*, an oracle nothing
+over them is [{low:.4f}, {high:.4f}]. Given each test photo's true overall color (its mean a*b*, an oracle nothing
 has at use), the MAE would be {summary['test_cast_matched_mae']:.4f}: the difference is the photo's overall tint (skin
-tone, white balance, the colour of the light), which its lightness barely tells.
+tone, white balance, the color of the light), which its lightness barely tells.
 
 {sweep_section}
 ## Training

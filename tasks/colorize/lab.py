@@ -10,8 +10,8 @@ from PIL import Image
 
 from tasks.images import shrink
 
-A_RANGE = (-86.185, 98.254)  # a* over all sRGB colours: span 184.439
-B_RANGE = (-107.863, 94.482)  # b* over all sRGB colours: span 202.345
+A_RANGE = (-86.185, 98.254)  # a* over all sRGB colors: span 184.439
+B_RANGE = (-107.863, 94.482)  # b* over all sRGB colors: span 202.345
 _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
                             [0.212671, 0.715160, 0.072169],
                             [0.019334, 0.119193, 0.950227]])  # sRGB primaries, D65 (as scikit-image)
@@ -40,7 +40,7 @@ def ab_units(ab: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def _mix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Apply a 3×3 colour matrix to (..., 3, H, W)."""
+    """Apply a 3×3 color matrix to (..., 3, H, W)."""
     return (matrix.to(image) @ image.flatten(-2)).view(image.shape)
 
 
@@ -55,7 +55,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """Normalised L*a*b* (..., 3, H, W) → sRGB in [0, 1] (out-of-gamut colours clipped)."""
+    """Normalised L*a*b* (..., 3, H, W) → sRGB in [0, 1] (out-of-gamut colors clipped)."""
     a, b = ab_units(lab[..., 1:, :, :], dim=-3).unbind(-3)
     fy = (lab[..., 0, :, :] * 100 + 16) / 116
     fx = fy + a / 500
@@ -68,7 +68,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 
 def gray_from_lightness(lightness: torch.Tensor) -> torch.Tensor:
     """Normalised L (..., 1, H, W) → the sRGB gray (..., 3, H, W) of that lightness: lab_to_rgb with a* = b* = 0,
-    computed on one channel (neutral colours have R = G = B = Y in linear light)."""
+    computed on one channel (neutral colors have R = G = B = Y in linear light)."""
     fy = (lightness * 100 + 16) / 116
     linear = torch.where(fy > 0.2068966, fy ** 3, (fy - 16 / 116) / _KAPPA).clamp(0, 1)
     gray = torch.where(linear > 0.0031308, 1.055 * linear.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
@@ -89,18 +89,18 @@ def to_uint8(rgb: torch.Tensor) -> np.ndarray:
     return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-COLOR_CHROMA = 6.0  # CIELAB a*b* units: the least chroma a photo's most coloured 1% must have for it to count as colour
+COLOR_CHROMA = 6.0  # CIELAB a*b* units: the least chroma a photo's most colored 1% must have for it to count as color
 
 
 def has_color(photo: Image.Image, chroma: float = COLOR_CHROMA) -> bool:
-    """Whether a photo has colour a person would see, as opposed to a gray photo with sensor, scanner or JPEG noise.
+    """Whether a photo has color a person would see, as opposed to a gray photo with sensor, scanner or JPEG noise.
 
     The photo is shrunk to at most 256 px (box filter) and its a*, b* averaged over 5×5 neighbourhoods, which cancels
-    per-pixel chroma noise but keeps any coloured area of more than a few pixels; it has colour when the 99th
-    percentile of the chroma √(a*² + b*²) exceeds `chroma` CIELAB units (about where a colour difference is noticeable
+    per-pixel chroma noise but keeps any colored area of more than a few pixels; it has color when the 99th
+    percentile of the chroma √(a*² + b*²) exceeds `chroma` CIELAB units (about where a color difference is noticeable
     at a glance). Measured (a*b* units, 99th percentile): gray photos with ±2 to ±10 per-channel noise 0.2-2.9 at 64,
     200 and 1024 px, JPEG-compressed gray 0.0, uniform casts of (+3, +1, -3) and (+5, +2, -5) RGB 3.1 and 5.3; a
-    colour photo at 10% saturation 5.9 (gray), at 15% 8.9, a sepia-toned print 8.6, scikit-image's colour photos
+    color photo at 10% saturation 5.9 (gray), at 15% 8.9, a sepia-toned print 8.6, scikit-image's color photos
     30-73. Not told apart: strong blotchy chroma noise (RGB standard deviation 3, 3 px blobs) on a small photo, 6.5.
 
     Args:

@@ -1,4 +1,4 @@
-"""The two models, as in the original course project: the mean-colour regressor (`MeanColor`) and the colorizer
+"""The two models, as in the original course project: the mean-color regressor (`MeanColor`) and the colorizer
 (`Colorizer`, plain or U-Net, with an optional global-context branch); `ColorizerEnsemble` averages several
 colorizers trained alike with different seeds."""
 
@@ -14,7 +14,7 @@ HUB_KWARGS = dict(library_name="darkroom", license="mit", repo_url="https://hugg
 
 
 class MeanColor(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
-    """The original's mean-colour regressor: 3 stride-2 convs of 3 filters, then dense 2 with a sigmoid.
+    """The original's mean-color regressor: 3 stride-2 convs of 3 filters, then dense 2 with a sigmoid.
 
         L (B,1,S,S) ─conv 3, s2 ×3─▶ (B,3,S/8,S/8) ─flatten, dense─▶ mean a*b* (B,2) in [0, 1]
     """
@@ -55,7 +55,7 @@ class Colorizer(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
                  │           │            ├─────────┘ context=True: global average pool, 2 dense, added per channel
                  └───────────┴────────────┴── skip=True: concatenated into the up path at the same size (U-Net)
 
-    The context branch lets the whole photo bear on every pixel's colour (the conv path reaches ~80 px of a 128-px
+    The context branch lets the whole photo bear on every pixel's color (the conv path reaches ~80 px of a 128-px
     photo, and weighs the near ones most): a small global prior in the spirit of Iizuka et al. (2016).
     """
 

@@ -1,5 +1,5 @@
 """MAE on normalised a*b*, and what it is made of: per photo, per person (with a bootstrap interval over people), the
-part left once each photo's overall tint is given (`match_cast`), and the mean-colour regressor's MSE."""
+part left once each photo's overall tint is given (`match_cast`), and the mean-color regressor's MSE."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ def colorize_batch(model: Model, rgb: torch.Tensor, batch_size: int = 50) -> tor
 
 def match_cast(predicted_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
     """The prediction with each image's mean a*b* moved onto the true mean: an oracle for the photo's overall tint
-    (skin tone, white balance, the colour of the light), which its lightness barely tells. Diagnostic only."""
+    (skin tone, white balance, the color of the light), which its lightness barely tells. Diagnostic only."""
     return predicted_ab - predicted_ab.mean((2, 3), keepdim=True) + true_ab.mean((2, 3), keepdim=True)
 
 
 def score(model: Model, rgb: torch.Tensor, mean_ab: torch.Tensor | None = None) -> dict:
     """Per-image MAE of the model (and of predicting `mean_ab` everywhere, the trivial baseline) on RGB photos, and
-    the MAE left once each photo's overall colour is given (`match_cast`); each photo's true and predicted mean a*b*."""
+    the MAE left once each photo's overall color is given (`match_cast`); each photo's true and predicted mean a*b*."""
     if rgb.shape[-1] != model.size:
         rgb = F.interpolate(rgb, size=(model.size, model.size), mode="bilinear", antialias=True, align_corners=False)
     true_ab = rgb_to_lab(rgb)[:, 1:]
@@ -70,8 +70,8 @@ def score_people(model: Model, rgb: torch.Tensor, groups: list[str], mean_ab: to
 
 @torch.inference_mode()
 def score_mean_color(mean_color: MeanColor, rgb: torch.Tensor, mean_ab: torch.Tensor) -> dict[str, float]:
-    """MSE of the mean-colour regressor on each photo's mean a*b*, beside a constant guess (the training mean):
-    whether lightness tells a photo's overall colour at all."""
+    """MSE of the mean-color regressor on each photo's mean a*b*, beside a constant guess (the training mean):
+    whether lightness tells a photo's overall color at all."""
     lab = rgb_to_lab(rgb)
     true_mean = lab[:, 1:].mean((2, 3))
     with training.evaluating(mean_color):

@@ -27,7 +27,7 @@ class Colorized:
 
     image: Image.Image  # the colorized photo
     gray: Image.Image  # its lightness alone, mode L (what the model was given)
-    mae: float | None = None  # vs the upload's own colours, when it had any
+    mae: float | None = None  # vs the upload's own colors, when it had any
     was_color: bool = False
 
 
@@ -52,7 +52,7 @@ BAND_PIXELS = 1 << 20  # pixels converted at once: about 60 MB of float tensors,
 
 
 def predict(served: hub.Served[Model], image: Image.Image | str, saturation: float = 1.0) -> Colorized:
-    """Colorize one photo of any size, colour or gray.
+    """Colorize one photo of any size, color or gray.
 
     The model sees the photo's L resized to its training size; its a*b* is upsampled (bilinear) to the full size and
     joined with the full-resolution L, then scaled around neutral by `saturation` (0 = gray, 1 = as predicted). The
@@ -67,7 +67,7 @@ def predict(served: hub.Served[Model], image: Image.Image | str, saturation: flo
         saturation: 0..3.
 
     Returns:
-        Colorized at the photo's size; `was_color` by `has_color` (sensor or JPEG noise in a gray photo is not colour),
+        Colorized at the photo's size; `was_color` by `has_color` (sensor or JPEG noise in a gray photo is not color),
         and then `mae` against the photo's own a*b* at full resolution.
 
     Raises:
