@@ -109,7 +109,7 @@ def report_view(task: str) -> tuple[str, str, list[tuple[str, str]]]:
 
 def model_report(demo: gr.Blocks, task: str, serving: gr.Markdown) -> None:
     """The tab's "Model report" accordion (`report_view`), filled in with the serving line when the page opens."""
-    with gr.Accordion("Model report", open=False):
+    with gr.Accordion("Model report", open=False, elem_id=f"{task}-report"):
         text = gr.Markdown()
         figures = gr.Gallery(label="Figures from the model folder", columns=2, height="auto", object_fit="contain",
                              format="png", interactive=False)
@@ -157,7 +157,7 @@ def classify_tab(demo: gr.Blocks) -> None:
     )
     with gr.Row():
         with gr.Column():
-            upload = image_upload(label="Clothing picture", height=320)
+            upload = image_upload(label="Clothing picture", height=320, elem_id="classify-upload")
             button = gr.Button("Classify", variant="primary")
         with gr.Column():
             model_input = gr.Image(format="png", label="What the model saw (28×28)", height=240, interactive=False)
@@ -248,7 +248,7 @@ def cards_tab(demo: gr.Blocks) -> None:
                                 "megamp15/FULL_GUM_STAIN_CARDS")
             button = gr.Button("Generate", variant="primary")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Cards", columns=4, height=420, format="png")
+            gallery = gr.Gallery(label="Cards", columns=4, height=420, format="png", elem_id="cards-gallery")
             serving = gr.Markdown()
     dice.click(lambda: random.randrange(1_000_000), outputs=seed, api_visibility="private")
     sampler.change(steps_slider, inputs=[sampler, source], outputs=steps, api_visibility="private")
@@ -265,7 +265,7 @@ def cards_tab(demo: gr.Blocks) -> None:
                     "of the card as it was (RePaint-style inpainting), so the stain's mask is known.")
         with gr.Row():
             with gr.Column():
-                card = image_upload(label="Clean card back", height=300)
+                card = image_upload(label="Clean card back", height=300, elem_id="stain-upload")
                 region = gr.Dropdown(list(cards.STAIN_REGIONS), value="centre", label="Region")
                 stain_category = gr.Dropdown(list(cards.CATEGORIES[:-1]), value="SMALL", label="Stain")
                 stain_button = gr.Button("Stain it")
@@ -308,7 +308,7 @@ def colorize_tab(demo: gr.Blocks) -> None:
     )
     with gr.Row():
         with gr.Column():
-            upload = image_upload(label="Photo (color or grayscale)", height=320)
+            upload = image_upload(label="Photo (color or grayscale)", height=320, elem_id="colorize-upload")
             saturation = gr.Slider(0, 2, value=1, step=0.05, label="Saturation",
                                    info="scales the predicted color: 0 = gray, 1 = as predicted")
             button = gr.Button("Colorize", variant="primary")
@@ -354,7 +354,7 @@ def mask_tab(demo: gr.Blocks) -> None:
     )
     with gr.Row():
         with gr.Column():
-            upload = image_upload(label="Studio photo of a car", height=300)
+            upload = image_upload(label="Studio photo of a car", height=300, elem_id="mask-upload")
             threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
                                   info="how sure the model must be that a pixel is car")
             background = gr.ColorPicker(value="#ffffff", label="New background")
@@ -362,7 +362,7 @@ def mask_tab(demo: gr.Blocks) -> None:
         with gr.Column():
             slider = gr.ImageSlider(format="png", label="Original ↔ on the new background", type="pil", height=300)
             with gr.Row():
-                mask_image = gr.Image(format="png", label="Mask (PNG)", type="pil", interactive=False)
+                mask_image = gr.Image(format="png", label="Mask (PNG)", type="pil", interactive=False, elem_id="mask-output")
                 cutout = gr.Image(format="png", label="Cut-out (transparent PNG)", type="pil", image_mode="RGBA",
                                   interactive=False)
     serving = gr.Markdown()

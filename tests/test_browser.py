@@ -1,5 +1,8 @@
 """A real browser (Debian's Chromium driven by Playwright): Classify reads an upload's label; Cards keeps Steps in the model's range."""
 
+import os
+from pathlib import Path
+
 import pytest
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel  # on import: a first import beside the app's fails
 from playwright.sync_api import expect, sync_playwright
@@ -53,3 +56,40 @@ def test_steps_follow_the_sampler_and_the_typed_models_noise_levels(page, tmp_pa
     model.fill("")
     model.press("Enter")
     expect(steps).to_have_attribute("max", "1000")  # back on the bundled model
+
+
+SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")  # a folder to keep each tab's screenshot in (the README's: assets/screenshots)
+TAB_RUNS = {  # task -> (tab title, example to upload or None, button, what the result shows)
+    "cards": ("Cards", None, "Generate", lambda page: page.locator("#cards-gallery img")),
+    "classify": ("Classify", ASSETS_DIR / "examples" / "classify" / "7-sneaker.png", "Classify",
+                 lambda page: page.get_by_test_id("label-output-value")),
+    "mask": ("Mask", ASSETS_DIR / "examples" / "colorize" / "coffee.jpg", "Cut out",
+             lambda page: page.locator("#mask-output img")),
+    "colorize": ("Colorize", ASSETS_DIR / "examples" / "colorize" / "chelsea.jpg", "Colorize",
+                 lambda page: page.get_by_text("Your photo had color")),
+}
+
+
+@pytest.mark.parametrize("task", list(TAB_RUNS))
+def test_each_tab_runs_and_its_model_report_shows_the_model_card_and_figures(page, task, tmp_path):
+    from tasks import TASKS, training
+
+    assert set(TAB_RUNS) == set(TASKS)  # a browser run for every registered task
+    title, example, button, result = TAB_RUNS[task]
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.get_by_role("tab", name=title).click()
+    if example is not None:
+        page.locator(f"#{task}-upload input[type=file]").set_input_files(str(example))
+    page.get_by_role("button", name=button, exact=True).click()
+    expect(result(page).first).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(500)  # let the output images paint before the picture
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{task}.png"))
+    # the report: the model card's title in the text, and its figures as images in the gallery
+    report = page.locator(f"#{task}-report")
+    report.get_by_text("Model report").click()
+    _, figures = training.read_model_card(ASSETS_DIR / "models" / task)
+    expect(report.get_by_role("heading", level=1)).to_contain_text(f"Darkroom {title}")  # the card's own title
+    expect(report.locator("img")).to_have_count(len(figures), timeout=30_000)
+    report.get_by_text("Model report").click()  # closed again for the next tab
