@@ -88,7 +88,7 @@ def model_loader(load: Callable[..., T]) -> Callable[..., T]:
 
 
 @model_loader
-def served(task: str, source: str = "") -> Served:
+def load_served(task: str, source: str = "") -> Served:
     """A task's serving weights: for "" the default ($DARKROOM_<TASK>_MODEL or the bundled copy), else exactly the
     folder or Hub id a person typed, whose failure is theirs to read (`hub.cannot_load`'s sentence: no server paths)."""
     module = task_module(task)
@@ -102,9 +102,9 @@ def served(task: str, source: str = "") -> Served:
 
 def report_view(task: str) -> tuple[str, str, list[tuple[str, str]]]:
     """The serving line, and the serving weights' model card (written when they were trained) with its figures."""
-    model = served(task)
-    card, figures = read_model_card(model.folder)
-    return serving_line(model), card or "These weights came without a model card (README.md).", figures
+    served = load_served(task)
+    card, figures = read_model_card(served.folder)
+    return serving_line(served), card or "These weights came without a model card (README.md).", figures
 
 
 def model_report(demo: gr.Blocks, task: str, serving: gr.Markdown) -> None:
@@ -141,7 +141,7 @@ def run_classify(path: str | None) -> tuple[Image.Image, dict[str, float]]:
     """Upload → (the 28×28 input the model saw, shown at 8× with square pixels; the class probabilities)."""
     photo = open_upload(path)
     try:
-        prediction = classify.predict(served("classify"), photo)
+        prediction = classify.predict(load_served("classify"), photo)
     except ValueError as error:  # NoItemError: nothing stands out from the background
         raise gr.Error(str(error)) from error
     shown = prediction.model_input.resize((8 * classify.SIZE, 8 * classify.SIZE), Image.Resampling.NEAREST)
@@ -176,18 +176,18 @@ def classify_tab(demo: gr.Blocks) -> None:
 def run_cards(category: str, seed: float, n: float, num_inference_steps: float, scheduler: str, guidance_scale: float,
               source: str, progress=gr.Progress()) -> tuple[list[Image.Image], str]:
     """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i); the knobs as in cards.predict."""
-    model = served("cards", source or "")
-    if model.model.categories is None and category != cards.ANY:
-        gr.Info(f"{model.weights.name} has no categories; sampling it unconditionally.")
+    served = load_served("cards", source or "")
+    if served.model.categories is None and category != cards.ANY:
+        gr.Info(f"{served.weights.name} has no categories; sampling it unconditionally.")
         category = cards.ANY
     progress(0, desc="sampling")
     try:
-        images = cards.predict(model, category, seed=int(seed), n=int(n), num_inference_steps=int(num_inference_steps),
+        images = cards.predict(served, category, seed=int(seed), n=int(n), num_inference_steps=int(num_inference_steps),
                                scheduler=scheduler, guidance_scale=float(guidance_scale),
                                progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
     except ValueError as error:
         raise gr.Error(str(error)) from error
-    return images, serving_line(model)
+    return images, serving_line(served)
 
 
 def steps_slider(sampler: str, source: str, steps: float | None = None):
@@ -200,7 +200,7 @@ def steps_slider(sampler: str, source: str, steps: float | None = None):
     the sampler's own and would otherwise put its steps back."""
     value = cards.DEFAULT_STEPS[sampler] if steps is None else int(steps)
     try:
-        levels = cards.diffusion.noise_levels(served("cards", source or "").model)
+        levels = cards.diffusion.noise_levels(load_served("cards", source or "").model)
     except gr.Error:
         return gr.update(value=value) if steps is None else gr.update()
     if steps is not None and value <= levels:
@@ -210,16 +210,16 @@ def steps_slider(sampler: str, source: str, steps: float | None = None):
 
 def run_stain(path: str | None, region: str, category: str, seed: float, source: str):
     """"Stain this card": inpaint a stain of `category` in a preset region of an uploaded card."""
-    model = served("cards", source or "")
+    served = load_served("cards", source or "")
     card = open_upload(path)
     if region not in cards.STAIN_REGIONS:
         raise gr.Error(f"Pick a region: {', '.join(cards.STAIN_REGIONS)}.")
     left, top, right, bottom = cards.STAIN_REGIONS[region]
-    height, width = model.model.size
+    height, width = served.model.size
     mask = Image.new("L", (width, height), 0)
     mask.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
     try:
-        stained, known_mask = cards.stain(model, card, mask, category, seed=int(seed))
+        stained, known_mask = cards.stain(served, card, mask, category, seed=int(seed))
     except ValueError as error:
         raise gr.Error(str(error)) from error
     before = cards.diffusion.upright(card, (height, width))
@@ -284,14 +284,14 @@ def cards_tab(demo: gr.Blocks) -> None:
 def run_colorize(path: str | None, saturation: float):
     """Upload → (grayscale ↔ colorized slider, the original when it had color, a line with the MAE)."""
     photo = open_upload(path)
-    model = served("colorize")
+    served = load_served("colorize")
     try:
-        result = colorize.predict(model, photo, saturation=float(saturation))
+        result = colorize.predict(served, photo, saturation=float(saturation))
     except ValueError as error:
         raise gr.Error(str(error)) from error
     if result.was_color:
         note = (f"Your photo had color: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; the model "
-                f"scores {model.metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
+                f"scores {served.metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
         original = gr.update(value=photo, visible=True)
     else:
         note, original = "Your photo was grayscale: nothing to compare against.", gr.update(value=None, visible=False)
@@ -334,7 +334,7 @@ def run_mask(path: str | None, threshold: float, background: str):
     """Upload → (the mask, the RGBA cut-out, before ↔ after on a background color). Also the /mask API endpoint."""
     photo = open_upload(path)
     try:
-        result = mask.predict(served("mask"), photo, threshold=float(threshold))
+        result = mask.predict(load_served("mask"), photo, threshold=float(threshold))
     except ValueError as error:
         raise gr.Error(str(error)) from error
     try:

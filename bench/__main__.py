@@ -31,6 +31,7 @@ from PIL import Image
 
 from tasks import TASKS, task_module
 from tasks.hub import Served
+from tasks.training import count_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
@@ -59,18 +60,18 @@ class Hook:
     """What one task's bench needs beyond the generic path (load → evaluate → time predict); every field optional.
 
     Attributes:
-        quality: (served, data, args) → (the flat quality figures, more entries for the JSON); default: the numbers
-            of evaluate(served, data), and nothing more.
-        latency_calls: (served, data, n) → (a list of predict's arguments after `served`, one tuple per timed call;
-            a line naming the input); default: the same 1024×768 photo n times.
-        max_latency_calls: at most this many timed calls (slow predicts).
+        quality: (served, data, args) → (the flat quality figures, more entries for the JSON: "n", the items scored,
+            among them); default: the numbers of evaluate(served, data), its "n" included.
+        latency_calls: (served, data, n, args) → (a list of predict's arguments after `served`, one tuple per timed
+            call; a line naming the input); default: the same 1024×768 photo n times.
+        max_latency_calls: at most this many timed calls (slow predicts); None = as many as --n_latency.
         warmup: untimed calls first.
         finish: (result, served, args) → result, for figures made from both the quality and the latency.
     """
 
     quality: Callable[[Served, str, argparse.Namespace], tuple[dict[str, Any], dict[str, Any]]] | None = None
-    latency_calls: Callable[[Served, str, int], tuple[list[tuple], str]] | None = None
-    max_latency_calls: int = 200
+    latency_calls: Callable[[Served, str, int, argparse.Namespace], tuple[list[tuple], str]] | None = None
+    max_latency_calls: int | None = None
     warmup: int = 10
     finish: Callable[[dict, Served, argparse.Namespace], dict] | None = None
 
@@ -79,11 +80,6 @@ def numbers(report: dict[str, Any]) -> dict[str, float]:
     """The numeric entries of an `evaluate` report (lists, tables and text are left to the task's hook)."""
     return {key: float(value) for key, value in report.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)}
-
-
-def count_parameters(model: Any) -> float:
-    """Parameters of a served model: an nn.Module, or anything with a `parameters()` of tensors."""
-    return float(sum(parameter.numel() for parameter in model.parameters()))
 
 
 def photo_1024x768() -> Image.Image:
@@ -104,14 +100,15 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
     data = args.data or getattr(module, "DEFAULT_DATA", "")
     served = module.load(args.weights)
     quality, extra = hook.quality(served, data, args) if hook.quality else (numbers(module.evaluate(served, data)), {})
-    quality.setdefault("parameters", count_parameters(served.model))
-    n_latency = min(args.n_latency, hook.max_latency_calls)
+    quality.setdefault("parameters", float(count_parameters(served.model)))
+    n = int(extra.pop("n", quality.get("n", 0)))
+    n_latency = min(args.n_latency, hook.max_latency_calls or args.n_latency)
     if hook.latency_calls:
-        calls, latency_input = hook.latency_calls(served, data, n_latency)
+        calls, latency_input = hook.latency_calls(served, data, n_latency, args)
     else:
         calls, latency_input = [(photo_1024x768(),)] * n_latency, "1024×768 photo"
     latency = time_calls(lambda call: module.predict(served, *call), calls, warmup=hook.warmup) if calls else None
-    result = {"task": task, "data": data, "n": int(quality.get("n", 0)), "weights": served.weights.name,
+    result = {"task": task, "data": data, "n": n, "weights": served.weights.name,
               "quality": quality, "latency_ms": latency, "threads": THREADS, "latency_input": latency_input, **extra}
     return hook.finish(result, served, args) if hook.finish else result
 
@@ -121,7 +118,7 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def classify_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
+def classify_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
     """Fashion-MNIST test images, one per call."""
     from tasks import classify
 
@@ -151,11 +148,11 @@ def cards_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[
         quality.update(cards.evaluate(served, data, n_per_category=args.n_fidelity, runs=runs, batch_size=batch_size))
     finally:
         served.model.unet.to("cpu")  # predict is timed on the CPU
-    quality["n"] = args.n_fidelity * len(cards.CATEGORIES)
-    return quality, {"data": "rendered cards (judge: render seeds 2/3)", "sampled_on": args.device}
+    return quality, {"data": "rendered cards (judge: render seeds 2/3)", "sampled_on": args.device,
+                     "n": args.n_fidelity * len(cards.CATEGORIES)}
 
 
-def cards_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
+def cards_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
     """One SMALL card per call (seeds 0..n-1) at the model's size, DPM-Solver++ 20 steps, the default guidance."""
     height, width = served.model.size
     return [("SMALL", seed, 1) for seed in range(n)], f"1 card ({width}×{height}), DPM-Solver++ 20 steps"
@@ -185,7 +182,7 @@ def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tup
     quality: dict[str, Any] = {
         "faces_mae": faces["mae"], "faces_baseline_mae": faces["baseline_mae"], "faces_photos": faces["n"],
         "test_people": faces["test_people"], "faces_cast_matched_mae": faces["cast_matched_mae"],
-        "faces_mae_interval95/low": faces["interval"][0], "faces_mae_interval95/high": faces["interval"][1], "n": faces["n"]}
+        "faces_mae_interval95/low": faces["interval"][0], "faces_mae_interval95/high": faces["interval"][1]}
     quality.update({f"faces_mae_by_split/{part}": value for part, value in faces.get("by_split", {}).items()})
     if "mean_color_mse" in faces:
         quality.update(mean_color_mse=faces["mean_color_mse"], mean_color_baseline_mse=faces["mean_color_baseline_mse"])
@@ -206,15 +203,16 @@ def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tup
         scenes = colorize.evaluate(served, transfer)
         quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"],
                        scenes_cast_matched_mae=scenes["cast_matched_mae"])
-    return quality, {"trained_on": faces.get("trained_on"), "people": faces.get("people", {})}
+    return quality, {"n": faces["n"], "trained_on": faces.get("trained_on"), "people": faces.get("people", {})}
 
 
-def colorize_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
-    """A 1024×768 photo (a BSDS test photo resized, when there, else the generic photo) through `predict`."""
+def colorize_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
+    """A 1024×768 photo (the first `--transfer` photo resized, BSDS test by default, when there; else the generic
+    photo) through `predict`."""
     from tasks import colorize
     from tasks.images import load_rgb
 
-    transfer = Path(colorize.DEFAULT_TRANSFER)
+    transfer = Path(args.transfer or colorize.DEFAULT_TRANSFER)
     photo = (load_rgb(colorize.folder_photos(str(transfer))[0]).resize((1024, 768), Image.Resampling.BICUBIC)
              if transfer.is_dir() else photo_1024x768())
     return [(photo,)] * n, "1024×768 photo"
@@ -225,10 +223,10 @@ def mask_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[d
     from tasks import mask
 
     report = mask.evaluate(served, data)
-    return {"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"], "n": report["n"]}, {}
+    return {"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"]}, {"n": report["n"]}
 
 
-def mask_latency(served: Served, data: str, n: int) -> tuple[list[tuple], str]:
+def mask_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
     """A full-size test photo → mask + cut-out through `predict` (a 1918×1280 Carvana photo)."""
     from tasks import mask
     from tasks.images import load_rgb
@@ -419,8 +417,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         result = run_bench(args)
-    except FileNotFoundError as error:  # --weights or --data that is not there: say so, benchmark nothing
-        parser.error(str(error))
+    except (FileNotFoundError, ValueError) as error:  # --weights or --data that is not there or not usable: say
+        parser.error(str(error))  # so, benchmark nothing
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

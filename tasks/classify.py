@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
+from tasks.training import count_parameters
 from tasks.images import load_rgb, shrink
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Config(training.TrainingArgs):
     weight_decay: float = 5e-4
     lr_warmup_steps: int = 200
     val_fraction: float = 0.1  # share of train held out (seeded) for early stopping
-    patience: int = 5  # stop after this many epochs without a better validation loss (noisy while lr is high)
+    patience: int = 5  # stop after this many epochs without a better validation loss (noisy while lr is high); 0 = never
     width: int = 32  # channels of the first stage; stages use width, 2*width, 4*width
     dropout: float = 0.2  # before the classifier
     augment: bool = True  # random horizontal flip and ±2 px shifts on the training batches
@@ -168,10 +169,6 @@ def slug(class_name: str) -> str:
     return class_name.lower().replace("/", "-").replace(" ", "-")
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------------------------------
@@ -215,12 +212,13 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, epoch_steps)
 
     # 3. resume: weights, optimizer, schedule, RNG and the loop state
-    state = training.LoopState()
+    state = training.LoopState(extra=training.loop_shape(cfg, accelerator))
     state.history["val_accuracy"] = []
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler)
+        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler,
+                                         training.loop_shape(cfg, accelerator))
         state.resumed.append({"from": checkpoint.name, "patience": cfg.patience})
         logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     else:

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
+from tasks.training import count_parameters
 from tasks.images import load_rgb
 
 logger = logging.getLogger(__name__)
@@ -167,10 +168,6 @@ class CarUNet(nn.Module, PyTorchModelHubMixin, library_name="darkroom", license=
         return self.head(x)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     probability = logits.sigmoid().flatten(1)
     target = target.flatten(1)
@@ -224,11 +221,12 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(len(train_x), cfg))
 
     # 3. resume
-    state = training.LoopState()
+    state = training.LoopState(extra=training.loop_shape(cfg, accelerator))
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler)
+        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler,
+                                         training.loop_shape(cfg, accelerator))
         state.resumed.append({"from": checkpoint.name})
         logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     else:

@@ -4,17 +4,23 @@ each process's share, gradient accumulation, clipping), checkpoints, curves and 
 The loop itself lives in each task (one readable `train()` per task); this module holds only what is the same for
 all of them:
 
-    state = LoopState()                                # or load_checkpoint(...) to resume
+    state = LoopState(extra=loop_shape(cfg, accelerator))    # or load_checkpoint(..., loop_shape(...)) to resume
+    losses = []
     while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         for batch in epoch_batches(len(train_x), cfg, state, accelerator, cfg.seed):
+            if state.global_step >= total_steps:
+                break
             with accumulating(accelerator, model, batch):
-                loss = ...(train_x[batch.indices])
+                loss = loss_of(train_x[batch.indices])
                 backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
-            record_batch(state, progress, batch, losses, loss.item(), lr)
+            record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
+            if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
+                save_checkpoint(...)                   # only between optimizer steps: nothing half-accumulated
         else:
-            end_epoch(state, value=..., improved=state.is_better(...), ...)
- Checkpoints never use pickle for weights: the model is safetensors, the optimizer/scheduler/RNG state is
-a plain tensor dict read back with `torch.load(weights_only=True)`.
+            end_epoch(state, value=score, val_loss=..., improved=state.is_better(score), ...)
+
+Checkpoints never use pickle for weights: the model is safetensors, the optimizer/scheduler/RNG state is a plain
+tensor dict read back with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -48,10 +54,10 @@ class TrainingArgs:
     output_dir: str = "outputs/model"  # the trained folder, in the assets/models/<task> shape
     seed: int = 0  # seeds the split, the model init, shuffling and augmentation
     num_epochs: int = 10  # hard cap on passes over the training set
-    train_batch_size: int = 128  # samples per optimizer step (per device)
+    train_batch_size: int = 128  # samples per batch, shared out between the processes; a step takes accumulation ×
     learning_rate: float = 1e-3  # peak learning rate after warmup
     lr_warmup_steps: int = 100  # linear warmup to the peak lr (at most a tenth of the run)
-    gradient_accumulation_steps: int = 1  # batches whose gradients are summed into one optimizer step
+    gradient_accumulation_steps: int = 1  # batches whose gradients are averaged (by samples) into one optimizer step
     max_grad_norm: float = 1.0  # clip the gradients' global norm to this before each optimizer step; 0 = no clipping
     mixed_precision: str = "no"  # "no", "fp16" or "bf16": autocast on GPU; CPU runs stay fp32
     max_train_steps: int = 0  # stop after this many optimizer steps; 0 = no limit (smoke runs, quick tries)
@@ -134,6 +140,13 @@ class LoopState:
         return state
 
 
+def loop_shape(cfg: TrainingArgs, accelerator: Any) -> dict[str, Any]:
+    """What a resumed run must share with the run it resumes for its batches to be the same ones (the batch index
+    and the augmentation seeds count in these units): for LoopState.extra, checked by `load_checkpoint`."""
+    return {"train_batch_size": cfg.train_batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+            "num_processes": accelerator.num_processes}
+
+
 def make_accelerator(cfg: TrainingArgs, accelerator: Any = None) -> Any:
     """The run's Accelerator: `accelerator` when given, else a new one at cfg.mixed_precision. Gradient accumulation
     is the loop's own (`epoch_batches`), so the Accelerator's stays 1 (it would divide the loss a second time).
@@ -159,7 +172,8 @@ class Batch:
     Attributes:
         indices: this process's share of the batch's item indices (int64, into the training tensors).
         sync: the last batch of its optimizer step: step, clip and zero after its backward (and EMA, and count).
-        loss_scale: 1 / the number of batches in its optimizer step, so accumulated gradients average over them.
+        loss_scale: the batch's share of its optimizer step's samples, so that the step's gradient is that of all
+            its samples as one batch (a mean loss per batch assumed; 1 without accumulation).
         draw: a seed for this batch's random augmentation, the same however the run was interrupted.
     """
 
@@ -191,10 +205,11 @@ def epoch_batches(n_items: int, cfg: TrainingArgs, state: LoopState, accelerator
     accumulation = cfg.gradient_accumulation_steps
     for index in range(state.step_in_epoch, len(batches)):
         first = index - index % accumulation  # the first batch of this optimizer step
-        in_step = min(accumulation, len(batches) - first)
+        step = batches[first:first + accumulation]  # the epoch's last step may have fewer, and a smaller last batch
         place = state.global_step * accumulation + index - first  # = global_step without accumulation
         yield Batch(indices=batches[index][accelerator.process_index::accelerator.num_processes],
-                    sync=index - first == in_step - 1, loss_scale=1.0 / in_step, draw=seed * 1_000_003 + place)
+                    sync=index - first == len(step) - 1, loss_scale=len(batches[index]) / sum(map(len, step)),
+                    draw=seed * 1_000_003 + place)
 
 
 @contextmanager
@@ -320,8 +335,24 @@ def find_checkpoint(output_dir: str | os.PathLike, spec: str) -> Path | None:
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    extra: dict[str, Any] | None = None) -> LoopState:
-    """Restore model, optimizer, scheduler, RNG and the `extra` objects from `folder`; returns the loop state."""
+                    expect: dict[str, Any], extra: dict[str, Any] | None = None) -> LoopState:
+    """Restore model, optimizer, scheduler, RNG and the `extra` objects from `folder`; returns the loop state.
+
+    Args:
+        expect: LoopState.extra entries the checkpoint must have been written with (`loop_shape`, and the task's
+            own, e.g. cards' prediction_type); an entry the checkpoint lacks (written before it was recorded) passes.
+
+    Raises:
+        ValueError: the checkpoint was written with other values of `expect`'s entries (checked before anything is
+            restored), naming each.
+    """
+    state = LoopState.from_json(json.loads((folder / "trainer_state.json").read_text()))
+    differ = {key: (state.extra[key], value) for key, value in expect.items()
+              if key in state.extra and state.extra[key] != value}
+    if differ:
+        raise ValueError(f"{folder} was written by a run with " + ", ".join(
+            f"{key} = {saved!r}" for key, (saved, _) in differ.items()) + "; resume with the same (got " + ", ".join(
+            f"{key} = {given!r}" for key, (_, given) in differ.items()) + "), or start afresh.")
     model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
     training_state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
     optimizer.load_state_dict(training_state["optimizer"])
@@ -329,7 +360,8 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     torch.set_rng_state(training_state["torch_rng"])
     for name, value in (extra or {}).items():
         value.load_state_dict(training_state["extra"][name])
-    return LoopState.from_json(json.loads((folder / "trainer_state.json").read_text()))
+    state.extra.update(expect)  # recorded from now on, also when the checkpoint predates an entry
+    return state
 
 
 def record_batch(state: LoopState, progress: Any, batch: Batch, losses: list[float], loss: float, lr: float) -> None:
@@ -352,9 +384,9 @@ def lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingArgs, epoch_steps
                 decay: str = "cosine") -> tuple[torch.optim.lr_scheduler.LambdaLR, int]:
     """The run's length in optimizer steps and its learning-rate schedule.
 
-    Length: num_epochs × epoch_steps (optimizer steps, `steps_per_epoch`), capped by max_train_steps when that is set. Schedule: linear warmup over
-    cfg.lr_warmup_steps (at most a tenth of the run), then cosine decay to zero at the last step ("cosine", the
-    diffusers default shape) or the peak lr held ("constant").
+    Length: num_epochs × epoch_steps (optimizer steps: `steps_per_epoch`), capped by max_train_steps when set.
+    Schedule: linear warmup over cfg.lr_warmup_steps (at most a tenth of the run), then cosine decay to zero at the
+    last step ("cosine", the diffusers default shape) or the peak lr held ("constant").
 
     Returns:
         (scheduler, total steps).
@@ -459,6 +491,11 @@ def copy_sweep(folder: str, output_dir: str | os.PathLike) -> str:
     for name in ("sweep.md", "sweep.png"):
         shutil.copyfile(Path(folder) / name, Path(output_dir) / name)
     return (Path(folder) / "sweep.md").read_text()
+
+
+def count_parameters(model: Any) -> int:
+    """Parameters of a model: an nn.Module, or anything with a `parameters()` of tensors (cards' CardModel)."""
+    return sum(parameter.numel() for parameter in model.parameters())
 
 
 def figure(value: float | None, spec: str = ".4f") -> str:

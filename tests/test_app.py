@@ -149,7 +149,7 @@ def test_models_asked_for_at_once_load_one_at_a_time_and_once(monkeypatch):
     monkeypatch.setattr(app.cards, "load", slow_load)
     sources = ["darkroom-tests/slow-a", "darkroom-tests/slow-a", "darkroom-tests/slow-b"]
     models = {}
-    threads = [threading.Thread(target=lambda i=i, source=source: models.update({i: app.served("cards", source)}))
+    threads = [threading.Thread(target=lambda i=i, source=source: models.update({i: app.load_served("cards", source)}))
                for i, source in enumerate(sources)]
     for thread in threads:
         thread.start()
@@ -174,12 +174,12 @@ def test_a_loaded_model_is_served_while_another_loads(monkeypatch):
         return object()
 
     monkeypatch.setattr(app.cards, "load", load)
-    loaded = app.served("cards", "darkroom-tests/loaded")
-    downloading = threading.Thread(target=app.served, args=("cards", "darkroom-tests/slow-download"))
+    loaded = app.load_served("cards", "darkroom-tests/loaded")
+    downloading = threading.Thread(target=app.load_served, args=("cards", "darkroom-tests/slow-download"))
     downloading.start()
     assert started.wait(timeout=5)  # the slow load has begun, and holds the loading lock
     served = []
-    asking = threading.Thread(target=lambda: served.append(app.served("cards", "darkroom-tests/loaded")))
+    asking = threading.Thread(target=lambda: served.append(app.load_served("cards", "darkroom-tests/loaded")))
     asking.start()
     asking.join(timeout=5)
     answered_during_the_download = not asking.is_alive()
@@ -195,9 +195,9 @@ def test_the_app_keeps_the_last_eight_models_loaded(monkeypatch):
     loads = []
     monkeypatch.setattr(app.cards, "load", lambda source: loads.append(source) or object())
     sources = [f"darkroom-tests/kept-{i}" for i in range(9)]
-    first = [app.served("cards", source) for source in sources]
-    assert [app.served("cards", source) for source in sources[1:]] == first[1:] and len(loads) == 9
-    assert app.served("cards", sources[0]) is not first[0] and loads[-1] == sources[0]  # the oldest was let go
+    first = [app.load_served("cards", source) for source in sources]
+    assert [app.load_served("cards", source) for source in sources[1:]] == first[1:] and len(loads) == 9
+    assert app.load_served("cards", sources[0]) is not first[0] and loads[-1] == sources[0]  # the oldest was let go
 
 
 def test_stain_endpoint_returns_before_after_and_mask(client, tmp_path):
@@ -279,7 +279,7 @@ def test_a_model_folder_without_a_card_says_so(tmp_path, monkeypatch):
     import shutil
 
     shutil.copytree(ASSETS_DIR / "models" / "classify", tmp_path / "plain", ignore=shutil.ignore_patterns("README.md"))
-    monkeypatch.setattr(app, "served", app.model_loader(app.served.__wrapped__))  # a fresh cache: not the bundled
+    monkeypatch.setattr(app, "load_served", app.model_loader(app.load_served.__wrapped__))  # a fresh cache
     serving, text, figures = app.report_view("classify")
     assert "(environment)" in serving and "without a model card" in text and figures == []
 
@@ -375,7 +375,7 @@ def test_colorize_returns_predicts_pixels_losslessly(client, tmp_path, mode):
 
     path = _texture(tmp_path, mode)
     (gray, colorized), original, _ = client.predict(handle_file(str(path)), 1.0, api_name="/colorize")
-    expected = colorize.predict(app.served("colorize"), load_rgb(path))
+    expected = colorize.predict(app.load_served("colorize"), load_rgb(path))
     _assert_same(gray, expected.gray)
     _assert_same(colorized, expected.image)
     if mode == "RGB":
@@ -392,7 +392,7 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     path = _texture(tmp_path, "RGB")
     photo = load_rgb(path)
     mask_path, cutout_path, (before, after) = client.predict(handle_file(str(path)), 0.5, "#102030", api_name="/mask")
-    expected = mask.predict(app.served("mask"), photo)
+    expected = mask.predict(app.load_served("mask"), photo)
     _assert_same(mask_path, expected.mask)
     _assert_same(cutout_path, expected.cutout)
     _assert_same(before, photo)
@@ -401,11 +401,11 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     _assert_same(after, backdrop)
 
     shown, _ = client.predict(handle_file(str(path)), api_name="/classify")
-    seen = classify.predict(app.served("classify"), photo).model_input
+    seen = classify.predict(app.load_served("classify"), photo).model_input
     _assert_same(shown, seen.resize((8 * classify.SIZE,) * 2, Image.Resampling.NEAREST))
 
     (_, stained), region = client.predict(handle_file(str(path)), "centre", "SMALL", 3, "", api_name="/stain")
-    model = app.served("cards")
+    model = app.load_served("cards")
     height, width = model.model.size
     box = Image.new("L", (width, height), 0)
     left, top, right, bottom = cards.STAIN_REGIONS["centre"]

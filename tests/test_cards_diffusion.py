@@ -337,3 +337,15 @@ def test_ddpm_takes_every_noise_level_by_default(trained):
     steps = []
     diffusion.predict(model, "SMALL", n=1, scheduler="DDPM", progress=lambda done, total: steps.append(total))
     assert steps[-1] == diffusion.noise_levels(model.model) == 50
+
+
+def test_the_ema_follows_optimizer_steps_not_batches(tmp_path, monkeypatch):
+    # 8 rendered cards in batches of 4, two batches accumulated into each optimizer step: 2 epochs = 2 steps
+    render_dataset(2, tmp_path / "data", size=(32, 24), categories=("FULL_CARD", "SMALL", "CLEAN", "LIGHT"))
+    steps = []
+    real_step = diffusion.EMAModel.step
+    monkeypatch.setattr(diffusion.EMAModel, "step", lambda ema, parameters: steps.append(1) or real_step(ema, parameters))
+    served = diffusion.train(tiny_config(tmp_path, data=str(tmp_path / "data"), num_epochs=2,
+                                         gradient_accumulation_steps=2, save_images_epochs=10))
+    assert served.metrics["steps"] == 2 and len(steps) == 2
+

@@ -26,8 +26,8 @@ def test_unreachable_repo_falls_back_to_bundled_with_one_warning(monkeypatch, ca
 
 def test_load_serves_bundled_when_the_hub_is_unreachable(monkeypatch):
     monkeypatch.setenv("DARKROOM_CLASSIFY_MODEL", "darkroom-tests/no-such-model")
-    model = classify.load()
-    assert model.weights.origin == "bundled"
+    served = classify.load()
+    assert served.weights.origin == "bundled" and served.folder == hub.MODELS_DIR / "classify"
 
 
 def test_an_explicit_source_that_cannot_be_had_is_raised_with_the_name_and_the_reason_is_logged(caplog):

@@ -192,7 +192,8 @@ def test_epoch_batches_accumulate_in_order_and_resume_mid_epoch_exactly(accumula
     steps = [i for i, batch in enumerate(whole) if batch.sync]
     assert steps == ([0, 1, 2, 3, 4, 5] if accumulation == 1 else [2, 5])
     assert training.steps_per_epoch(22, cfg) == len(steps)
-    assert [batch.loss_scale for batch in whole] == [1.0 / min(accumulation, 6)] * 6
+    # each batch's share of its step's samples: the last step is 4 + 4 + 2 items
+    assert [batch.loss_scale for batch in whole] == ([1.0] * 6 if accumulation == 1 else [1 / 3] * 3 + [0.4, 0.4, 0.2])
     assert len({batch.draw for batch in whole}) == 6  # every batch augments differently
     # a run interrupted after its first optimizer step goes on with exactly the batches left
     state = training.LoopState(epoch=1)
@@ -207,9 +208,9 @@ def test_epoch_batches_accumulate_in_order_and_resume_mid_epoch_exactly(accumula
 def test_accumulated_steps_match_one_large_batch_and_clip_to_max_grad_norm():
     from accelerate import Accelerator
 
-    data = torch.arange(12, dtype=torch.float32)
+    data = torch.arange(10, dtype=torch.float32)
     results = {}
-    for accumulation, batch_size in ((1, 12), (3, 4)):
+    for accumulation, batch_size in ((1, 10), (3, 4)):  # one batch of 10, or batches of 4, 4 and 2 accumulated
         cfg = training.TrainingArgs(train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
                                     max_grad_norm=0.5, learning_rate=0.1)
         accelerator = training.make_accelerator(cfg, Accelerator())
@@ -224,9 +225,44 @@ def test_accumulated_steps_match_one_large_batch_and_clip_to_max_grad_norm():
                 loss = ((model.weight - data[batch.indices]) ** 2).mean()
                 training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
         results[accumulation] = (model.weight.item(), [float(norm) for norm in norms])
-    # one step either way: the mean gradient over all 12 items (-11.0), clipped to 0.5, times lr 0.1
+    # one step either way: the mean gradient over all 10 items (-9.0; the 2-item batch weighs 2/10, not 1/3),
+    # clipped to 0.5, times lr 0.1
     assert results[1][0] == pytest.approx(results[3][0]) == pytest.approx(0.05)
-    assert results[1][1] == pytest.approx([11.0]) and results[3][1] == pytest.approx([11.0])  # the norm before
+    assert results[1][1] == pytest.approx([9.0]) and results[3][1] == pytest.approx([9.0])  # the norm before
+
+
+def test_accumulated_training_resumes_to_the_same_weights(tiny_fashion, tmp_path, monkeypatch):
+    # 36 training images / batch 8 = 5 batches an epoch; accumulating 2: steps of 2, 2 and 1 batches, 3 per epoch
+    def config(name, **overrides):
+        return tiny_config(tiny_fashion, tmp_path / name, **{"num_epochs": 2, "gradient_accumulation_steps": 2,
+                                                             **overrides})
+
+    straight = classify.train(config("straight"))
+    assert straight.metrics["steps"] == 6
+
+    class Interrupted(Exception):
+        pass
+
+    real_save = training.save_checkpoint
+
+    def save_then_die(output_dir, step, *args, **kwargs):
+        folder = real_save(output_dir, step, *args, **kwargs)
+        if step == 4:  # mid-epoch 2, after one of its steps
+            raise Interrupted
+        return folder
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
+        classify.train(config("resumed"))
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    resumed = classify.train(config("resumed", resume_from_checkpoint="latest"))
+    assert resumed.metrics["steps"] == 6
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    # resuming with another batch size or accumulation would take other batches: refused, before any training
+    for changed in (dict(train_batch_size=4), dict(gradient_accumulation_steps=1)):
+        with pytest.raises(ValueError, match="resume with the same"):
+            classify.train(config("resumed", resume_from_checkpoint="latest", **changed))
 
 
 def test_the_accelerator_must_leave_accumulation_to_the_loop():

@@ -458,10 +458,11 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     lr_scheduler, total_steps = training.lr_schedule(optimizer, cfg, epoch_steps)
 
     # 3. resume
-    state = training.LoopState(extra={"prediction_type": cfg.prediction_type})
+    state = training.LoopState(extra={"prediction_type": cfg.prediction_type, **training.loop_shape(cfg, accelerator)})
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, unet, optimizer, lr_scheduler, extra={"ema": ema})
+        state = training.load_checkpoint(checkpoint, unet, optimizer, lr_scheduler, training.loop_shape(cfg, accelerator),
+                                         extra={"ema": ema})
         trained_for = state.extra.get("prediction_type", "epsilon")  # checkpoints older than the field were all ε
         if trained_for != cfg.prediction_type:
             raise ValueError(f"{checkpoint} was trained with --prediction_type {trained_for}; resume with the same "

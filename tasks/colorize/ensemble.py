@@ -12,13 +12,14 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from tasks.colorize.data import load_split_photos
-from tasks.hub import Served
-from tasks.training import LoopState
 from tasks.colorize.fit import Config, write_output
 from tasks.colorize.models import ColorizerEnsemble, MeanColor
 from tasks.colorize.scoring import score
 from tasks.colorize.serve import load
+from tasks.hub import Served
+from tasks.training import LoopState
 
+RENAMED_FIELDS = {"colour_jitter": "color_jitter"}  # Config fields by their names in folders trained before a rename
 # the data.json entries an ensemble's members must share, each with its value in folders written before it existed
 MEMBER_KEYS = {"data": None, "seed": None, "split": None, "trained_on": ["train"], "extra_train": "", "train_mean_ab": None}
 
@@ -48,8 +49,8 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> Served[ColorizerE
         if differs:
             raise ValueError(f"{folder} was trained on other people or photos than {member_dirs[0]} (data.json: "
                              f"{', '.join(differs)}); an ensemble's members must share them.")
-    configs = [Config(**{key: value for key, value in served.metrics["config"].items()
-                         if key in Config.__dataclass_fields__}) for served in members]
+    configs = [Config(**{RENAMED_FIELDS.get(key, key): value for key, value in served.metrics["config"].items()
+                         if RENAMED_FIELDS.get(key, key) in Config.__dataclass_fields__}) for served in members]
     seeds = [config.run_seed for config in configs]
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"Two members were trained with the same seed ({seeds}): they are the same model.")

@@ -107,11 +107,12 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
                                                   decay=cfg.lr_decay)
 
     # 3. resume
-    state = training.LoopState()
+    state = training.LoopState(extra=training.loop_shape(cfg, accelerator))
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, pair, optimizer, scheduler)
+        state = training.load_checkpoint(checkpoint, pair, optimizer, scheduler,
+                                         training.loop_shape(cfg, accelerator))
         state.resumed.append({"from": checkpoint.name})
         logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     else:

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from tasks.training import count_parameters  # noqa: F401  (re-exported: colorize.count_parameters)
+
 HUB_KWARGS = dict(library_name="darkroom", license="mit", repo_url="https://huggingface.co/spaces/darkroom/darkroom",
                   tags=["image-to-image", "colorization", "darkroom"])
 
@@ -104,8 +106,5 @@ class ColorizerEnsemble(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
         return torch.stack([member(lightness) for member in self.members]).mean(0)
 
 
-Model = Colorizer | ColorizerEnsemble  # what `load` returns; every scoring and serving function takes either
+Model = Colorizer | ColorizerEnsemble  # what `load`'s Served holds; every scoring and serving function takes either
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
