@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -76,3 +78,70 @@ def bootstrap_interval(values: np.ndarray, confidence: float = 0.95, resamples: 
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """The luma Y of ITU-R BT.601 YCbCr ("studio swing": 16–235), as super-resolution papers measure it.
+
+    Y = 16 + (65.481 R + 128.553 G + 24.966 B) with R, G, B in [0, 1]: MATLAB's rgb2ycbcr, here scikit-image's.
+
+    Args:
+        image: RGB, (H, W, 3), uint8 in 0..255 or float in [0, 1]; or (H, W) gray (R = G = B).
+
+    Returns:
+        float64 (H, W) in [16, 235].
+    """
+    from skimage.color import rgb2ycbcr
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"Expected an (H, W, 3) RGB or (H, W) gray image; got shape {image.shape}.")
+    rgb = image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
+    return rgb2ycbcr(rgb)[..., 0]
+
+
+def _shaved_y(predicted: np.ndarray, truth: np.ndarray, shave: int) -> tuple[np.ndarray, np.ndarray]:
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"Images differ in shape: {predicted.shape} vs {truth.shape}.")
+    if shave < 0 or 2 * shave >= min(truth.shape[:2]):
+        raise ValueError(f"Cannot shave {shave} pixels off each side of a {truth.shape[1]}×{truth.shape[0]} image.")
+    crop = (slice(shave, truth.shape[0] - shave), slice(shave, truth.shape[1] - shave))
+    return rgb_to_y(predicted)[crop], rgb_to_y(truth)[crop]
+
+
+def psnr_y(predicted: np.ndarray, truth: np.ndarray, shave: int = 0) -> float:
+    """PSNR on Y (BT.601, `rgb_to_y`) with `shave` pixels cut from every side: the convention of super-resolution
+    papers since SRCNN (Dong et al. 2014), where shave is the scale factor.
+
+    PSNR = 10 log10(255² / MSE), MSE over the remaining Y pixels (0–255 scale).
+
+    Args:
+        predicted, truth: RGB images of one shape, (H, W, 3) uint8 (or float in [0, 1]), or (H, W) gray.
+        shave: pixels removed from each border before comparing.
+
+    Returns:
+        dB; inf when the two are equal.
+
+    Raises:
+        ValueError: shapes differ, or the shave leaves no pixel.
+    """
+    predicted_y, truth_y = _shaved_y(predicted, truth, shave)
+    mse = float(np.mean((predicted_y - truth_y) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def ssim_y(predicted: np.ndarray, truth: np.ndarray, shave: int = 0) -> float:
+    """SSIM on Y (BT.601), `shave` pixels cut from every side, with the constants of Wang et al. 2004 as SR papers
+    use them: an 11×11 Gaussian window of σ 1.5, K1 = 0.01, K2 = 0.03, data range 255 (scikit-image's
+    structural_similarity with gaussian_weights and population covariance).
+
+    Args and Raises: as `psnr_y`. Returns: the mean SSIM, in [-1, 1] (1 when equal).
+    """
+    from skimage.metrics import structural_similarity
+
+    predicted_y, truth_y = _shaved_y(predicted, truth, shave)
+    return float(structural_similarity(predicted_y, truth_y, data_range=255.0, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False))

@@ -51,3 +51,32 @@ def test_bootstrap_interval_refuses_nothing_and_bad_confidence():
         metrics.bootstrap_interval(np.array([]))
     with pytest.raises(ValueError, match="confidence"):
         metrics.bootstrap_interval(np.array([0.1, 0.2]), confidence=1.0)
+
+
+def test_y_is_bt601_studio_swing():
+    pixels = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], dtype=np.uint8)  # black, white, red
+    np.testing.assert_allclose(metrics.rgb_to_y(pixels), [[16.0, 235.0, 16.0 + 65.481]], atol=1e-9)
+    np.testing.assert_allclose(metrics.rgb_to_y(pixels.astype(np.float64) / 255), metrics.rgb_to_y(pixels))
+    np.testing.assert_allclose(metrics.rgb_to_y(np.full((2, 2), 255, np.uint8)), 235.0)  # gray: R = G = B
+
+
+def test_psnr_y_by_hand_and_the_shaved_border_does_not_count():
+    truth = np.full((16, 16, 3), 100, np.uint8)  # SSIM's 11×11 window fits what the shave leaves
+    predicted = np.full((16, 16, 3), 110, np.uint8)
+    # ten gray levels are 10 × 219 / 255 steps of Y: PSNR = 20 log10(255 / 8.588) = 29.45 dB
+    assert metrics.psnr_y(predicted, truth) == pytest.approx(20 * np.log10(255 / (10 * 219 / 255)))
+    assert metrics.psnr_y(predicted, truth) == pytest.approx(29.452, abs=1e-3)
+    framed = truth.copy()
+    framed[:2], framed[-2:], framed[:, :2], framed[:, -2:] = 0, 0, 0, 0  # a black 2-pixel frame
+    assert metrics.psnr_y(framed, truth, shave=2) == float("inf")
+    assert metrics.psnr_y(framed, truth, shave=1) < 20
+    assert metrics.ssim_y(framed, truth, shave=2) == pytest.approx(1.0)
+    assert metrics.ssim_y(predicted, truth) < 1.0
+
+
+def test_psnr_and_ssim_refuse_mismatched_shapes_and_a_shave_that_leaves_nothing():
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.psnr_y(image, image[:7])
+    with pytest.raises(ValueError, match="Cannot shave 4 pixels"):
+        metrics.ssim_y(image, image, shave=4)
