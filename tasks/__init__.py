@@ -13,6 +13,7 @@ from types import ModuleType
 TASKS: dict[str, str] = {  # task name -> its module, in the app's tab order
     "cards": "tasks.cards",
     "classify": "tasks.classify",
+    "upscale": "tasks.upscale",
     "mask": "tasks.mask",
     "colorize": "tasks.colorize",
 }
