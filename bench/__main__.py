@@ -234,12 +234,32 @@ def mask_latency(served: Served, data: str, n: int, args: argparse.Namespace) ->
     return [(photo,)] * n, f"{photo.width}×{photo.height} photo"
 
 
+def upscale_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """PSNR and SSIM on Y (border shaved by the scale) over the HR photos of `data`: the serving model, bicubic, and
+    the SRCNN bundled beside it (its srcnn/ folder) when there is one, in the same run."""
+    from tasks import upscale
+
+    quality = upscale.evaluate(served, data)
+    if (served.folder / "srcnn").is_dir():
+        srcnn = upscale.load(str(served.folder / "srcnn"))
+        reference = upscale.evaluate(srcnn, data)
+        quality.update(srcnn_psnr_y=reference["psnr_y"], srcnn_ssim_y=reference["ssim_y"])
+    return quality, {"n": quality.pop("n")}
+
+
+def upscale_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
+    """One 512×512 → 1024×1024 call: the generic photo's centre."""
+    photo = photo_1024x768().crop((256, 128, 768, 640))
+    return [(photo,)] * n, "512×512 photo → 1024×1024"
+
+
 HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without an entry takes the generic path whole
     "classify": Hook(latency_calls=classify_latency),
     "cards": Hook(quality=cards_quality, latency_calls=cards_latency, max_latency_calls=20, warmup=2,
                   finish=cards_finish),
     "colorize": Hook(quality=colorize_quality, latency_calls=colorize_latency, max_latency_calls=30, warmup=3),
     "mask": Hook(quality=mask_quality, latency_calls=mask_latency, max_latency_calls=30, warmup=3),
+    "upscale": Hook(quality=upscale_quality, latency_calls=upscale_latency, max_latency_calls=20, warmup=2),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -20,6 +21,8 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger uploads are refused before they are decoded
 SUPPORTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what a folder of training photos may hold
+
+DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # more than 8 bits per pixel
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 
@@ -44,15 +47,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     A color key is the PNG `tRNS` chunk of an RGB, grayscale or palette image (PIL's `info["transparency"]`): every
     pixel of that value is fully transparent, as a browser shows it.
     """
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        # PIL's convert("L") clips 16/32-bit values at 255; scale the container's range to 0..255 instead.
-        values = np.asarray(image, dtype=np.float64)
-        full_scale = {"F": 1.0 if values.max(initial=0) <= 1.0 else 255.0}.get(image.mode, 65535.0)
-        gray = Image.fromarray(np.clip(np.round(values / full_scale * 255.0), 0, 255).astype(np.uint8))
-        key = image.info.get("transparency")
-        if isinstance(key, (int, float)) and not isinstance(key, bool):
-            gray = Image.merge("LA", (gray, Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8))))
-        image = gray
+    if image.mode in DEEP_MODES:
+        image = _deep_to_8_bit(image)
     if "transparency" in image.info and image.mode in ("1", "L", "RGB", "P") or image.mode in ("PA", "LA", "La", "RGBa"):
         image = image.convert("RGBA")  # PIL turns a color key (or a palette's transparent entries) into alpha
     if image.mode == "RGBA":
@@ -71,7 +67,7 @@ def shrink(image: Image.Image, longest: int = 256) -> Image.Image:
 
 
 def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an uploaded image into an upright 8-bit RGB PIL image.
+    """Decode an uploaded image into an upright 8-bit RGB PIL image (transparency composited onto white).
 
     Args:
         source: a file path, the file's bytes, a binary file object, or an already opened PIL image.
@@ -79,6 +75,62 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
     Returns:
         A fully loaded RGB image with its EXIF orientation applied (first frame of an animation).
+
+    Raises:
+        ValueError: empty, unreadable, truncated or oversized input; the message says what to do.
+    """
+    return _to_rgb(decode(source, max_pixels))
+
+
+@dataclass(frozen=True)
+class Layers:
+    """An upload split for image-to-image models: `rgb` as stored (not composited: the colors under transparent
+    pixels are kept), `alpha` (mode L) when it had transparency, and whether it had more than 8 bits per channel
+    (the models work at 8)."""
+
+    rgb: Image.Image
+    alpha: Image.Image | None
+    deep: bool
+
+
+def load_layers(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Layers:
+    """Decode an upload like `load_rgb`, but keep its alpha channel apart (alpha channel or color key alike).
+
+    Raises:
+        ValueError: as `load_rgb`.
+    """
+    image = decode(source, max_pixels)
+    deep = image.mode in DEEP_MODES or bool(image.info.get("darkroom_16_bit"))
+    if not ("transparency" in image.info or image.mode in ("RGBA", "PA", "LA", "La", "RGBa")):
+        return Layers(rgb=_to_rgb(image), alpha=None, deep=deep)
+    if image.mode in DEEP_MODES:
+        image = _deep_to_8_bit(image)
+    rgba = image.convert("RGBA")
+    return Layers(rgb=rgba.convert("RGB"), alpha=rgba.getchannel("A"), deep=deep)
+
+
+def _deep_to_8_bit(image: Image.Image) -> Image.Image:
+    """A 16/32-bit gray image as 8-bit L, or LA when it has a color key. PIL's convert("L") clips such values at 255;
+    the container's range is scaled to 0..255 instead."""
+    values = np.asarray(image, dtype=np.float64)
+    full_scale = {"F": 1.0 if values.max(initial=0) <= 1.0 else 255.0}.get(image.mode, 65535.0)
+    gray = Image.fromarray(np.clip(np.round(values / full_scale * 255.0), 0, 255).astype(np.uint8))
+    key = image.info.get("transparency")
+    if isinstance(key, (int, float)) and not isinstance(key, bool):
+        return Image.merge("LA", (gray, Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8))))
+    return gray
+
+
+def decode(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open, check and decode an upload, upright (EXIF), in its own mode: what `load_rgb` and `load_layers` convert.
+
+    Args:
+        source: a file path, the file's bytes, a binary file object, or an already opened PIL image.
+        max_pixels: refuse images with more pixels than this (checked from the header, before decoding).
+
+    Returns:
+        The fully loaded image in its own mode (first frame of an animation), EXIF orientation applied; a 16-bit RGB
+        PNG (which PIL decodes to 8 bits) carries info["darkroom_16_bit"].
 
     Raises:
         ValueError: empty, unreadable, truncated or oversized input; the message says what to do.
@@ -103,6 +155,8 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 image.info["transparency"] = tuple(value >> 8 for value in image.info["transparency"])
             if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # exif_transpose copies even when there is nothing to turn
                 image = ImageOps.exif_transpose(image)
+            if sixteen_bit_rgb:
+                image.info["darkroom_16_bit"] = True  # PIL decodes it to 8 bits: say so to whoever asks
     except UnidentifiedImageError as error:
         raise ValueError(f"This file is not an image that can be read; upload a {SUPPORTED} file.") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -111,4 +165,4 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ValueError(
             f"The image file is damaged or truncated ({error}); re-save or re-export it and upload it again."
         ) from error
-    return _to_rgb(image)
+    return image

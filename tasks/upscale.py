@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
-from tasks.images import IMAGE_SUFFIXES, load_rgb
+from tasks.images import IMAGE_SUFFIXES, load_layers, load_rgb
 from tasks.tiling import tiled
 from tasks.training import count_parameters
 
@@ -357,9 +357,53 @@ def model_scale(model: nn.Module) -> int:
     return int(getattr(model, "scale", None) or model.config.upscale)
 
 
-def predict(served: hub.Served[nn.Module], image: Image.Image | str) -> Image.Image:
-    """×scale of one photo (any size; RGB out)."""
-    return upscale_image(served.model, load_rgb(image))
+MAX_OUTPUT_PIXELS = 100_000_000  # a result larger than this is refused before any work (a 24 MP photo at ×2 fits)
+
+
+@dataclass
+class Upscaled:
+    """What `predict` returns: the model's result and bicubic's, at the same size (RGBA when the upload had
+    transparency: its alpha is upscaled with bicubic), and a note for the person when there is something to say."""
+
+    image: Image.Image
+    bicubic: Image.Image
+    factor: int
+    note: str | None = None
+
+
+def predict(served: hub.Served[nn.Module], image: Image.Image | str, passes: int = 1) -> Upscaled:
+    """Upscale one photo of any size by the model's scale, once or twice (×2, or ×4 as two ×2 passes).
+
+    Args:
+        served: what `load` or `train` returned.
+        image: a PIL image or anything `images.load_layers` accepts; EXIF-upright, transparency kept apart.
+        passes: 1 or 2.
+
+    Returns:
+        Upscaled at (width, height) × scale^passes.
+
+    Raises:
+        ValueError: passes not 1 or 2; a result over MAX_OUTPUT_PIXELS; an image `load_layers` refuses.
+    """
+    if passes not in (1, 2):
+        raise ValueError(f"passes must be 1 (×2) or 2 (×4); got {passes}.")
+    layers = load_layers(image)
+    factor = model_scale(served.model) ** passes
+    width, height = layers.rgb.width * factor, layers.rgb.height * factor
+    if width * height > MAX_OUTPUT_PIXELS:
+        raise ValueError(f"The result would be {width}×{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+                         f"{MAX_OUTPUT_PIXELS / 1e6:.0f}. Upload a smaller photo, or ask for ×2 instead of ×4.")
+    result = layers.rgb
+    for _ in range(passes):
+        result = upscale_image(served.model, result)
+    bicubic = layers.rgb.resize((width, height), Image.Resampling.BICUBIC)
+    if layers.alpha is not None:
+        alpha = layers.alpha.resize((width, height), Image.Resampling.BICUBIC)
+        result, bicubic = result.convert("RGBA"), bicubic.convert("RGBA")
+        result.putalpha(alpha)
+        bicubic.putalpha(alpha)
+    note = "Your image had more than 8 bits per channel; it was upscaled at 8." if layers.deep else None
+    return Upscaled(image=result, bicubic=bicubic, factor=factor, note=note)
 
 
 def score_folder(model: nn.Module, paths: list[Path], scale: int) -> dict[str, float]:
