@@ -365,6 +365,8 @@ def upscale_tab(demo: gr.Blocks) -> None:
                                     elem_id="upscale-slider")
             download = gr.File(label="Full-resolution PNG")
             note = gr.Markdown()
+    gr.Examples(examples=[[path, "×2"] for path in examples("upscale")], inputs=[upload, factor],
+                label="Public-domain photos (scikit-image), halved: pick one, then Upscale")
     serving = gr.Markdown()
     button.click(run_upscale, inputs=[upload, factor], outputs=[slider, download, note], api_name="upscale")
     model_report(demo, "upscale", serving)

@@ -4,6 +4,8 @@
     python -m bench cards --json bench/results/cards.json  # fidelity (judge CNN), diversity, time per card
     python -m bench colorize --data ../shared/data/faces --json bench/results/colorize.json  # + --transfer scenes
     python -m bench mask --data ../shared/data/carvana --json bench/results/mask.json  # Dice at full resolution
+    python -m bench upscale --data ../shared/data/photos/set5 --json bench/results/upscale.json  # ×2 PSNR-Y
+    python -m bench upscale-archs --card --json bench/results/upscale-archs.json  # every bundled net, Set5/14, BSDS
     python -m bench app --json bench/results/app.json      # cold start: process start → first answer over HTTP
     python -m bench memory --json bench/results/memory.json  # the server's extra memory per 40 MP request
 
@@ -36,6 +38,7 @@ from tasks.training import count_parameters
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
 SERVER_BENCHES = ("app", "memory")  # benches of the whole server rather than of one task
+OTHER_BENCHES = ("upscale-archs",)  # a task's comparison of its bundled nets
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -253,13 +256,89 @@ def upscale_latency(served: Served, data: str, n: int, args: argparse.Namespace)
     return [(photo,)] * n, "512×512 photo → 1024×1024"
 
 
+def bench_upscale_archs(args: argparse.Namespace) -> dict:
+    """Every net an upscale folder bundles (`upscale.bundled_archs`: the serving one and its sub-folders) on the same
+    HR photos (--data: folders, comma-separated; default Set5, Set14, BSDS test), bicubic beside them, each with its
+    512→1024 latency, training time and best validation PSNR-Y within the shortest run's time (equal CPU time).
+    With --card, the table and a crop figure go into that folder's model card."""
+    import torch
+
+    from tasks import hub, upscale
+
+    torch.set_num_threads(THREADS)
+    folder = hub.resolve("upscale", args.weights).path
+    folders = args.data.split(",") if args.data else [str(upscale.PHOTOS / name) for name in upscale.REPORT_SETS]
+    sets = {upscale.REPORT_SETS.get(Path(data).name, Path(data).name): data for data in folders}
+    bicubic, rows = {}, []
+    calls, latency_input = upscale_latency(None, "", min(args.n_latency, 10), args)
+    for arch, arch_folder in upscale.bundled_archs(folder).items():
+        served = upscale.load(str(arch_folder))
+        row = {"arch": arch, "serving": arch_folder == folder, "parameters": count_parameters(served.model),
+               "training_seconds": served.metrics["training_seconds"], "steps": served.metrics["steps"],
+               "val_psnr_y": served.metrics.get("val_psnr_y", []), "val_seconds": served.metrics.get("val_seconds", [])}
+        for name, data in sets.items():
+            scores = upscale.evaluate(served, data)
+            row[name] = {"psnr_y": scores["psnr_y"], "ssim_y": scores["ssim_y"], "n": scores["n"]}
+            bicubic[name] = {"psnr_y": scores["bicubic_psnr_y"], "ssim_y": scores["bicubic_ssim_y"]}
+        row["latency_ms"] = time_calls(lambda call, served=served: upscale.predict(served, *call), calls, warmup=2)
+        rows.append(row)
+    equal_seconds = min(row["training_seconds"] for row in rows)
+    for row in rows:
+        reached = [psnr for psnr, seconds in zip(row["val_psnr_y"], row["val_seconds"]) if seconds <= equal_seconds]
+        row["best_val_psnr_y_within"] = max(reached) if reached else None
+    photo = upscale.PHOTOS / "set14" / "zebra.png"
+    config = hub.read_json(folder, "metrics.json")["config"]
+    result = {"task": "upscale-archs", "data": sets, "weights": str(folder), "threads": THREADS,
+              "latency_input": latency_input, "equal_seconds": equal_seconds, "bicubic": bicubic, "rows": rows,
+              "val_images": int(config["val_images"]), "val_data": Path(config["val_data"]).name,
+              "figure_photo": str(photo if photo.is_file() else upscale.folder_photos(folders[-1])[0]),
+              "command": "python -m bench upscale-archs" + (f" --data {args.data}" if args.data else "")
+                         + (f" --weights {args.weights}" if args.weights else "") + " --card"}
+    if args.card:
+        upscale.write_card(folder, result)
+    return result
+
+
+def upscale_archs_table(result: dict) -> str:
+    sets = list(result["data"])
+    lines = ["| net | params | " + " | ".join(f"{name} PSNR-Y" for name in sets) + " | p50 ms |",
+             "|---" * (len(sets) + 3) + "|",
+             "| bicubic | – | " + " | ".join(f"{result['bicubic'][name]['psnr_y']:.3f}" for name in sets) + " | – |"]
+    for row in result["rows"]:
+        lines.append(f"| {row['arch']} | {row['parameters']:,} | "
+                     + " | ".join(f"{row[name]['psnr_y']:.3f}" for name in sets) + f" | {row['latency_ms']['p50']:.0f} |")
+    return "\n".join(lines)
+
+
+def upscale_finish(result: dict, served: Served, args: argparse.Namespace) -> dict:
+    """One large photo through predict, in this process: a phone-like JPEG of --megapixels, at most 6 (a 24 MP
+    result), its seconds and the extra resident memory at its peak (MiB): the tiles bound it, not the photo."""
+    import tempfile
+
+    from tasks import upscale
+    from tasks.images import load_rgb
+
+    with tempfile.TemporaryDirectory() as folder:
+        photo = load_rgb(large_photo(Path(folder), min(args.megapixels, 6.0)))
+    reset_peak_memory(os.getpid())
+    before = process_memory_mb(os.getpid())["rss"]
+    started = time.perf_counter()
+    upscaled = upscale.predict(served, photo).image
+    seconds = time.perf_counter() - started
+    result["large_photo"] = {"input": f"{photo.width}×{photo.height}", "output": f"{upscaled.width}×{upscaled.height}",
+                             "seconds": round(seconds, 2),
+                             "extra_mib": round(process_memory_mb(os.getpid())["peak"] - before, 1)}
+    return result
+
+
 HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without an entry takes the generic path whole
     "classify": Hook(latency_calls=classify_latency),
     "cards": Hook(quality=cards_quality, latency_calls=cards_latency, max_latency_calls=20, warmup=2,
                   finish=cards_finish),
     "colorize": Hook(quality=colorize_quality, latency_calls=colorize_latency, max_latency_calls=30, warmup=3),
     "mask": Hook(quality=mask_quality, latency_calls=mask_latency, max_latency_calls=30, warmup=3),
-    "upscale": Hook(quality=upscale_quality, latency_calls=upscale_latency, max_latency_calls=20, warmup=2),
+    "upscale": Hook(quality=upscale_quality, latency_calls=upscale_latency, max_latency_calls=20, warmup=2,
+                    finish=upscale_finish),
 }
 
 
@@ -409,6 +488,8 @@ def run_bench(args: argparse.Namespace) -> dict:
         return bench_app(args.timeout, min(args.n_latency, 50))
     if args.task == "memory":
         return bench_memory(args.megapixels, args.timeout)
+    if args.task == "upscale-archs":
+        return bench_upscale_archs(args)
     return bench_task(args.task, args)
 
 
@@ -416,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     """`python -m bench`'s flags: the task (a registered one, or a server bench) and every task's options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=[*TASKS, *SERVER_BENCHES])
+    parser.add_argument("task", choices=[*TASKS, *SERVER_BENCHES, *OTHER_BENCHES])
     parser.add_argument("--data", help="evaluation data in the task's layout (default: the task's default)")
     parser.add_argument("--weights", help="folder or Hub id (default: $DARKROOM_<TASK>_MODEL or bundled)")
     parser.add_argument("--json", type=Path, help="write the result here")
@@ -427,7 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_ddpm", type=int, default=100, help="cards: DDPM-1000 cards judged per category (0 = none)")
     parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
-    parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size")
+    parser.add_argument("--card", action="store_true",
+                        help="upscale-archs: also write the table and a crop figure into the folder's model card")
+    parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size (upscale: at most 6)")
     return parser
 
 
@@ -443,6 +526,9 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.task == "memory":  # no quality or latency row: a table of requests
         print(memory_table(result["quality"]))
+        return
+    if args.task == "upscale-archs":
+        print(upscale_archs_table(result))
         return
     print("| task | quality | p50 ms | p95 ms | threads | n | weights |\n|---|---|---|---|---|---|---|")
     print(markdown_row(result))

@@ -108,6 +108,7 @@ class LoopState:
         history: per step "step", "loss", "lr"; per epoch "val_step", "val_loss", and any task curves.
         resumed: one entry per resume (the checkpoint's name, and what the task chose to note).
         extra: task facts that must match on resume (e.g. cards' prediction_type).
+        seconds: wall-clock seconds of training so far, summed over resumes (kept by the loops that report it).
     """
 
     global_step: int = 0
@@ -120,6 +121,7 @@ class LoopState:
     history: dict[str, list] = field(default_factory=empty_history)
     resumed: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
 
     def is_better(self, value: float, maximize: bool = False) -> bool:
         """Whether `value` beats best_metric (any value does before the first)."""

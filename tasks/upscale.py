@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +43,13 @@ PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ph
 DEFAULT_DATA = f"{PHOTOS / 't91'},{PHOTOS / 'bsds-train'}"
 DEFAULT_VAL = str(PHOTOS / "bsds-test")
 ARCHS = ("srcnn", "fast", "swin2sr")
+REPORT_SETS = {"set5": "Set5", "set14": "Set14", "bsds-test": "BSDS test"}  # folders under PHOTOS the table scores
 
 
 @dataclass
 class Config(training.TrainingArgs):
-    data: str = DEFAULT_DATA  # training photos: image folders, comma-separated (default: T91 + BSDS train, "291")
-    val_data: str = DEFAULT_VAL  # validation photos for model selection (BSDS test); never Set5/Set14
+    data: str = DEFAULT_DATA  # training photos: folders or datasets ids (owner/name[:split]), comma-separated
+    val_data: str = DEFAULT_VAL  # validation photos that select the epoch (BSDS test); never Set5/Set14
     output_dir: str = "outputs/upscale"
     arch: str = "fast"  # "srcnn" (the original), "fast" (LR-space residual net), "swin2sr" (transformers)
     scale: int = 2  # the upscaling factor
@@ -87,6 +89,36 @@ def folder_photos(data: str) -> list[Path]:
     if not paths:
         raise FileNotFoundError(f"No photos in {data!r}.")
     return paths
+
+
+def photo_sources(data: str, split: str = "train") -> list[Path | Image.Image]:
+    """The HR photos `data` names, comma-separated: image folders (their files, sorted) and `datasets` ids with an
+    `image` column, as "owner/name" (its `split`) or "owner/name:split" (e.g. "eugenesiow/Div2k:validation").
+
+    Returns:
+        File paths and PIL images, each for `load_rgb`.
+
+    Raises:
+        FileNotFoundError: a part that is neither a folder nor a dataset that can be loaded (offline, unknown id,
+            no `image` column), or no photo at all.
+    """
+    sources: list[Path | Image.Image] = []
+    for part in (part for part in data.split(",") if part):
+        if Path(part).is_dir() or part.startswith((".", "/")):
+            sources += folder_photos(part)
+            continue
+        import datasets
+
+        name, _, part_split = part.partition(":")
+        try:
+            dataset = datasets.load_dataset(name, split=part_split or split)
+            sources += list(dataset["image"])
+        except Exception as error:  # datasets raises many kinds (offline, missing, no such split or column)
+            raise FileNotFoundError(f"{part} is neither a folder of photos nor a dataset with an 'image' column that "
+                                    f"can be loaded here ({type(error).__name__}: {error}).") from error
+    if not sources:
+        raise FileNotFoundError(f"No photos in {data!r}.")
+    return sources
 
 
 def crop_to_multiple(image: Image.Image, scale: int) -> Image.Image:
@@ -246,8 +278,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
     set_seed(cfg.seed)
     if cfg.patch_size % cfg.scale:
         raise ValueError(f"patch_size must be a multiple of scale ({cfg.scale}); got {cfg.patch_size}.")
-    photos = [np.asarray(load_rgb(path)) for path in folder_photos(cfg.data)]
-    val_paths = folder_photos(cfg.val_data)[:cfg.val_images]
+    photos = [np.asarray(load_rgb(source)) for source in photo_sources(cfg.data)]
+    val_photos = photo_sources(cfg.val_data, split="test")[:cfg.val_images]
 
     model = build(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
@@ -271,13 +303,15 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
     progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc=f"upscale {cfg.arch}")
 
+    started, seconds_before = time.perf_counter(), state.seconds
+
     def save() -> None:
+        state.seconds = seconds_before + time.perf_counter() - started
         if accelerator.is_main_process:
             training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
                                      scheduler, state, cfg.checkpoints_total_limit)
 
     losses: list[float] = []
-    started = time.perf_counter()
     while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         model.train()
         for batch in training.epoch_batches(n_items, cfg, state, accelerator, cfg.seed):
@@ -292,23 +326,26 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 save()
         else:
-            score = score_folder(accelerator.unwrap_model(model), val_paths, cfg.scale)
+            score = score_photos(accelerator.unwrap_model(model), val_photos, cfg.scale)
             logger.info("epoch %d: validation PSNR-Y %.3f dB", state.epoch, score["psnr_y"])
+            state.history.setdefault("val_seconds", []).append(seconds_before + time.perf_counter() - started)
             training.end_epoch(state, value=score["psnr_y"], val_loss=-score["psnr_y"],
                                improved=state.is_better(score["psnr_y"], maximize=True),
                                model=accelerator.unwrap_model(model), best_path=best_path)
             save()
     progress.close()
-    seconds = time.perf_counter() - started
+    state.seconds = seconds_before + time.perf_counter() - started
 
     model = training.best_model(accelerator.unwrap_model(model), best_path)
     if accelerator.is_main_process:
-        write_output(model, cfg, state, seconds)
+        write_output(model, cfg, state)
     accelerator.wait_for_everyone()
     return load(str(output_dir))
 
 
-def write_output(model: nn.Module, cfg: Config, state: training.LoopState, seconds: float) -> None:
+def write_output(model: nn.Module, cfg: Config, state: training.LoopState) -> None:
+    """The served folder: weights + config.json, upscale_config.json (arch, scale), metrics.json (the run's summary
+    and its validation curve against training time), training_curves.png and the model card."""
     output_dir = Path(cfg.output_dir)
     model.save_pretrained(output_dir)
     (output_dir / "upscale_config.json").write_text(json.dumps({"arch": cfg.arch, "scale": cfg.scale}, indent=2))
@@ -316,14 +353,126 @@ def write_output(model: nn.Module, cfg: Config, state: training.LoopState, secon
                                   "validation: -PSNR-Y (dB, per epoch)")
     summary = {"arch": cfg.arch, "parameters": count_parameters(model), "best_val_psnr_y": state.best_metric,
                "best_epoch": state.best_epoch, "epochs_trained": state.epoch, "steps": state.global_step,
-               "training_seconds": round(seconds, 1), "resumed": state.resumed, "config": asdict(cfg)}
+               "training_seconds": round(state.seconds, 1), "device": str(next(model.parameters()).device),
+               "val_psnr_y": [-value for value in state.history["val_loss"]],
+               "val_seconds": [round(value, 1) for value in state.history.get("val_seconds", [])],
+               "resumed": state.resumed, "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    training.write_model_card(output_dir, title=f"Darkroom Upscale: ×{cfg.scale} super-resolution ({cfg.arch})",
-                              body=f"A {summary['parameters']:,}-parameter `{cfg.arch}` network. Best validation "
-                                   f"PSNR on Y {training.figure(state.best_metric, '.3f')} dB (bsds-test, "
-                                   f"epoch {state.best_epoch}).\n\n{training.config_table(cfg)}\n",
-                              metadata={"license": "mit", "library_name": "darkroom", "pipeline_tag": "image-to-image",
-                                        "tags": ["super-resolution", "darkroom"]})
+    write_card(output_dir)
+
+
+ARCH_NAMES = {"srcnn": "SRCNN, Dong et al. 2014, as in the original project",
+              "fast": "an LR-space residual CNN with a sub-pixel upsampler and a bicubic skip",
+              "swin2sr": "transformers' Swin2SR, Conde et al. 2022, small and from scratch"}
+
+
+def write_card(folder: str | Path, comparison: dict | None = None) -> None:
+    """folder/README.md, from its metrics.json: the net, its training and selection, the metric; with `comparison`
+    (the result of `python -m bench upscale-archs`) the architecture table and `comparison.png` too."""
+    folder = Path(folder)
+    summary = hub.read_json(folder, "metrics.json")
+    cfg = summary["config"]
+    hours = summary["training_seconds"] / 3600
+    data = " + ".join(Path(part).name for part in cfg["data"].split(",") if part)
+    body = f"""A {summary['parameters']:,}-parameter `{summary['arch']}` network ({ARCH_NAMES[summary['arch']]}) for
+×{cfg['scale']} super-resolution of RGB photos of any size (tiled inference).
+
+## Training
+- Data: random {cfg['patch_size']}×{cfg['patch_size']} patches of {data} ({cfg['patches_per_image']} per photo per
+  epoch) with random flips and quarter turns.
+- Low-resolution input: PIL's bicubic resize by 1/{cfg['scale']} (`Image.BICUBIC`, antialiased), made on the fly.
+  Published tables use MATLAB's `imresize`, whose kernel differs by a few hundredths of a dB: Set5 ×2 bicubic reads
+  33.67 dB here, 33.66 dB in the papers.
+- L1 loss; Adam, lr {cfg['learning_rate']:g} with {cfg['lr_warmup_steps']} warm-up steps and cosine decay; batch
+  {cfg['train_batch_size']}; {summary['steps']:,} steps ({summary['epochs_trained']} epochs) in {hours:.2f} h on
+  `{summary.get('device', 'cpu')}` (2 CPU cores here).
+- Selection: the epoch with the best PSNR on Y over the first {cfg['val_images']} photos of
+  {Path(cfg['val_data']).name} (epoch {summary['best_epoch']}: {training.figure(summary['best_val_psnr_y'], '.3f')}
+  dB). Set5 and Set14 chose nothing.
+
+## Metric
+PSNR and SSIM on the Y channel of YCbCr (ITU-R BT.601, 16–235), a border of {cfg['scale']} pixels shaved, the HR
+photo cropped to a multiple of {cfg['scale']}: the convention of the super-resolution literature (`tasks/metrics.py`).
+"""
+    if comparison is not None:
+        body += "\n" + comparison_section(comparison, folder)
+    body += "\n![Training curves](training_curves.png)\n"
+    known = {item.name for item in dataclass_fields(Config)}
+    body += "\n## Config\n" + training.config_table(Config(**{k: v for k, v in cfg.items() if k in known})) + "\n"
+    training.write_model_card(folder, title=f"Darkroom Upscale: ×{cfg['scale']} super-resolution ({summary['arch']})",
+                              body=body, metadata={"license": "mit", "library_name": "darkroom",
+                                                   "pipeline_tag": "image-to-image",
+                                                   "tags": ["super-resolution", "darkroom"]})
+
+
+def comparison_section(result: dict, folder: Path) -> str:
+    """The model card's architecture table (and crop figure, written to folder/comparison.png) from the bench's
+    upscale-archs result."""
+    sets = list(result["data"])
+    header = "| net | parameters | " + " | ".join(f"{name} PSNR / SSIM" for name in sets) + (
+        " | 512→1024 p50 (s) | training (h) | best val PSNR-Y within the shortest run's time |")
+    rule = "|---" * (len(sets) + 5) + "|"
+    bicubic = result["bicubic"]
+    rows = ["| bicubic | – | " + " | ".join(f"{bicubic[name]['psnr_y']:.2f} / {bicubic[name]['ssim_y']:.4f}"
+                                          for name in sets) + " | – | – | – |"]
+    for row in result["rows"]:
+        within = row.get("best_val_psnr_y_within")
+        rows.append(f"| {row['arch']}{' (serving)' if row['serving'] else ''} | {row['parameters']:,} | "
+                    + " | ".join(f"{row[name]['psnr_y']:.2f} / {row[name]['ssim_y']:.4f}" for name in sets)
+                    + f" | {row['latency_ms']['p50'] / 1000:.2f} | {row['training_seconds'] / 3600:.2f} | "
+                    + (f"{within:.3f}" if within is not None else "–") + " |")
+    comparison_figure(folder, result["figure_photo"], folder / "comparison.png")
+    return f"""## Architectures
+Every net bundled in this folder (the serving one and its sub-folders), scored in one run:
+`{result['command']}` ({result['threads']} threads; dB, means over each folder). The last column is each run's best
+validation PSNR-Y (first {result['val_images']} photos of {result['val_data']}) reached within {result['equal_seconds'] / 60:.0f}
+minutes of training, the shortest run's length: the comparison at equal CPU time.
+
+{header}
+{rule}
+{chr(10).join(rows)}
+
+![Crops: bicubic, each net, the original](comparison.png)
+"""
+
+
+def comparison_figure(folder: Path, photo: str, path: Path, box: int = 96) -> None:
+    """A crop of `photo` (HR) as bicubic, each net of `folder` and the original side by side, nearest-neighbour
+    enlarged, each titled with the whole photo's PSNR-Y."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    high = crop_to_multiple(load_rgb(photo), 2)
+    low = downscale(high, 2)
+    truth = np.asarray(high)
+    panels = [("bicubic", bicubic_upscale(low, 2))]
+    nets = list(bundled_archs(folder).items())
+    for arch, arch_folder in nets[1:] + nets[:1]:  # the references, then the serving net beside the original
+        panels.append((arch, upscale_image(load(str(arch_folder)).model, low)))
+    panels.append(("original", high))
+    top, left = (high.height - box) // 2, (high.width - box) // 2
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    for ax, (name, image) in zip(axes, panels):
+        ax.imshow(np.asarray(image)[top:top + box, left:left + box], interpolation="nearest")
+        score = "" if name == "original" else f"\n{metrics.psnr_y(np.asarray(image), truth, shave=2):.2f} dB"
+        ax.set_title(f"{name}{score}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{Path(photo).name}, ×2 from PIL bicubic ×½ (PSNR-Y of the whole photo)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def bundled_archs(folder: str | Path) -> dict[str, Path]:
+    """The nets an upscale folder holds, arch → folder: itself (the serving net) first, then each sub-folder with an
+    upscale_config.json (e.g. srcnn/ for the bench's reference row)."""
+    folder = Path(folder)
+    nets = {hub.read_json(folder, "upscale_config.json").get("arch", "fast"): folder}
+    for sub in sorted(path for path in folder.iterdir() if (path / "upscale_config.json").is_file()):
+        nets.setdefault(hub.read_json(sub, "upscale_config.json")["arch"], sub)
+    return nets
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -406,20 +555,29 @@ def predict(served: hub.Served[nn.Module], image: Image.Image | str, passes: int
     return Upscaled(image=result, bicubic=bicubic, factor=factor, note=note)
 
 
-def score_folder(model: nn.Module, paths: list[Path], scale: int) -> dict[str, float]:
-    """Mean PSNR and SSIM on Y (border of `scale` shaved) of the model and of bicubic over HR photos."""
+def score_photos(model: nn.Module, photos: list[Path | Image.Image], scale: int) -> dict[str, float]:
+    """Mean PSNR and SSIM on Y (`metrics.psnr_y`, `metrics.ssim_y`: border of `scale` shaved, HR cropped to a
+    multiple of it), of the model and of bicubic, over HR photos (paths or PIL images) made LR by `downscale`.
+
+    Returns:
+        {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y"} in dB / [0, 1], and "n", the photos scored.
+    """
     scores: dict[str, list[float]] = {"psnr_y": [], "ssim_y": [], "bicubic_psnr_y": [], "bicubic_ssim_y": []}
     with training.evaluating(model):
-        for path in paths:
-            high = crop_to_multiple(load_rgb(path), scale)
+        for photo in photos:
+            high = crop_to_multiple(load_rgb(photo), scale)
             low = downscale(high, scale)
             truth = np.asarray(high)
             for name, result in (("", upscale_image(model, low)), ("bicubic_", bicubic_upscale(low, scale))):
                 scores[f"{name}psnr_y"].append(metrics.psnr_y(np.asarray(result), truth, shave=scale))
                 scores[f"{name}ssim_y"].append(metrics.ssim_y(np.asarray(result), truth, shave=scale))
-    return {key: float(np.mean(values)) for key, values in scores.items()} | {"n": float(len(paths))}
+    return {key: float(np.mean(values)) for key, values in scores.items()} | {"n": float(len(photos))}
 
 
 def evaluate(served: hub.Served[nn.Module], data: str = str(PHOTOS / "set5")) -> dict[str, float]:
-    """Mean PSNR and SSIM on Y over the HR photos of `data`, the model's and bicubic's."""
-    return score_folder(served.model, folder_photos(data), model_scale(served.model))
+    """`score_photos` over the HR photos `data` names (`photo_sources`; a dataset's "test" split by default).
+
+    Raises:
+        FileNotFoundError: `data` holds no photo or cannot be loaded.
+    """
+    return score_photos(served.model, photo_sources(data, split="test"), model_scale(served.model))

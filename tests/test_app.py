@@ -247,7 +247,7 @@ def test_colorize_bad_upload_is_a_clear_error(client, tmp_path):
         client.predict(handle_file(str(text)), 1.0, api_name="/colorize")
 
 
-@pytest.mark.parametrize("task", ["cards", "classify", "mask", "colorize"])
+@pytest.mark.parametrize("task", ["cards", "classify", "mask", "colorize", "upscale"])
 def test_each_tab_reports_its_serving_model_card_and_its_figures(task):
     import app
     from tasks import TASKS
@@ -263,7 +263,8 @@ def test_each_tab_reports_its_serving_model_card_and_its_figures(task):
     assert "training_curves.png" in shown and all(Path(path).parent == folder for path, _ in figures)
     summary = json.loads((folder / "metrics.json").read_text())
     headline = {"classify": f"{summary.get('test_accuracy', 0):.2%}", "mask": f"{summary.get('test_dice', 0):.4f}",
-                "colorize": f"{summary.get('test_mae', 0):.4f}", "cards": f"{summary.get('parameters', 0):,}"}[task]
+                "colorize": f"{summary.get('test_mae', 0):.4f}", "cards": f"{summary.get('parameters', 0):,}",
+                "upscale": f"{summary.get('best_val_psnr_y', 0):.3f}"}[task]
     assert headline in text
     if task == "colorize":  # each test person's MAE, and the interval over people
         low, high = summary["test_mae_interval95"]
@@ -418,3 +419,35 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     for item, card in zip(gallery, cards.predict(model, "SMALL", seed=3, n=2, num_inference_steps=2, scheduler="DDIM", guidance_scale=1),
                           strict=True):
         _assert_same(item["image"], card)
+
+
+def test_upscale_a_real_photo_gives_bicubic_and_the_network_at_twice_its_size_and_the_png(client):
+    import numpy as np
+
+    import app
+    from tasks import upscale
+    from tasks.images import load_rgb
+
+    path = ASSETS_DIR / "examples" / "upscale" / "chelsea.png"
+    (bicubic, network), download, note = client.predict(handle_file(str(path)), "×2", api_name="/upscale")
+    expected = upscale.predict(app.load_served("upscale"), load_rgb(path))
+    _assert_same(network, expected.image)
+    _assert_same(download, expected.image)
+    _assert_same(bicubic, expected.bicubic)
+    assert expected.image.size == (450, 300) and note.startswith("×2: 450×300 pixels")
+    assert np.abs(_pixels(network).astype(int) - _pixels(bicubic)).mean() > 0.5  # the network did something
+
+
+def test_upscale_a_one_pixel_image_four_times_and_refuse_a_non_image(client, tmp_path):
+    from PIL import Image
+
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 30, 90)).save(dot)
+    (_, network), download, note = client.predict(handle_file(str(dot)), "×4 (two ×2 passes)", api_name="/upscale")
+    assert _pixels(network).shape == (4, 4, 3) and note.startswith("×4: 4×4 pixels")
+    text = tmp_path / "photo.png"
+    text.write_text("not a photo")
+    with pytest.raises(AppError, match="not an image that can be read"):
+        client.predict(handle_file(str(text)), "×2", api_name="/upscale")
+    (_, network), _, _ = client.predict(handle_file(str(dot)), "×2", api_name="/upscale")  # still serving
+    assert _pixels(network).shape == (2, 2, 3)

@@ -86,3 +86,73 @@ def test_a_sixteen_bit_image_comes_back_at_eight_bits_with_a_note(served, tmp_pa
     Image.fromarray(np.full((4, 4), 40000, np.uint16)).save(path)
     result = upscale.predict(served, str(path))
     assert result.image.size == (8, 8) and "more than 8 bits" in result.note
+
+
+def test_training_time_and_the_validation_curve_add_up_over_a_resume(photos, tmp_path):
+    first = upscale.train(tiny_config(tmp_path, photos, "fast", max_train_steps=None, checkpointing_steps=100))
+    again = upscale.train(tiny_config(tmp_path, photos, "fast", max_train_steps=None, checkpointing_steps=100,
+                                      num_epochs=2, resume_from_checkpoint="latest"))
+    before, after = first.metrics, again.metrics
+    assert len(before["val_seconds"]) == 1 and len(after["val_seconds"]) == len(after["val_psnr_y"]) == 2
+    assert after["val_seconds"][0] == before["val_seconds"][0] < after["val_seconds"][1] <= after["training_seconds"]
+    assert after["training_seconds"] > before["training_seconds"] and after["resumed"] == [{"from": "checkpoint-3"}]
+
+
+@pytest.fixture(scope="module")
+def bundle(photos, tmp_path_factory):
+    """A served folder like the bundled one: FastSR, with an SRCNN trained the same way in its srcnn/ sub-folder."""
+    root = tmp_path_factory.mktemp("bundle")
+    upscale.train(tiny_config(root, photos, "fast", max_train_steps=None))
+    upscale.train(tiny_config(root / "fast", photos, "srcnn", max_train_steps=None))
+    return root / "fast"
+
+
+def test_bench_upscale_writes_the_keys_other_checks_read(bundle, photos, tmp_path, capsys):
+    from bench.__main__ import main
+
+    out = tmp_path / "upscale.json"
+    main(["upscale", "--weights", str(bundle), "--data", str(photos / "val"), "--n_latency", "2", "--megapixels", "0.2",
+          "--json", str(out)])
+    result = json.loads(out.read_text())
+    quality = result["quality"]
+    assert {"psnr_y", "ssim_y", "bicubic_psnr_y", "srcnn_psnr_y"} <= set(quality) and result["n"] == 2
+    assert 10 < quality["bicubic_psnr_y"] < 60 and quality["srcnn_psnr_y"] != quality["psnr_y"]
+    assert result["latency_ms"]["p50"] > 0 and result["latency_input"] == "512×512 photo → 1024×1024"
+    width, height = map(int, result["large_photo"]["input"].split("×"))
+    assert result["large_photo"]["output"] == f"{2 * width}×{2 * height}" and width * height > 150_000
+    assert result["large_photo"]["extra_mib"] >= 0
+
+
+def test_bench_upscale_archs_puts_every_bundled_net_in_the_model_card(bundle, photos, capsys):
+    from bench.__main__ import main
+
+    from tasks.training import read_model_card
+
+    main(["upscale-archs", "--weights", str(bundle), "--data", f"{photos / 'val'},{photos / 'train'}",
+          "--n_latency", "2", "--card"])
+    table = capsys.readouterr().out
+    assert "| bicubic |" in table and "| fast |" in table and "| srcnn |" in table
+    text, figures = read_model_card(bundle)
+    assert "## Architectures" in text and "| fast (serving) |" in text and "| srcnn |" in text
+    assert "val PSNR / SSIM" in text and "train PSNR / SSIM" in text  # one column pair per folder scored
+    assert [caption for _, caption in figures][:1] == ["Crops: bicubic, each net, the original"]
+    assert (bundle / "comparison.png").stat().st_size > 5000
+
+
+def test_data_may_be_a_hub_dataset_with_an_image_column_and_a_clear_error_when_it_cannot_be_had(photos, monkeypatch):
+    import datasets
+
+    asked = []
+
+    def fake_load_dataset(name, split):
+        asked.append((name, split))
+        return {"image": [Image.new("RGB", (8, 6), (10, 20, 30))]}
+
+    sources = upscale.photo_sources(str(photos / "val"))
+    assert [path.name for path in sources] == ["0.png", "1.png"]
+    with pytest.raises(FileNotFoundError, match="nobody/nothing is neither a folder of photos nor a dataset"):
+        upscale.photo_sources("nobody/nothing")  # offline in the tests: HF_HUB_OFFLINE=1
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    sources = upscale.photo_sources(f"{photos / 'val'},you/photos,you/more:validation")
+    assert len(sources) == 4 and sources[2].size == (8, 6)
+    assert asked == [("you/photos", "train"), ("you/more", "validation")]
