@@ -286,12 +286,10 @@ def bench_upscale_archs(args: argparse.Namespace) -> dict:
     for row in rows:
         reached = [psnr for psnr, seconds in zip(row["val_psnr_y"], row["val_seconds"]) if seconds <= equal_seconds]
         row["best_val_psnr_y_within"] = max(reached) if reached else None
-    photo = upscale.PHOTOS / "set14" / "zebra.png"
     config = hub.read_json(folder, "metrics.json")["config"]
     result = {"task": "upscale-archs", "data": sets, "weights": str(folder), "threads": THREADS,
               "latency_input": latency_input, "equal_seconds": equal_seconds, "bicubic": bicubic, "rows": rows,
               "val_images": int(config["val_images"]), "val_data": Path(config["val_data"]).name,
-              "figure_photo": str(photo if photo.is_file() else upscale.folder_photos(folders[-1])[0]),
               "command": "python -m bench upscale-archs" + (f" --data {args.data}" if args.data else "")
                          + (f" --weights {args.weights}" if args.weights else "") + " --card"}
     if args.card:

@@ -161,7 +161,7 @@ def push(folder: str | os.PathLike, repo_id: str, commit_message: str = "Upload 
     """
     create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     commit = upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
-                           ignore_patterns=["checkpoints/*", "rendered/*"])  # resumable state, training data
+                           ignore_patterns=["checkpoints/*", "*/checkpoints/*", "rendered/*"])  # resumable state, training data
     return str(commit)
 
 

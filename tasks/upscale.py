@@ -366,6 +366,16 @@ ARCH_NAMES = {"srcnn": "SRCNN, Dong et al. 2014, as in the original project",
               "swin2sr": "transformers' Swin2SR, Conde et al. 2022, small and from scratch"}
 
 
+DESIGN = {"fast": """
+## Design
+Every convolution runs on the low-resolution grid (a quarter of SRCNN's pixels at ×2, which upsamples first), and
+one sub-pixel convolution (`nn.PixelShuffle`, ESPCN) makes the ×{scale} output at the end; a global bicubic skip
+(VDSR) leaves the net only what bicubic misses, so it trains fast from scratch. The blocks are EDSR's plain
+conv-ReLU-conv residuals without batch norm ({blocks} blocks of width {width}: `--blocks`, `--width`); IMDN/RFDN's
+channel distillation and SPAN's parameter-free attention refine this same skeleton and were not tried here.
+"""}
+
+
 def write_card(folder: str | Path, comparison: dict | None = None) -> None:
     """folder/README.md, from its metrics.json: the net, its training and selection, the metric; with `comparison`
     (the result of `python -m bench upscale-archs`) the architecture table and `comparison.png` too."""
@@ -394,6 +404,8 @@ def write_card(folder: str | Path, comparison: dict | None = None) -> None:
 PSNR and SSIM on the Y channel of YCbCr (ITU-R BT.601, 16–235), a border of {cfg['scale']} pixels shaved, the HR
 photo cropped to a multiple of {cfg['scale']}: the convention of the super-resolution literature (`tasks/metrics.py`).
 """
+    if summary["arch"] in DESIGN:
+        body += DESIGN[summary["arch"]].format(**cfg)
     if comparison is not None:
         body += "\n" + comparison_section(comparison, folder)
     body += "\n![Training curves](training_curves.png)\n"
@@ -421,7 +433,7 @@ def comparison_section(result: dict, folder: Path) -> str:
                     + " | ".join(f"{row[name]['psnr_y']:.2f} / {row[name]['ssim_y']:.4f}" for name in sets)
                     + f" | {row['latency_ms']['p50'] / 1000:.2f} | {row['training_seconds'] / 3600:.2f} | "
                     + (f"{within:.3f}" if within is not None else "–") + " |")
-    comparison_figure(folder, result["figure_photo"], folder / "comparison.png")
+    comparison_figure(folder, folder / "comparison.png")
     return f"""## Architectures
 Every net bundled in this folder (the serving one and its sub-folders), scored in one run:
 `{result['command']}` ({result['threads']} threads; dB, means over each folder). The last column is each run's best
@@ -436,15 +448,23 @@ minutes of training, the shortest run's length: the comparison at equal CPU time
 """
 
 
-def comparison_figure(folder: Path, photo: str, path: Path, box: int = 96) -> None:
-    """A crop of `photo` (HR) as bicubic, each net of `folder` and the original side by side, nearest-neighbour
+def figure_photo() -> Image.Image:
+    """The crop figure's HR photo: scikit-image's `chelsea` (CC0, 451×300), which may ship in a model card, unlike
+    Set5, Set14 or BSDS photos."""
+    from skimage import data
+
+    return Image.fromarray(data.chelsea())
+
+
+def comparison_figure(folder: Path, path: Path, box: int = 80) -> None:
+    """A crop of `figure_photo` as bicubic, each net of `folder` and the original side by side, nearest-neighbour
     enlarged, each titled with the whole photo's PSNR-Y."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    high = crop_to_multiple(load_rgb(photo), 2)
+    high = crop_to_multiple(figure_photo(), 2)
     low = downscale(high, 2)
     truth = np.asarray(high)
     panels = [("bicubic", bicubic_upscale(low, 2))]
@@ -459,7 +479,7 @@ def comparison_figure(folder: Path, photo: str, path: Path, box: int = 96) -> No
         score = "" if name == "original" else f"\n{metrics.psnr_y(np.asarray(image), truth, shave=2):.2f} dB"
         ax.set_title(f"{name}{score}", fontsize=9)
         ax.axis("off")
-    fig.suptitle(f"{Path(photo).name}, ×2 from PIL bicubic ×½ (PSNR-Y of the whole photo)", fontsize=9)
+    fig.suptitle("scikit-image's chelsea (CC0), ×2 from PIL bicubic ×½; PSNR-Y of the whole photo", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
