@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import tempfile
 import random
+import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -332,6 +334,21 @@ def colorize_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+DOWNLOADS_KEPT = 16  # the newest full-resolution PNGs kept on disk for the download links (Gradio serves its copy)
+DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "darkroom-downloads"
+
+
+def download_file(image: Image.Image, name: str) -> str:
+    """Save `image` as a PNG for a gr.File and return its path; older files beyond DOWNLOADS_KEPT are removed, so a
+    long-running server's disk holds a bounded number of (possibly 100-megapixel) results."""
+    DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    path = DOWNLOAD_DIR / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}-{name}"  # names sort oldest first
+    image.save(path)
+    for old in sorted(DOWNLOAD_DIR.iterdir())[:-DOWNLOADS_KEPT]:
+        old.unlink(missing_ok=True)
+    return str(path)
+
+
 def run_upscale(path: str | None, factor: str):
     """Upload → (bicubic ↔ model at the same size, the full-resolution PNG to download, a line saying what was done)."""
     if path is None:
@@ -341,11 +358,10 @@ def run_upscale(path: str | None, factor: str):
         result = upscale.predict(served, path, passes=2 if factor.startswith("×4") else 1)
     except ValueError as error:  # a bad upload, or a result over the size limit: said before any work
         raise gr.Error(str(error)) from error
-    download = Path(tempfile.mkdtemp()) / f"upscaled-x{result.factor}.png"
-    result.image.save(download)
+    download = download_file(result.image, f"upscaled-x{result.factor}.png")
     line = f"×{result.factor}: {result.image.width}×{result.image.height} pixels." + (
         f" {result.note}" if result.note else "")
-    return (result.bicubic, result.image), str(download), line
+    return (result.bicubic, result.image), download, line
 
 
 @tab("upscale", "Upscale")

@@ -451,3 +451,15 @@ def test_upscale_a_one_pixel_image_four_times_and_refuse_a_non_image(client, tmp
         client.predict(handle_file(str(text)), "×2", api_name="/upscale")
     (_, network), _, _ = client.predict(handle_file(str(dot)), "×2", api_name="/upscale")  # still serving
     assert _pixels(network).shape == (2, 2, 3)
+
+
+def test_download_files_are_pngs_and_only_the_newest_are_kept_on_disk(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import app
+
+    monkeypatch.setattr(app, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(app, "DOWNLOADS_KEPT", 2)
+    paths = [app.download_file(Image.new("RGB", (2, 2), (index, 0, 0)), "upscaled-x2.png") for index in range(3)]
+    assert sorted(Path(path).name for path in (tmp_path / "downloads").iterdir()) == sorted(Path(p).name for p in paths[1:])
+    assert _pixels(paths[2])[0, 0, 0] == 2
