@@ -13,6 +13,7 @@ import io
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -166,3 +167,49 @@ def decode(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
             f"The image file is damaged or truncated ({error}); re-save or re-export it and upload it again."
         ) from error
     return image
+
+
+def image_files(data: str) -> list[Path]:
+    """The image files of one or more folders (comma-separated), sorted within each.
+
+    Raises:
+        FileNotFoundError: a folder that is not there, or no image in any.
+    """
+    paths = []
+    for folder in (part for part in data.split(",") if part):
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder of photos.")
+        paths += sorted(path for path in Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"No photos in {data!r}.")
+    return paths
+
+
+def photo_sources(data: str, split: str = "train") -> list[Path | Image.Image]:
+    """The HR photos `data` names, comma-separated: image folders (their files, sorted) and `datasets` ids with an
+    `image` column, as "owner/name" (its `split`) or "owner/name:split" (e.g. "eugenesiow/Div2k:validation").
+
+    Returns:
+        File paths and PIL images, each for `load_rgb`.
+
+    Raises:
+        FileNotFoundError: a part that is neither a folder nor a dataset that can be loaded (offline, unknown id,
+            no `image` column), or no photo at all.
+    """
+    sources: list[Path | Image.Image] = []
+    for part in (part for part in data.split(",") if part):
+        if Path(part).is_dir() or part.startswith((".", "/")):
+            sources += image_files(part)
+            continue
+        import datasets
+
+        name, _, part_split = part.partition(":")
+        try:
+            dataset = datasets.load_dataset(name, split=part_split or split)
+            sources += list(dataset["image"])
+        except Exception as error:  # datasets raises many kinds (offline, missing, no such split or column)
+            raise FileNotFoundError(f"{part} is neither a folder of photos nor a dataset with an 'image' column that "
+                                    f"can be loaded here ({type(error).__name__}: {error}).") from error
+    if not sources:
+        raise FileNotFoundError(f"No photos in {data!r}.")
+    return sources

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tasks import images
 from tasks.images import MAX_PIXELS, load_rgb
 
 
@@ -176,3 +177,27 @@ def test_predict_reads_a_pil_image_handed_to_it_like_the_same_upload():
     assert np.asarray(shown)[0, 0] == 0 and np.asarray(shown)[14, 14] > 200  # a bright item, found on the white
     cutout = mask.predict(mask.load(), image).cutout
     assert np.array_equal(np.asarray(cutout)[..., :3], np.asarray(upload))
+
+
+def test_data_may_be_a_hub_dataset_with_an_image_column_and_a_clear_error_when_it_cannot_be_had(tmp_path, monkeypatch):
+    import datasets
+
+    asked = []
+
+    def fake_load_dataset(name, split):
+        asked.append((name, split))
+        return {"image": [Image.new("RGB", (8, 6), (10, 20, 30))]}
+
+    photos = tmp_path
+    (photos / "val").mkdir()
+    for name in ("1.png", "0.png"):
+        Image.new("RGB", (4, 4)).save(photos / "val" / name)
+    (photos / "val" / "notes.txt").write_text("not a photo")
+    sources = images.photo_sources(str(photos / "val"))
+    assert [path.name for path in sources] == ["0.png", "1.png"]
+    with pytest.raises(FileNotFoundError, match="nobody/nothing is neither a folder of photos nor a dataset"):
+        images.photo_sources("nobody/nothing")  # offline in the tests: HF_HUB_OFFLINE=1
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    sources = images.photo_sources(f"{photos / 'val'},you/photos,you/more:validation")
+    assert len(sources) == 4 and sources[2].size == (8, 6)
+    assert asked == [("you/photos", "train"), ("you/more", "validation")]

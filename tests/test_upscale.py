@@ -138,21 +138,3 @@ def test_bench_upscale_archs_puts_every_bundled_net_in_the_model_card(bundle, ph
     assert [caption for _, caption in figures][:1] == ["Crops: bicubic, each net, the original"]
     assert (bundle / "comparison.png").stat().st_size > 5000
 
-
-def test_data_may_be_a_hub_dataset_with_an_image_column_and_a_clear_error_when_it_cannot_be_had(photos, monkeypatch):
-    import datasets
-
-    asked = []
-
-    def fake_load_dataset(name, split):
-        asked.append((name, split))
-        return {"image": [Image.new("RGB", (8, 6), (10, 20, 30))]}
-
-    sources = upscale.photo_sources(str(photos / "val"))
-    assert [path.name for path in sources] == ["0.png", "1.png"]
-    with pytest.raises(FileNotFoundError, match="nobody/nothing is neither a folder of photos nor a dataset"):
-        upscale.photo_sources("nobody/nothing")  # offline in the tests: HF_HUB_OFFLINE=1
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    sources = upscale.photo_sources(f"{photos / 'val'},you/photos,you/more:validation")
-    assert len(sources) == 4 and sources[2].size == (8, 6)
-    assert asked == [("you/photos", "train"), ("you/more", "validation")]
