@@ -145,7 +145,7 @@ def cannot_load(source: str) -> str:
     """The one sentence for an explicit source that could not be loaded: the same whether a folder of that name exists
     on this machine or not, and without its resolved path, so that what a person types into a public Space's model
     box tells them nothing about the server's files (the details go to the server's log)."""
-    offline = " (this server cannot reach the Hub)" if constants.HF_HUB_OFFLINE else ""
+    offline = " (the Hub is switched off here: HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
     return (f"Could not load {source!r}: it is neither a model folder here nor a Hub model id (user/name) that could "
             f"be downloaded{offline}.")
 

@@ -54,7 +54,7 @@ class TrainingArgs:
     output_dir: str = "outputs/model"  # the trained folder, in the assets/models/<task> shape
     seed: int = 0  # seeds the split, the model init, shuffling and augmentation
     num_epochs: int = 10  # hard cap on passes over the training set
-    train_batch_size: int = 128  # samples per batch, shared out between the processes; a step takes accumulation ×
+    train_batch_size: int = 128  # samples per batch (split between processes); a step = gradient_accumulation_steps of them
     learning_rate: float = 1e-3  # peak learning rate after warmup
     lr_warmup_steps: int = 100  # linear warmup to the peak lr (at most a tenth of the run)
     gradient_accumulation_steps: int = 1  # batches whose gradients are averaged (by samples) into one optimizer step

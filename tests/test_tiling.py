@@ -1,11 +1,10 @@
 """Tiled inference: the same result as one pass whatever the tiling, any image size, memory bounded by the tile."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
+from bench.__main__ import process_memory_mb, reset_peak_memory
 from tasks.tiling import tiled
 
 RADIUS = 3  # three 3×3 convolutions see 3 pixels around each pixel
@@ -67,20 +66,15 @@ def test_bad_arguments_are_refused():
         tiled(upscaler(), torch.rand(1, 3, 8, 8), tile=0)
 
 
-def _memory_mb() -> dict[str, float]:
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return {"rss": int(fields["VmRSS"].split()[0]) / 1024, "peak": int(fields["VmHWM"].split()[0]) / 1024}
-
-
 @torch.inference_mode()
 def test_a_24_megapixel_photo_needs_its_result_and_a_tile_of_memory_not_a_float_copy_of_the_result():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2)).eval()
     image = torch.rand(1, 3, 4000, 6000)  # 24 MP (288 MB as floats)
-    Path("/proc/self/clear_refs").write_text("5")  # a new peak from here (Linux)
-    before = _memory_mb()["rss"]
+    reset_peak_memory("self")  # a new peak from here (Linux)
+    before = process_memory_mb("self")["rss"]
     result = tiled(model, image, scale=2, tile=512, context=1, dtype=torch.uint8)
-    extra = _memory_mb()["peak"] - before
+    extra = process_memory_mb("self")["peak"] - before
     result_mb = result.numel() / 2**20  # 96 MP × 3 bytes = 275 MiB
     assert result.shape == (1, 3, 8000, 12000)
     assert extra < result_mb + 300, extra  # as floats the result alone would be 1,100 MiB
