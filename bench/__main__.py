@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -308,22 +309,22 @@ def upscale_archs_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def upscale_finish(result: dict, served: Served, args: argparse.Namespace) -> dict:
-    """One large photo through predict, in this process: a phone-like JPEG of --megapixels, at most 6 (a 24 MP
-    result), its seconds and the extra resident memory at its peak (MiB): the tiles bound it, not the photo."""
+def large_photo_finish(result: dict, served: Served, args: argparse.Namespace, largest: float) -> dict:
+    """One large photo through the task's predict, in this process (image-to-image tasks): a phone-like JPEG of
+    --megapixels, at most `largest`; its seconds and the extra resident memory at the peak (MiB), which the tiles
+    bound, not the photo."""
     import tempfile
 
-    from tasks import upscale
     from tasks.images import load_rgb
 
     with tempfile.TemporaryDirectory() as folder:
-        photo = load_rgb(large_photo(Path(folder), min(args.megapixels, 6.0)))
+        photo = load_rgb(large_photo(Path(folder), min(args.megapixels, largest)))
     reset_peak_memory(os.getpid())
     before = process_memory_mb(os.getpid())["rss"]
     started = time.perf_counter()
-    upscaled = upscale.predict(served, photo).image
+    output = task_module(result["task"]).predict(served, photo).image
     seconds = time.perf_counter() - started
-    result["large_photo"] = {"input": f"{photo.width}×{photo.height}", "output": f"{upscaled.width}×{upscaled.height}",
+    result["large_photo"] = {"input": f"{photo.width}×{photo.height}", "output": f"{output.width}×{output.height}",
                              "seconds": round(seconds, 2),
                              "extra_mib": round(process_memory_mb(os.getpid())["peak"] - before, 1)}
     return result
@@ -336,7 +337,7 @@ HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without a
     "colorize": Hook(quality=colorize_quality, latency_calls=colorize_latency, max_latency_calls=30, warmup=3),
     "mask": Hook(quality=mask_quality, latency_calls=mask_latency, max_latency_calls=30, warmup=3),
     "upscale": Hook(quality=upscale_quality, latency_calls=upscale_latency, max_latency_calls=20, warmup=2,
-                    finish=upscale_finish),
+                    finish=functools.partial(large_photo_finish, largest=6.0)),  # a 24 MP result
 }
 
 
@@ -508,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
     parser.add_argument("--card", action="store_true",
                         help="upscale-archs: also write the table and a crop figure into the folder's model card")
-    parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size (upscale: at most 6)")
+    parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size (upscale: at most 6 MP)")
     return parser
 
 
