@@ -361,7 +361,20 @@ def run_upscale(path: str | None, factor: str):
     download = download_file(result.image, f"upscaled-x{result.factor}.png")
     line = f"×{result.factor}: {result.image.width}×{result.image.height} pixels." + (
         f" {result.note}" if result.note else "")
-    return (result.bicubic, result.image), download, line
+    shown = (result.bicubic, result.image)
+    if result.image.width * result.image.height > SLIDER_PIXELS:  # a browser need not hold two 100 MP images
+        shown = tuple(preview(image) for image in shown)
+        line += f" The slider shows them at {shown[0].width}×{shown[0].height}; the download is full size."
+    return shown, download, line
+
+
+SLIDER_PIXELS = 4_000_000  # larger results are shown downscaled in the slider (the download keeps every pixel)
+
+
+def preview(image: Image.Image) -> Image.Image:
+    """`image` shrunk (Lanczos) to at most SLIDER_PIXELS, its aspect kept."""
+    scale = (SLIDER_PIXELS / (image.width * image.height)) ** 0.5
+    return image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.Resampling.LANCZOS)
 
 
 @tab("upscale", "Upscale")

@@ -130,8 +130,8 @@ def decode(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
         max_pixels: refuse images with more pixels than this (checked from the header, before decoding).
 
     Returns:
-        The fully loaded image in its own mode (first frame of an animation), EXIF orientation applied; a 16-bit RGB
-        PNG (which PIL decodes to 8 bits) carries info["darkroom_16_bit"].
+        The fully loaded image in its own mode (first frame of an animation), EXIF orientation applied; a 16-bit RGB,
+        RGBA or LA PNG (which PIL decodes to 8 bits) carries info["darkroom_16_bit"].
 
     Raises:
         ValueError: empty, unreadable, truncated or oversized input; the message says what to do.
@@ -149,15 +149,15 @@ def decode(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
             if width == 0 or height == 0:
                 raise ValueError("The image has no pixels (width or height is 0).")
             image.seek(0)
-            sixteen_bit_rgb = image.mode == "RGB" and any(";16" in str(tile.args) for tile in getattr(image, "tile", []))
+            sixteen_bit = any(";16" in str(tile.args) for tile in getattr(image, "tile", []))  # stored at 16 bits
             image.load()
-            if sixteen_bit_rgb and isinstance(image.info.get("transparency"), tuple):
+            if sixteen_bit and image.mode == "RGB" and isinstance(image.info.get("transparency"), tuple):
                 # PIL keeps a 16-bit RGB PNG's high bytes but its color key at 16 bits: compare like with like
                 image.info["transparency"] = tuple(value >> 8 for value in image.info["transparency"])
             if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # exif_transpose copies even when there is nothing to turn
                 image = ImageOps.exif_transpose(image)
-            if sixteen_bit_rgb:
-                image.info["darkroom_16_bit"] = True  # PIL decodes it to 8 bits: say so to whoever asks
+            if sixteen_bit and image.mode not in DEEP_MODES:
+                image.info["darkroom_16_bit"] = True  # PIL decoded it to 8 bits (RGB, RGBA, LA): say so to whoever asks
     except UnidentifiedImageError as error:
         raise ValueError(f"This file is not an image that can be read; upload a {SUPPORTED} file.") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:

@@ -1,5 +1,5 @@
-"""Image-to-image inference over tiles: a fully convolutional model on a photo of any size, in memory bounded by the
-tile rather than the photo, with no seam.
+"""Image-to-image inference over tiles: a fully convolutional model on a photo of any size, with no seam, its working
+memory (activations) bounded by the tile rather than the photo; the photo and the result themselves stay whole.
 
 Each output tile is the model's answer for a core of `tile` × `tile` input pixels, computed on that core together
 with `context` pixels of the photo around it (fewer where the photo ends) and then cropped back to the core. With

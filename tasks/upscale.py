@@ -3,11 +3,13 @@
     HR photo ─bicubic ×½ (PIL, antialiased)─▶ LR ─model─▶ SR (×2) ── PSNR/SSIM on Y against HR, border shaved
 
 Three architectures, one Config field (`arch`) apart:
-- "srcnn": SRCNN as in Dong et al. 2014 and the original course project: bicubic ×2 first, then 9-5-5 convolutions
-  with 64 and 32 filters in HR space (the reproduction row).
+- "srcnn": SRCNN as in the original course project: bicubic ×2 first, then 9-5-5 convolutions with 64 and 32
+  filters in HR space on RGB (Dong et al.'s TPAMI 2016 variant; their ECCV 2014 net was 9-1-5 on Y): the
+  reproduction row.
 - "fast": a residual network that works in LR space and upsamples once at the end with a sub-pixel convolution
   (ESPCN's `PixelShuffle`, Shi et al. 2016), the family of FSRCNN, IMDN, RFDN and SPAN: every convolution runs on
-  a quarter of the pixels SRCNN's do, and it learns only what bicubic misses (a global bicubic skip, as VDSR).
+  a quarter of the pixels SRCNN's do, and it learns a residual over a global bicubic skip (as VDSR; torch's bicubic,
+  a = −0.75, a little sharper than the PIL kernel, a = −0.5, that makes the LR inputs).
 - "swin2sr": transformers' `Swin2SRForImageSuperResolution` with a small `Swin2SRConfig` (upsampler
   "pixelshuffledirect"), trained from scratch with the same loop.
 """
@@ -32,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
-from tasks.images import load_layers, load_rgb, photo_sources
+from tasks.images import MAX_PIXELS, load_layers, load_rgb, photo_sources
 from tasks.tiling import tiled
 from tasks.training import count_parameters
 
@@ -65,7 +67,7 @@ class Config(training.TrainingArgs):
     train_batch_size: int = 16
     learning_rate: float = 1e-3  # Adam; SRCNN's original: 1e-4
     lr_warmup_steps: int = 100
-    max_grad_norm: float = 0.0  # no clipping (L1 loss is bounded)
+    max_grad_norm: float = 0.0  # no clipping (the SR literature's L1 recipes do not clip)
     val_images: int = 50  # validation photos scored per epoch (the first N of val_data, sorted)
     checkpointing_steps: int = 500
 
@@ -125,7 +127,7 @@ def training_patches(photos: list[np.ndarray], indices: torch.Tensor, cfg: Confi
 
 
 class SRCNN(nn.Module, PyTorchModelHubMixin, library_name="darkroom", license="mit", tags=["super-resolution"]):
-    """SRCNN (Dong et al. 2014, 9-5-5 with 64/32 filters) on the bicubic ×scale upsampled input, RGB.
+    """SRCNN (Dong et al., TPAMI 2016's 9-5-5 with 64/32 filters) on the bicubic ×scale upsampled input, RGB.
 
         LR (B,3,h,w) ─bicubic ×s─▶ (B,3,sh,sw) ─conv9 64─ReLU─conv5 32─ReLU─conv5 3─▶ SR (B,3,sh,sw)
     """
@@ -181,6 +183,9 @@ class FastSR(nn.Module, PyTorchModelHubMixin, library_name="darkroom", license="
         return bicubic + self.tail(features)
 
 
+CNN_CLASSES = {"srcnn": SRCNN, "fast": FastSR}  # arch -> class (Swin2SR is transformers')
+
+
 def build(cfg: Config) -> nn.Module:
     """The model `cfg.arch` names."""
     if cfg.arch == "srcnn":
@@ -210,9 +215,10 @@ def multiple_of(model: nn.Module) -> int:
 
 
 def context_of(model: nn.Module) -> int:
-    """LR pixels of context each tile needs: the receptive radius for the CNNs; two windows for Swin2SR (whose
-    shifted windows reach further, so its tiles are near, not exactly, the one-pass result)."""
-    return int(getattr(model, "receptive_radius", 2 * multiple_of(model)))
+    """LR pixels of context each tile needs: the receptive radius for the CNNs (exact); six windows for Swin2SR, whose
+    shifted windows chain without a hard limit: measured on the default config, tiles differ from the one-pass
+    result by 1.9/255 with two windows, 0.01/255 with four and 0.0001/255 with six (tiles of 32 LR pixels)."""
+    return int(getattr(model, "receptive_radius", 6 * multiple_of(model)))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -239,12 +245,12 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     n_items = len(photos) * cfg.patches_per_image
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(n_items, cfg))
-    state = training.LoopState(extra={"arch": cfg.arch, **training.loop_shape(cfg, accelerator)})
+    shape = {"arch": cfg.arch, **training.loop_shape(cfg, accelerator)}
+    state = training.LoopState(extra=dict(shape))
     best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
     checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
     if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler,
-                                         {"arch": cfg.arch, **training.loop_shape(cfg, accelerator)})
+        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler, shape)
         state.resumed.append({"from": checkpoint.name})
         logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
     else:
@@ -292,12 +298,12 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
 
     model = training.best_model(accelerator.unwrap_model(model), best_path)
     if accelerator.is_main_process:
-        write_output(model, cfg, state)
+        write_output(model, cfg, state, device=str(accelerator.device))
     accelerator.wait_for_everyone()
     return load(str(output_dir))
 
 
-def write_output(model: nn.Module, cfg: Config, state: training.LoopState) -> None:
+def write_output(model: nn.Module, cfg: Config, state: training.LoopState, device: str = "cpu") -> None:
     """The served folder: weights + config.json, upscale_config.json (arch, scale), metrics.json (the run's summary
     and its validation curve against training time), training_curves.png and the model card."""
     output_dir = Path(cfg.output_dir)
@@ -307,7 +313,7 @@ def write_output(model: nn.Module, cfg: Config, state: training.LoopState) -> No
                                   "validation: -PSNR-Y (dB, per epoch)")
     summary = {"arch": cfg.arch, "parameters": count_parameters(model), "best_val_psnr_y": state.best_metric,
                "best_epoch": state.best_epoch, "epochs_trained": state.epoch, "steps": state.global_step,
-               "training_seconds": round(state.seconds, 1), "device": str(next(model.parameters()).device),
+               "training_seconds": round(state.seconds, 1), "device": device,
                "val_psnr_y": [-value for value in state.history["val_loss"]],
                "val_seconds": [round(value, 1) for value in state.history.get("val_seconds", [])],
                "resumed": state.resumed, "config": asdict(cfg)}
@@ -338,6 +344,7 @@ def write_card(folder: str | Path, comparison: dict | None = None) -> None:
     cfg = summary["config"]
     hours = summary["training_seconds"] / 3600
     data = " + ".join(Path(part).name for part in cfg["data"].split(",") if part)
+    note = f"\n- {summary['note']}" if summary.get("note") else ""  # what the run's history needs said
     body = f"""A {summary['parameters']:,}-parameter `{summary['arch']}` network ({ARCH_NAMES[summary['arch']]}) for
 ×{cfg['scale']} super-resolution of RGB photos of any size (tiled inference).
 
@@ -349,7 +356,7 @@ def write_card(folder: str | Path, comparison: dict | None = None) -> None:
   33.67 dB here, 33.66 dB in the papers.
 - L1 loss; Adam, lr {cfg['learning_rate']:g} with {cfg['lr_warmup_steps']} warm-up steps and cosine decay; batch
   {cfg['train_batch_size']}; {summary['steps']:,} steps ({summary['epochs_trained']} epochs) in {hours:.2f} h on
-  `{summary.get('device', 'cpu')}` (2 CPU cores here).
+  `{summary.get('device', 'cpu')}` (wall clock; on this project's 2 CPU cores, shared with other work).{note}
 - Selection: the epoch with the best PSNR on Y over the first {cfg['val_images']} photos of
   {Path(cfg['val_data']).name} (epoch {summary['best_epoch']}: {training.figure(summary['best_val_psnr_y'], '.3f')}
   dB). Set5 and Set14 chose nothing.
@@ -388,11 +395,18 @@ def comparison_section(result: dict, folder: Path) -> str:
                     + f" | {row['latency_ms']['p50'] / 1000:.2f} | {row['training_seconds'] / 3600:.2f} | "
                     + (f"{within:.3f}" if within is not None else "–") + " |")
     comparison_figure(folder, folder / "comparison.png")
+    counts = ", ".join(f"{name} {int(result['rows'][0][name]['n'])}" for name in sets)
+    caveat = (" Set14 here is 13 photos (lenna removed), and its bridge.png is grayscale, scored like the rest "
+              "through RGB → Y." if "Set14" in sets else "")
+    reached = {row["arch"]: row.get("best_val_psnr_y_within") for row in result["rows"]
+               if row.get("best_val_psnr_y_within") is not None}
+    verdict = f" {equal_time_verdict(reached)}" if len(reached) > 1 else ""
     return f"""## Architectures
 Every net bundled in this folder (the serving one and its sub-folders), scored in one run:
-`{result['command']}` ({result['threads']} threads; dB, means over each folder). The last column is each run's best
-validation PSNR-Y (first {result['val_images']} photos of {result['val_data']}) reached within {result['equal_seconds'] / 60:.0f}
-minutes of training, the shortest run's length: the comparison at equal CPU time.
+`{result['command']}` ({result['threads']} threads; dB, means over each folder: {counts} photos).{caveat} The last
+column is each run's best validation PSNR-Y (first {result['val_images']} photos of {result['val_data']}) reached
+within {result['equal_seconds'] / 60:.0f} minutes of training, the shortest run's length: the comparison at equal
+CPU time.{verdict}
 
 {header}
 {rule}
@@ -408,6 +422,23 @@ def figure_photo() -> Image.Image:
     from skimage import data
 
     return Image.fromarray(data.chelsea())
+
+
+def equal_time_verdict(reached: dict[str, float]) -> str:
+    """The sentence the equal-time column supports: which net is ahead, whether Swin2SR beats the CNNs, and how far
+    the budget's conditions carry the conclusion."""
+    order = sorted(reached.items(), key=lambda item: -item[1])
+    best = order[0][0]
+    if best == "swin2sr":
+        swin = "Swin2SR beats the CNNs at equal CPU time here."
+    elif "swin2sr" in reached:
+        swin = "Swin2SR does not beat the CNN at equal CPU time here."
+    else:
+        swin = ""
+    return (f"At that budget `{best}` is ahead ({', '.join(f'{arch} {value:.3f} dB' for arch, value in order)}). "
+            f"{swin} The budget is wall-clock time on 2 shared CPU cores, validation included (slowest for Swin2SR), "
+            "with one recipe for all (Adam 1e-3, warm-up, cosine); a longer budget, or SwinIR's own recipe (lr 2e-4 "
+            "and far longer schedules), may order them differently.")
 
 
 def comparison_figure(folder: Path, path: Path, box: int = 80) -> None:
@@ -463,15 +494,16 @@ def load(source: str | None = None) -> hub.Served[nn.Module]:
 
         model = Swin2SRForImageSuperResolution.from_pretrained(weights.path)
     else:
-        model = {"srcnn": SRCNN, "fast": FastSR}[arch].from_pretrained(weights.path, map_location="cpu", strict=True)
+        model = CNN_CLASSES[arch].from_pretrained(weights.path, map_location="cpu", strict=True)
     return hub.Served(model=model.eval(), weights=weights, metrics=hub.read_json(weights.path, "metrics.json"),
                       facts={"arch": arch})
 
 
 @torch.inference_mode()
 def upscale_image(model: nn.Module, low: Image.Image, tile: int = 256) -> Image.Image:
-    """One ×scale pass over an RGB image of any size, in tiles."""
-    out = tiled(lambda x: forward(model, x), to_tensor(low), scale=model_scale(model), tile=tile,
+    """One ×scale pass over an RGB image of any size, in tiles, on the model's device (the result on the CPU)."""
+    device = next(model.parameters()).device
+    out = tiled(lambda x: forward(model, x.to(device)).cpu(), to_tensor(low), scale=model_scale(model), tile=tile,
                 context=context_of(model), multiple=multiple_of(model), dtype=torch.uint8)
     return Image.fromarray(out[0].permute(1, 2, 0).numpy())
 
@@ -506,22 +538,26 @@ def predict(served: hub.Served[nn.Module], image: Image.Image | str, passes: int
         Upscaled at (width, height) × scale^passes.
 
     Raises:
-        ValueError: passes not 1 or 2; a result over MAX_OUTPUT_PIXELS; an image `load_layers` refuses.
+        ValueError: passes not 1 or 2; a photo whose result would be over MAX_OUTPUT_PIXELS (refused before
+            decoding); an image `load_layers` refuses.
     """
     if passes not in (1, 2):
         raise ValueError(f"passes must be 1 (×2) or 2 (×4); got {passes}.")
-    layers = load_layers(image)
     factor = model_scale(served.model) ** passes
-    width, height = layers.rgb.width * factor, layers.rgb.height * factor
-    if width * height > MAX_OUTPUT_PIXELS:
-        raise ValueError(f"The result would be {width}×{height} = {width * height / 1e6:.0f} megapixels; the limit is "
-                         f"{MAX_OUTPUT_PIXELS / 1e6:.0f}. Upload a smaller photo, or ask for ×2 instead of ×4.")
+    largest = min(MAX_PIXELS, MAX_OUTPUT_PIXELS // factor**2)  # the largest photo whose result fits
+    try:
+        layers = load_layers(image, max_pixels=largest)  # a file is refused from its header, before decoding
+    except ValueError as error:
+        if str(error).startswith("The image is "):  # too many pixels: say why the limit is what it is
+            raise ValueError(f"{error} A ×{factor} result may have at most {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels"
+                             + (", so ×2 takes larger photos than ×4." if passes == 2 else ".")) from error
+        raise
     result = layers.rgb
     for _ in range(passes):
         result = upscale_image(served.model, result)
-    bicubic = layers.rgb.resize((width, height), Image.Resampling.BICUBIC)
+    bicubic = bicubic_upscale(layers.rgb, factor)
     if layers.alpha is not None:
-        alpha = layers.alpha.resize((width, height), Image.Resampling.BICUBIC)
+        alpha = bicubic_upscale(layers.alpha, factor)
         result, bicubic = result.convert("RGBA"), bicubic.convert("RGBA")
         result.putalpha(alpha)
         bicubic.putalpha(alpha)

@@ -463,3 +463,16 @@ def test_download_files_are_pngs_and_only_the_newest_are_kept_on_disk(tmp_path, 
     paths = [app.download_file(Image.new("RGB", (2, 2), (index, 0, 0)), "upscaled-x2.png") for index in range(3)]
     assert sorted(Path(path).name for path in (tmp_path / "downloads").iterdir()) == sorted(Path(p).name for p in paths[1:])
     assert _pixels(paths[2])[0, 0, 0] == 2
+
+
+def test_a_large_upscale_is_previewed_in_the_slider_and_downloaded_whole(monkeypatch, tmp_path):
+    from PIL import Image
+
+    import app
+
+    monkeypatch.setattr(app, "SLIDER_PIXELS", 10_000)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (90, 60), (30, 60, 90)).save(photo)
+    (bicubic, network), download, note = app.run_upscale(str(photo), "×2")
+    assert network.width * network.height <= 10_000 and network.size == bicubic.size and network.width > network.height
+    assert _pixels(download).shape == (120, 180, 3) and "the download is full size" in note

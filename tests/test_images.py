@@ -80,8 +80,9 @@ def test_a_color_key_is_transparency_composited_onto_white(mode, key, color):
     assert np.asarray(load_rgb(decoded))[0, 0].tolist() == [255, 255, 255]
 
 
-def _sixteen_bit_rgb_png(pixels: np.ndarray, key: tuple[int, int, int]) -> bytes:
-    """A 16-bit RGB PNG with a tRNS color key, written by hand (PIL cannot write 16-bit RGB)."""
+def _sixteen_bit_rgb_png(pixels: np.ndarray, key: tuple[int, int, int] | None, color_type: int = 2) -> bytes:
+    """A 16-bit PNG written by hand (PIL cannot write 16-bit color): RGB (color type 2) with a tRNS color key, or
+    gray + alpha (4) or RGBA (6) without one."""
     import struct
     import zlib
 
@@ -90,8 +91,22 @@ def _sixteen_bit_rgb_png(pixels: np.ndarray, key: tuple[int, int, int]) -> bytes
 
     height, width, _ = pixels.shape
     rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
-            + chunk(b"tRNS", struct.pack(">HHH", *key)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    key_chunk = chunk(b"tRNS", struct.pack(">HHH", *key)) if key is not None else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
+            + key_chunk + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("color_type, channels", [(2, 3), (4, 2), (6, 4)])
+def test_sixteen_bit_color_and_alpha_pngs_are_said_to_be_deep_and_keep_their_alpha(color_type, channels):
+    pixels = np.full((2, 3, channels), 0x8000, dtype=np.uint16)
+    if channels in (2, 4):
+        pixels[..., -1] = 0xFFFF
+        pixels[0, 0, -1] = 0  # one transparent pixel
+    layers = images.load_layers(_sixteen_bit_rgb_png(pixels, None, color_type))
+    assert layers.deep and layers.rgb.size == (3, 2) and np.asarray(layers.rgb)[1, 1].tolist() == [128, 128, 128]
+    assert (layers.alpha is not None) == (channels in (2, 4))
+    if layers.alpha is not None:
+        assert layers.alpha.getpixel((0, 0)) == 0 and layers.alpha.getpixel((1, 0)) == 255
 
 
 def test_a_sixteen_bit_rgb_color_key_is_matched_at_the_pixels_depth():

@@ -54,6 +54,16 @@ def test_tiles_of_a_cnn_give_the_one_pass_result(arch):
     assert np.abs(tiled - whole.numpy()).max() <= 1
 
 
+def test_tiles_of_swin2sr_join_without_a_visible_seam():
+    torch.manual_seed(0)
+    model = upscale.build(upscale.Config(arch="swin2sr", swin_embed_dim=12, swin_depths=(2,), swin_heads=(2,),
+                                         swin_window=4)).eval()
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 255, (28, 36, 3), dtype=np.uint8))
+    tiled = np.asarray(upscale.upscale_image(model, image, tile=16), dtype=np.int16)  # 2 × 3 tiles
+    whole = np.asarray(upscale.upscale_image(model, image, tile=64), dtype=np.int16)
+    assert tiled.shape == whole.shape == (56, 72, 3) and np.abs(tiled - whole).max() <= 1
+
+
 @pytest.fixture(scope="module")
 def served(photos, tmp_path_factory):
     return upscale.train(tiny_config(tmp_path_factory.mktemp("served"), photos, "fast"))
@@ -73,10 +83,13 @@ def test_tiny_images_and_two_passes(served, size, passes, expected):
     assert result.image.size == expected and result.factor == expected[0] // size[0] and result.note is None
 
 
-def test_a_result_over_the_limit_and_bad_passes_are_refused_before_any_work(served, monkeypatch):
-    monkeypatch.setattr(upscale, "MAX_OUTPUT_PIXELS", 100)
-    with pytest.raises(ValueError, match="would be 24×24 = 0 megapixels"):
-        upscale.predict(served, Image.new("RGB", (6, 6)), passes=2)
+def test_a_result_over_the_limit_and_bad_passes_are_refused_before_any_work(served, monkeypatch, tmp_path):
+    monkeypatch.setattr(upscale, "MAX_OUTPUT_PIXELS", 4_000_000)  # so a ×4 photo may have 250,000 pixels
+    big = tmp_path / "big.png"
+    Image.new("RGB", (600, 500)).save(big)
+    monkeypatch.setattr(upscale, "upscale_image", None)  # no model work may start
+    with pytest.raises(ValueError, match="600×500 = 0 megapixels.*at most 4 megapixels, so ×2 takes larger photos"):
+        upscale.predict(served, str(big), passes=2)
     with pytest.raises(ValueError, match="passes must be 1"):
         upscale.predict(served, Image.new("RGB", (6, 6)), passes=3)
 
@@ -129,7 +142,7 @@ def test_bench_upscale_archs_puts_every_bundled_net_in_the_model_card(bundle, ph
     from tasks.training import read_model_card
 
     main(["upscale-archs", "--weights", str(bundle), "--data", f"{photos / 'val'},{photos / 'train'}",
-          "--n_latency", "2", "--card"])
+          "--n_latency", "1", "--card"])
     table = capsys.readouterr().out
     assert "| bicubic |" in table and "| fast |" in table and "| srcnn |" in table
     text, figures = read_model_card(bundle)
