@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -341,12 +342,12 @@ DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "darkroom-downloads"
 def download_file(image: Image.Image, name: str) -> str:
     """Save `image` as a PNG for a gr.File and return its path; older files beyond DOWNLOADS_KEPT are removed, so a
     long-running server's disk holds a bounded number of (possibly 100-megapixel) results."""
-    DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
-    path = DOWNLOAD_DIR / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}-{name}"  # names sort oldest first
-    image.save(path)
+    folder = DOWNLOAD_DIR / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"  # one per file, so it keeps its own name;
+    folder.mkdir(parents=True)  # the folders' names sort oldest first
+    image.save(folder / name)
     for old in sorted(DOWNLOAD_DIR.iterdir())[:-DOWNLOADS_KEPT]:
-        old.unlink(missing_ok=True)
-    return str(path)
+        shutil.rmtree(old, ignore_errors=True)
+    return str(folder / name)
 
 
 def run_upscale(path: str | None, factor: str):

@@ -461,7 +461,8 @@ def test_download_files_are_pngs_and_only_the_newest_are_kept_on_disk(tmp_path, 
     monkeypatch.setattr(app, "DOWNLOAD_DIR", tmp_path / "downloads")
     monkeypatch.setattr(app, "DOWNLOADS_KEPT", 2)
     paths = [app.download_file(Image.new("RGB", (2, 2), (index, 0, 0)), "upscaled-x2.png") for index in range(3)]
-    assert sorted(Path(path).name for path in (tmp_path / "downloads").iterdir()) == sorted(Path(p).name for p in paths[1:])
+    kept = sorted(str(path) for path in (tmp_path / "downloads").glob("*/*"))
+    assert kept == sorted(paths[1:]) and {Path(path).name for path in paths} == {"upscaled-x2.png"}
     assert _pixels(paths[2])[0, 0, 0] == 2
 
 
