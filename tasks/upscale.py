@@ -313,9 +313,9 @@ def write_output(model: nn.Module, cfg: Config, state: training.LoopState, devic
                                   "validation: -PSNR-Y (dB, per epoch)")
     summary = {"arch": cfg.arch, "parameters": count_parameters(model), "best_val_psnr_y": state.best_metric,
                "best_epoch": state.best_epoch, "epochs_trained": state.epoch, "steps": state.global_step,
-               "training_seconds": round(state.seconds, 1), "device": device,
+               "training_seconds": round(state.seconds, 3), "device": device,
                "val_psnr_y": [-value for value in state.history["val_loss"]],
-               "val_seconds": [round(value, 1) for value in state.history.get("val_seconds", [])],
+               "val_seconds": [round(value, 3) for value in state.history.get("val_seconds", [])],
                "resumed": state.resumed, "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     write_card(output_dir)
