@@ -151,3 +151,12 @@ def test_bench_upscale_archs_puts_every_bundled_net_in_the_model_card(bundle, ph
     assert [caption for _, caption in figures][:1] == ["Crops: bicubic, each net, the original"]
     assert (bundle / "comparison.png").stat().st_size > 5000
 
+
+
+def test_the_bench_scores_what_evaluate_scores_by_default_not_the_training_photos():
+    from bench.__main__ import evaluation_data
+
+    assert evaluation_data(upscale) == str(upscale.PHOTOS / "set5") != upscale.DEFAULT_DATA
+    from tasks import classify
+
+    assert evaluation_data(classify) == classify.DEFAULT_DATA  # evaluate's default is DEFAULT_DATA there
