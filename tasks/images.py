@@ -143,8 +143,8 @@ def decode(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ValueError(
-                    f"The image is {width}×{height} = {width * height / 1e6:.0f} megapixels; the limit is "
-                    f"{max_pixels / 1e6:.0f}. Downscale it and upload it again."
+                    f"The image is {width}×{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+                    f"{max_pixels / 1e6:.1f}. Downscale it and upload it again."
                 )
             if width == 0 or height == 0:
                 raise ValueError("The image has no pixels (width or height is 0).")

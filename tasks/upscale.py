@@ -321,7 +321,7 @@ def write_output(model: nn.Module, cfg: Config, state: training.LoopState, devic
     write_card(output_dir)
 
 
-ARCH_NAMES = {"srcnn": "SRCNN, Dong et al. 2014, as in the original project",
+ARCH_NAMES = {"srcnn": "SRCNN 9-5-5, Dong et al. TPAMI 2016, as in the original project",
               "fast": "an LR-space residual CNN with a sub-pixel upsampler and a bicubic skip",
               "swin2sr": "transformers' Swin2SR, Conde et al. 2022, small and from scratch"}
 
@@ -345,8 +345,9 @@ def write_card(folder: str | Path, comparison: dict | None = None) -> None:
     hours = summary["training_seconds"] / 3600
     data = " + ".join(Path(part).name for part in cfg["data"].split(",") if part)
     note = f"\n- {summary['note']}" if summary.get("note") else ""  # what the run's history needs said
-    body = f"""A {summary['parameters']:,}-parameter `{summary['arch']}` network ({ARCH_NAMES[summary['arch']]}) for
-×{cfg['scale']} super-resolution of RGB photos of any size (tiled inference).
+    body = f"""The `{summary['arch']}` network ({ARCH_NAMES[summary['arch']]}), {summary['parameters']:,} parameters,
+for ×{cfg['scale']} super-resolution of photos (tiled inference: any size up to the app's limits, 25 MP for ×2 and
+6 MP for ×4 as two passes; transparency is upscaled apart with bicubic, gray photos come back as RGB).
 
 ## Training
 - Data: random {cfg['patch_size']}×{cfg['patch_size']} patches of {data} ({cfg['patches_per_image']} per photo per

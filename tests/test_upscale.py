@@ -88,7 +88,7 @@ def test_a_result_over_the_limit_and_bad_passes_are_refused_before_any_work(serv
     big = tmp_path / "big.png"
     Image.new("RGB", (600, 500)).save(big)
     monkeypatch.setattr(upscale, "upscale_image", None)  # no model work may start
-    with pytest.raises(ValueError, match="600×500 = 0 megapixels.*at most 4 megapixels, so ×2 takes larger photos"):
+    with pytest.raises(ValueError, match="600×500 = 0.3 megapixels; the limit is 0.2.*at most 4 megapixels, so ×2 takes larger photos"):
         upscale.predict(served, str(big), passes=2)
     with pytest.raises(ValueError, match="passes must be 1"):
         upscale.predict(served, Image.new("RGB", (6, 6)), passes=3)
