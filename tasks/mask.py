@@ -21,12 +21,12 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image
-from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
 from tasks.training import count_parameters
 from tasks.images import load_rgb
+from tasks.unet import UNet
 
 logger = logging.getLogger(__name__)
 
@@ -130,42 +130,13 @@ def augment(photos: torch.Tensor, masks: torch.Tensor, generator: torch.Generato
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class DoubleConv(nn.Sequential):
-    """(3×3 conv → BatchNorm → ReLU) × 2, size-preserving."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
-                         nn.ReLU(inplace=True), nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
-
-
-class CarUNet(nn.Module, PyTorchModelHubMixin, library_name="darkroom", license="mit",
+class CarUNet(UNet, PyTorchModelHubMixin, library_name="darkroom", license="mit",
               repo_url="https://huggingface.co/spaces/darkroom/darkroom", tags=["image-segmentation", "carvana", "darkroom"]):
-    """(B, 3, h, w) in [0, 1] → car logits (B, 1, h, w); h and w multiples of 2^depth.
-
-        DoubleConv(w) ─pool─ DoubleConv(2w) ─pool─ … DoubleConv(2^depth·w) ─up─ cat ─ DoubleConv … ─ 1×1 conv
-    """
+    """(B, 3, h, w) in [0, 1] → car logits (B, 1, h, w); h and w multiples of 2^depth (the suite's `unet.UNet`)."""
 
     def __init__(self, width: int = 16, depth: int = 4, input_size: tuple[int, int] = (160, 240)):
-        super().__init__()
+        super().__init__(in_channels=3, out_channels=1, width=width, depth=depth)
         self.input_size = tuple(input_size)
-        channels = [width * 2 ** level for level in range(depth + 1)]
-        self.down = nn.ModuleList([DoubleConv(3, channels[0])] +
-                                  [DoubleConv(channels[i], channels[i + 1]) for i in range(depth)])
-        self.up = nn.ModuleList([nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2) for i in reversed(range(depth))])
-        self.merge = nn.ModuleList([DoubleConv(2 * channels[i], channels[i]) for i in reversed(range(depth))])
-        self.head = nn.Conv2d(channels[0], 1, 1)
-
-    def forward(self, photos: torch.Tensor) -> torch.Tensor:
-        skips = []
-        x = photos
-        for index, block in enumerate(self.down):
-            x = block(x if index == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        skips.pop()
-        for up, merge in zip(self.up, self.merge):
-            x = merge(torch.cat([up(x), skips.pop()], 1))
-        return self.head(x)
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
