@@ -1,0 +1,403 @@
+"""Restore: repair a damaged photo with a U-Net conditioned on the photo's cluster (the original project's design).
+
+    clean photo ─damage(recipe, seed)─▶ damaged ─RestoreUNet(class = clusterer(features(damaged)))─▶ restored
+
+Training runs in two phases in one resumable loop: until `cluster_epoch` every patch is class 0; then the clusterer
+(`cluster.Clusterer`: PCA → HDBSCAN for k → KMeans) is fitted on the training photos' bottleneck features and each
+patch takes its photo's cluster. `conditioning="none"` never clusters (the BASELINE row). The damage is new for every
+batch (seeded by the batch's draw, so a resumed run sees the same damage).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from PIL import Image
+from tqdm.auto import tqdm
+
+from tasks import hub, training
+from tasks.images import load_layers, load_rgb, photo_sources
+from tasks.restore import damage as damages
+from tasks.restore.cluster import Clusterer, plot_clusters
+from tasks.restore.model import RestoreUNet
+from tasks.tiling import tiled
+from tasks.training import count_parameters
+
+logger = logging.getLogger(__name__)
+
+TASK = "restore"
+PHOTOS = Path(__file__).resolve().parent.parent.parent.parent / "shared" / "data" / "photos"
+DEFAULT_DATA = str(PHOTOS / "bsds-train")
+DEFAULT_VAL = str(PHOTOS / "bsds-test")
+CONDITIONINGS = ("cluster", "none")
+FEATURE_SIDE = 256  # the longer side of the copy of a photo its features (and so its cluster) are computed on
+CLUSTERER = "clusterer"  # the sub-folder holding the fitted clusterer
+
+
+@dataclass
+class Config(training.TrainingArgs):
+    data: str = DEFAULT_DATA  # clean training photos: folders or datasets ids (owner/name[:split]), comma-separated
+    val_data: str = DEFAULT_VAL  # clean validation photos that select the epoch (BSDS test)
+    output_dir: str = "outputs/restore"
+    conditioning: str = "cluster"  # "cluster": classes from the clusterer after cluster_epoch; "none": class 0 always
+    width: int = 16  # the U-Net's first level's channels (doubling each level)
+    depth: int = 4  # the U-Net's levels below the first (inputs padded to multiples of 2^depth)
+    max_classes: int = 32  # rows of the class embedding (k ≤ this)
+    cluster_epoch: int = 5  # fit the clusterer when this many epochs are done
+    n_components: int = 10  # clusterer: PCA dimensions
+    min_samples: int = 2  # clusterer: HDBSCAN's min_samples
+    min_cluster_size: int = 40  # clusterer: HDBSCAN's min_cluster_size (at most the number of photos)
+    patch_size: int = 96  # side of a training patch (a multiple of 2^depth)
+    patches_per_image: int = 8  # random patches of each photo per epoch (flips and quarter turns)
+    damage_seed: int = 0  # validation damage: photo i gets seed damage_seed + i
+    val_images: int = 20  # validation photos scored per epoch (the first N of val_data)
+    num_epochs: int = 30
+    train_batch_size: int = 16
+    learning_rate: float = 2e-3
+    lr_warmup_steps: int = 100
+    max_grad_norm: float = 0.0  # no clipping (L1 loss)
+    checkpointing_steps: int = 200
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL → (1, 3, H, W) float32 in [0, 1]."""
+    return torch.tensor(np.asarray(image), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+
+
+def to_image(tensor: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) float in [0, 1] (clamped) or uint8 → RGB PIL."""
+    if tensor.dtype != torch.uint8:
+        tensor = tensor.clamp(0, 1).mul(255).round().to(torch.uint8)
+    return Image.fromarray(tensor[0].permute(1, 2, 0).numpy())
+
+
+def clean_patches(photos: list[np.ndarray], indices: torch.Tensor, size: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """(B, 3, size, size) float in [0, 1]: a random crop of photo index % len(photos), randomly flipped and turned
+    (a photo smaller than a patch is stretched to it first)."""
+    patches = []
+    for index in indices.tolist():
+        photo = photos[index % len(photos)]
+        height, width = photo.shape[:2]
+        side = min(size, height, width)
+        top = int(torch.randint(0, height - side + 1, (1,), generator=generator))
+        left = int(torch.randint(0, width - side + 1, (1,), generator=generator))
+        patch = torch.tensor(photo[top:top + side, left:left + side], dtype=torch.float32).permute(2, 0, 1) / 255.0
+        if side != size:
+            patch = F.interpolate(patch[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+        if bool(torch.rand(1, generator=generator) < 0.5):
+            patch = patch.flip(-1)
+        patches.append(torch.rot90(patch, int(torch.randint(0, 4, (1,), generator=generator)), dims=(1, 2)))
+    return torch.stack(patches)
+
+
+def damaged_copy(photo: Image.Image, seed: int, recipe: dict[str, float] | None = None) -> Image.Image:
+    """The photo damaged by `recipe` (default `damage.DEFAULT_RECIPE`) with damage seed `seed`, as 8-bit RGB."""
+    return to_image(damages.damage(to_tensor(photo), recipe, torch.Generator().manual_seed(seed)).image)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Classes: features → cluster
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def padded(model: RestoreUNet, image: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) padded at the right and bottom (edge repeated) to multiples of the model's."""
+    pad_h, pad_w = -image.shape[-2] % model.multiple, -image.shape[-1] % model.multiple
+    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
+
+
+@torch.inference_mode()
+def photo_features(model: RestoreUNet, photo: Image.Image) -> np.ndarray:
+    """(C,) float64: the model's features of the (damaged) photo, computed once on a copy whose longer side is
+    FEATURE_SIDE, whatever the photo's size (so a class never depends on a tile)."""
+    scale = FEATURE_SIDE / max(photo.size)
+    small = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))),
+                         Image.Resampling.BICUBIC)
+    with training.evaluating(model):
+        return model.features(padded(model, to_tensor(small)))[0].double().numpy()
+
+
+def cluster_of(served: hub.Served, damaged: Image.Image) -> int:
+    """The class the served model takes for this damaged photo: its cluster, or 0 without a clusterer."""
+    clusterer = served.facts.get("clusterer")
+    if clusterer is None:
+        return 0
+    return int(clusterer.predict(photo_features(served.model, damaged)[None])[0])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[RestoreUNet]:
+    """Train the restorer on freshly damaged patches (L1 on the restored patch), cluster the training photos at
+    `cluster_epoch` (conditioning "cluster"), keep the epoch with the best validation PSNR, write `cfg.output_dir`.
+
+    Returns:
+        `load(cfg.output_dir)`.
+
+    Raises:
+        ValueError: an unknown conditioning, or a patch size that is not a multiple of 2^depth.
+    """
+    if cfg.conditioning not in CONDITIONINGS:
+        raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}; got {cfg.conditioning!r}.")
+    if cfg.patch_size % 2 ** cfg.depth:
+        raise ValueError(f"patch_size must be a multiple of 2^depth = {2 ** cfg.depth}; got {cfg.patch_size}.")
+    accelerator = training.make_accelerator(cfg, accelerator)
+    output_dir = Path(cfg.output_dir)
+    set_seed(cfg.seed)
+    photos_pil = [load_rgb(source) for source in photo_sources(cfg.data)]
+    photos = [np.asarray(photo) for photo in photos_pil]
+    val_photos = [load_rgb(source) for source in photo_sources(cfg.val_data, split="test")[:cfg.val_images]]
+    recipe = damages.DEFAULT_RECIPE
+
+    model = RestoreUNet(width=cfg.width, depth=cfg.depth, max_classes=cfg.max_classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    n_items = len(photos) * cfg.patches_per_image
+    scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(n_items, cfg))
+    shape = {"conditioning": cfg.conditioning, **training.loop_shape(cfg, accelerator)}
+    state = training.LoopState(extra=dict(shape))
+    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
+    clusterer_dir = output_dir / training.CHECKPOINTS / CLUSTERER
+    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
+    if checkpoint is not None:
+        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler, shape)
+        state.resumed.append({"from": checkpoint.name})
+        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
+    else:
+        best_path.unlink(missing_ok=True)
+    clusterer = Clusterer.load(clusterer_dir) if "photo_classes" in state.extra else None
+    model, optimizer = accelerator.prepare(model, optimizer)
+    logger.info("***** restore: training (%s) *****\n  %d photos × %d patches, %d parameters\n  epochs = %d, "
+                "steps = %d, batch = %d, lr = %g, device = %s", cfg.conditioning, len(photos), cfg.patches_per_image,
+                count_parameters(model), cfg.num_epochs, total_steps, cfg.train_batch_size, cfg.learning_rate,
+                accelerator.device)
+    progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
+                    desc=f"restore {cfg.conditioning}")
+    started, seconds_before = time.perf_counter(), state.seconds
+
+    def save() -> None:
+        state.seconds = seconds_before + time.perf_counter() - started
+        if accelerator.is_main_process:
+            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
+                                     scheduler, state, cfg.checkpoints_total_limit)
+
+    losses: list[float] = []
+    while state.epoch < cfg.num_epochs and state.global_step < total_steps:
+        if cfg.conditioning == "cluster" and clusterer is None and state.epoch >= cfg.cluster_epoch:
+            clusterer = fit_clusterer(accelerator.unwrap_model(model), photos_pil, cfg)
+            clusterer.save(clusterer_dir)
+            state.extra["photo_classes"] = clusterer.predict(training_features(
+                accelerator.unwrap_model(model), photos_pil, cfg)).tolist()
+            logger.info("epoch %d: %d clusters (HDBSCAN found %d), sizes %s", state.epoch, clusterer.k,
+                        clusterer.report.hdbscan_clusters, clusterer.report.sizes)
+        classes = torch.tensor(state.extra.get("photo_classes", [0] * len(photos)), dtype=torch.long)
+        model.train()
+        for batch in training.epoch_batches(n_items, cfg, state, accelerator, cfg.seed):
+            if state.global_step >= total_steps:
+                break
+            generator = torch.Generator().manual_seed(batch.draw)
+            clean = clean_patches(photos, batch.indices, cfg.patch_size, generator)
+            damaged = damages.damage(clean, recipe, generator).image
+            batch_classes = classes[batch.indices % len(photos)]
+            clean, damaged, batch_classes = (t.to(accelerator.device) for t in (clean, damaged, batch_classes))
+            with training.accumulating(accelerator, model, batch):
+                loss = F.l1_loss(model(damaged, batch_classes).float(), clean)
+                training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
+            training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
+            if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
+                save()
+        else:
+            served = hub.Served(model=accelerator.unwrap_model(model), weights=None, metrics={},
+                                facts={"clusterer": clusterer})
+            score = score_photos(served, val_photos, cfg.damage_seed, recipe, lpips=False)
+            logger.info("epoch %d: validation PSNR %.3f dB (damaged %.3f)", state.epoch, score["psnr"],
+                        score["damaged_psnr"])
+            state.history.setdefault("val_seconds", []).append(seconds_before + time.perf_counter() - started)
+            training.end_epoch(state, value=score["psnr"], val_loss=-score["psnr"],
+                               improved=state.is_better(score["psnr"], maximize=True),
+                               model=accelerator.unwrap_model(model), best_path=best_path)
+            save()
+    progress.close()
+    state.seconds = seconds_before + time.perf_counter() - started
+    model = training.best_model(accelerator.unwrap_model(model), best_path)
+    if accelerator.is_main_process:
+        write_output(model, clusterer, photos_pil, cfg, state)
+    accelerator.wait_for_everyone()
+    return load(str(output_dir))
+
+
+def training_features(model: RestoreUNet, photos: list[Image.Image], cfg: Config) -> np.ndarray:
+    """(N, C) features of each training photo, damaged by the default recipe (seed cfg.seed + i): what the
+    clusterer is fitted on, as a served photo would be seen."""
+    return np.stack([photo_features(model, damaged_copy(photo, cfg.seed + index)) for index, photo in enumerate(photos)])
+
+
+def fit_clusterer(model: RestoreUNet, photos: list[Image.Image], cfg: Config) -> Clusterer:
+    clusterer = Clusterer.fit(training_features(model, photos, cfg), n_components=min(cfg.n_components, len(photos) - 1),
+                              min_samples=cfg.min_samples, min_cluster_size=cfg.min_cluster_size, seed=cfg.seed)
+    if clusterer.k > cfg.max_classes:
+        raise ValueError(f"The clusterer found {clusterer.k} clusters, more than max_classes = {cfg.max_classes}.")
+    return clusterer
+
+
+def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[Image.Image], cfg: Config,
+                 state: training.LoopState) -> None:
+    """The served folder: weights + config.json, restore_config.json, the clusterer (clusterer/) and its figure,
+    metrics.json, training_curves.png and a model card."""
+    output_dir = Path(cfg.output_dir)
+    model.save_pretrained(output_dir)
+    (output_dir / "restore_config.json").write_text(json.dumps(
+        {"conditioning": cfg.conditioning, "recipe": damages.DEFAULT_RECIPE_NAME}, indent=2))
+    if clusterer is not None:
+        clusterer.save(output_dir / CLUSTERER)
+        plot_clusters(clusterer, training_features(model, photos, cfg), output_dir / "clusters.png")
+    training.plot_training_curves(state.history, output_dir / "training_curves.png", "restore: L1",
+                                  "validation: -PSNR (dB, per epoch)")
+    summary = {"conditioning": cfg.conditioning, "parameters": count_parameters(model),
+               "best_val_psnr": state.best_metric, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
+               "steps": state.global_step, "training_seconds": round(state.seconds, 1),
+               "clusters": clusterer.report.sizes if clusterer is not None else None,
+               "recipe": {"name": damages.DEFAULT_RECIPE_NAME, **damages.DEFAULT_RECIPE},
+               "val_psnr": [-value for value in state.history["val_loss"]],
+               "val_seconds": [round(value, 1) for value in state.history.get("val_seconds", [])],
+               "resumed": state.resumed, "config": asdict(cfg)}
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    clusters = (f"{clusterer.k} clusters of the training photos (HDBSCAN found {clusterer.report.hdbscan_clusters}), "
+                f"sizes {clusterer.report.sizes}: `clusters.png`." if clusterer is not None else
+                "No clusterer: class 0 always (the BASELINE row).")
+    training.write_model_card(output_dir, title="Darkroom Restore: a cluster-conditioned U-Net",
+                              body=f"A {summary['parameters']:,}-parameter U-Net restorer trained on photos damaged by "
+                                   f"the `{damages.DEFAULT_RECIPE_NAME}` recipe ({damages.DEFAULT_RECIPE}). "
+                                   f"Best validation PSNR {training.figure(state.best_metric, '.3f')} dB (epoch "
+                                   f"{state.best_epoch}). {clusters}\n\n![Training curves](training_curves.png)\n\n"
+                                   f"{training.config_table(cfg)}\n",
+                              metadata={"license": "mit", "library_name": "darkroom", "pipeline_tag": "image-to-image",
+                                        "tags": ["image-restoration", "darkroom"]})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Serving and scoring
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def load(source: str | None = None) -> hub.Served[RestoreUNet]:
+    """The restorer: `source` > $DARKROOM_RESTORE_MODEL > bundled; CPU, eval mode; facts["clusterer"] when it has one."""
+    weights = hub.resolve(TASK, source)
+    model = RestoreUNet.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
+    clusterer = Clusterer.load(weights.path / CLUSTERER) if (weights.path / CLUSTERER).is_dir() else None
+    return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"),
+                      facts={"clusterer": clusterer, **hub.read_json(weights.path, "restore_config.json")})
+
+
+@torch.inference_mode()
+def restore_image(model: RestoreUNet, damaged: Image.Image, photo_class: int = 0, tile: int = 512) -> Image.Image:
+    """One damaged RGB photo of any size restored in tiles (context = the receptive radius: no seams)."""
+    classes = torch.tensor([photo_class])
+    with training.evaluating(model):
+        out = tiled(lambda x: model(x, classes), to_tensor(damaged), tile=tile, context=model.receptive_radius,
+                    multiple=model.multiple, dtype=torch.uint8)
+    return to_image(out)
+
+
+@dataclass
+class Restored:
+    """What `predict` returns: the restored photo (RGBA when the upload had transparency), the class it was restored
+    as, and a note for the person when there is something to say."""
+
+    image: Image.Image
+    photo_class: int
+    note: str | None = None
+
+
+def predict(served: hub.Served[RestoreUNet], image: Image.Image | str, photo_class: int | None = None) -> Restored:
+    """Restore one damaged photo of any size.
+
+    Args:
+        served: what `load` or `train` returned.
+        image: a PIL image or anything `images.load_layers` accepts (EXIF-upright; alpha kept apart and put back).
+        photo_class: force a class (the MAX_CLASS oracle tries each); None: the clusterer's, computed once per photo.
+
+    Raises:
+        ValueError: an image `load_layers` refuses; a class outside [0, k).
+    """
+    layers = load_layers(image)
+    k = served.facts["clusterer"].k if served.facts.get("clusterer") is not None else 1
+    if photo_class is not None and not 0 <= photo_class < k:
+        raise ValueError(f"photo_class must be in [0, {k}); got {photo_class}.")
+    chosen = photo_class if photo_class is not None else cluster_of(served, layers.rgb)
+    result = restore_image(served.model, layers.rgb, chosen)
+    if layers.alpha is not None:
+        result = result.convert("RGBA")
+        result.putalpha(layers.alpha)
+    note = "Your image had more than 8 bits per channel; it was restored at 8." if layers.deep else None
+    return Restored(image=result, photo_class=chosen, note=note)
+
+
+def image_scores(restored: Image.Image, clean: Image.Image, lpips: bool) -> dict[str, float]:
+    """PSNR (dB, RGB, data range 255) and SSIM (RGB, scikit-image's defaults) and, when asked, LPIPS (alex)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    a, b = np.asarray(restored), np.asarray(clean)
+    scores = {"psnr": float(peak_signal_noise_ratio(b, a, data_range=255)),
+              "ssim": float(structural_similarity(b, a, channel_axis=-1, data_range=255))}
+    if lpips:
+        from tasks.perceptual import lpips_distance
+
+        scores["lpips"] = lpips_distance(a, b)
+    return scores
+
+
+def score_photos(served: hub.Served, photos: list[Image.Image], damage_seed: int = 0,
+                 recipe: dict[str, float] | None = None, lpips: bool = True, mode: str = "real") -> dict[str, float]:
+    """Damage each clean photo (seed damage_seed + i), restore it, and average the scores of the damaged and the
+    restored photo against the clean one.
+
+    Args:
+        mode: "real" (the clusterer's class), "baseline" (class 0) or "max_class" (each class tried, the best PSNR
+            kept: the oracle).
+
+    Returns:
+        {"psnr", "ssim", ["lpips"], "damaged_psnr", "damaged_ssim", ["damaged_lpips"], "n"}.
+    """
+    totals: dict[str, list[float]] = {}
+    k = served.facts["clusterer"].k if served.facts.get("clusterer") is not None else 1
+    for index, photo in enumerate(photos):
+        damaged = damaged_copy(photo, damage_seed + index, recipe)
+        if mode == "baseline":
+            candidates = [0]
+        elif mode == "max_class":
+            candidates = list(range(k))
+        else:
+            candidates = [cluster_of(served, damaged)]
+        results = [image_scores(restore_image(served.model, damaged, c), photo, lpips=False) | {"class": c}
+                   for c in candidates]
+        best = max(results, key=lambda item: item["psnr"])
+        scores = image_scores(restore_image(served.model, damaged, best["class"]), photo, lpips) if lpips else best
+        for key, value in scores.items():
+            if key != "class":
+                totals.setdefault(key, []).append(value)
+        for key, value in image_scores(damaged, photo, lpips).items():
+            totals.setdefault(f"damaged_{key}", []).append(value)
+    return {key: float(np.mean(values)) for key, values in totals.items()} | {"n": float(len(photos))}
+
+
+def evaluate(served: hub.Served[RestoreUNet], data: str = DEFAULT_VAL, mode: str = "real") -> dict[str, float]:
+    """`score_photos` over the clean photos `data` names, damaged by the default recipe (seeds 0, 1, ...)."""
+    return score_photos(served, [load_rgb(source) for source in photo_sources(data, split="test")], mode=mode)
