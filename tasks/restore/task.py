@@ -107,7 +107,14 @@ def clean_patches(photos: list[np.ndarray], indices: torch.Tensor, size: int,
 
 def damaged_copy(photo: Image.Image, seed: int, recipe: dict[str, float] | None = None) -> Image.Image:
     """The photo damaged by `recipe` (default `damage.DEFAULT_RECIPE`) with damage seed `seed`, as 8-bit RGB."""
-    return to_image(damages.damage(to_tensor(photo), recipe, torch.Generator().manual_seed(seed)).image)
+    return damaged_pair(photo, seed, recipe)[0]
+
+
+def damaged_pair(photo: Image.Image, seed: int,
+                 recipe: dict[str, float] | None = None) -> tuple[Image.Image, np.ndarray]:
+    """`damaged_copy` and its mask of replaced pixels, (H, W) bool (what a classical inpainter is given)."""
+    damaged = damages.damage(to_tensor(photo), recipe, torch.Generator().manual_seed(seed))
+    return to_image(damaged.image), damaged.mask[0, 0].numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

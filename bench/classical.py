@@ -1,0 +1,41 @@
+"""The classical tools a person would otherwise reach for, as Restore's reference rows: OpenCV's Telea inpainting
+(given the true damage mask) then non-local-means denoising, and scikit-image's biharmonic inpainting then its
+non-local means. Only the bench uses them (opencv-python-headless is a dev requirement)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def opencv_telea_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """cv2.inpaint (Telea 2004, radius 3) over `mask`, then cv2.fastNlMeansDenoisingColored (h = hColor = 10,
+    template 7, search 21: OpenCV's documented defaults for colour photos).
+
+    Args:
+        damaged: (H, W, 3) uint8 RGB. mask: (H, W) bool, the pixels to fill.
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    import cv2
+
+    bgr = cv2.cvtColor(damaged, cv2.COLOR_RGB2BGR)
+    filled = cv2.inpaint(bgr, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    return cv2.cvtColor(cv2.fastNlMeansDenoisingColored(filled, None, 10, 10, 7, 21), cv2.COLOR_BGR2RGB)
+
+
+def skimage_biharmonic_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """skimage.restoration.inpaint_biharmonic over `mask`, then denoise_nl_means (fast mode, patch 5, distance 6,
+    h = 0.8 × the noise sigma estimate_sigma finds, as scikit-image's own example does).
+
+    Args and returns as `opencv_telea_nlm`.
+    """
+    from skimage.restoration import denoise_nl_means, estimate_sigma, inpaint_biharmonic
+
+    filled = inpaint_biharmonic(damaged.astype(np.float64) / 255.0, mask, channel_axis=-1)
+    sigma = float(np.mean(estimate_sigma(filled, channel_axis=-1)))
+    out = denoise_nl_means(filled, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6,
+                           channel_axis=-1)
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
+
+TOOLS = {"opencv_telea_nlm": opencv_telea_nlm, "skimage_biharmonic_nlm": skimage_biharmonic_nlm}
