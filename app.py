@@ -24,6 +24,8 @@ import gradio as gr
 from PIL import Image
 
 from tasks import TASKS, cards, classify, colorize, mask, task_module, upscale
+from tasks import restore
+from tasks.restore import damage as damages
 from tasks.hub import ASSETS_DIR, Served
 from tasks.images import load_rgb
 from tasks.training import read_model_card
@@ -400,6 +402,98 @@ def upscale_tab(demo: gr.Blocks) -> None:
     serving = gr.Markdown()
     button.click(run_upscale, inputs=[upload, factor], outputs=[slider, download, note], api_name="upscale")
     model_report(demo, "upscale", serving)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Restore
+# ---------------------------------------------------------------------------------------------------------------------
+
+DAMAGE_FOR_ME, ALREADY_DAMAGED = "Damage it for me", "It is already damaged"
+DAMAGE_LABELS = {"fade": "fading / yellowing", "blur": "blur", "blotches": "stains", "holes": "holes",
+                 "scratches": "scratches", "lines": "lines / folds", "salt_pepper": "dust (salt and pepper)",
+                 "gaussian_noise": "grain (noise)", "jpeg": "JPEG artefacts"}
+
+
+def damage_recipe(kinds: list[str], strength: float) -> dict[str, float]:
+    """The default recipe's chosen kinds, each strength scaled by `strength` (1 = the recipe as trained), at most 1."""
+    chosen = {kind for kind, label in DAMAGE_LABELS.items() if label in kinds}
+    return {kind: min(1.0, value * float(strength)) for kind, value in damages.DEFAULT_RECIPE.items() if kind in chosen}
+
+
+def run_restore(path: str | None, mode: str, kinds: list[str], strength: float, seed: float):
+    """Upload → (damaged ↔ restored slider, the original when this tab damaged it, a line with the scores and the
+    cluster the photo was restored as)."""
+    served = load_served("restore")
+    original = None
+    try:
+        if mode == DAMAGE_FOR_ME:
+            original = open_upload(path)
+            recipe = damage_recipe(kinds, strength)
+            if not recipe:
+                raise gr.Error(f"Pick at least one kind of damage, or choose \"{ALREADY_DAMAGED}\".")
+            damaged = restore.damaged_copy(original, int(seed), recipe)
+            result = restore.predict(served, damaged)
+        else:
+            damaged = open_upload(path)
+            result = restore.predict(served, path)  # from the file: a transparent upload keeps its alpha
+    except ValueError as error:  # a bad upload: said, nothing else done
+        raise gr.Error(str(error)) from error
+    clusterer = served.facts.get("clusterer")
+    line = (f"Restored as cluster **{result.photo_class}** of {clusterer.k} (its {clusterer.report.sizes[result.photo_class]}"
+            " training photos are BSDS photos, which may not be shown here)." if clusterer is not None
+            else "This model has no clusterer: every photo is restored as class 0.")
+    if original is not None:
+        line = scores_line(result.image.convert("RGB"), damaged, original) + " " + line
+    if result.note:
+        line += " " + result.note
+    shown = gr.update(value=original, visible=original is not None)
+    return (damaged, result.image), shown, line
+
+
+def scores_line(restored: Image.Image, damaged: Image.Image, original: Image.Image) -> str:
+    """PSNR / SSIM (and LPIPS when its weights are here) of the damaged and the restored photo against the original."""
+    from tasks.perceptual import LPIPSUnavailable
+
+    try:
+        before, after = (restore.image_scores(image, original, lpips=True) for image in (damaged, restored))
+        lpips = f", LPIPS {before['lpips']:.3f} → **{after['lpips']:.3f}**"
+    except LPIPSUnavailable:
+        before, after = (restore.image_scores(image, original, lpips=False) for image in (damaged, restored))
+        lpips = " (LPIPS unavailable on this server)"
+    return (f"Against your original: PSNR {before['psnr']:.2f} → **{after['psnr']:.2f} dB**, SSIM "
+            f"{before['ssim']:.3f} → **{after['ssim']:.3f}**{lpips}.")
+
+
+@tab("restore", "Restore")
+def restore_tab(demo: gr.Blocks) -> None:
+    gr.Markdown(
+        "Repair an old or damaged photo: scratches, stains, holes, dust, grain, fading, blur and JPEG blocks. Upload "
+        "a damaged photo, or a clean one and have it damaged here (then the scores say how close the repair came "
+        "to your original). A U-Net does the repair, conditioned on the cluster of photos yours resembles."
+    )
+    with gr.Row():
+        with gr.Column():
+            upload = image_upload(label="Photo", height=320, elem_id="restore-upload")
+            mode = gr.Radio([DAMAGE_FOR_ME, ALREADY_DAMAGED], value=DAMAGE_FOR_ME, label="Your photo")
+            with gr.Group():
+                kinds = gr.CheckboxGroup(list(DAMAGE_LABELS.values()), value=list(DAMAGE_LABELS.values()),
+                                         label="Damage to add")
+                strength = gr.Slider(0, 2, value=1, step=0.1, label="Strength",
+                                     info=f"1 = the recipe the model was trained on ({damages.DEFAULT_RECIPE_NAME})")
+                seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+            button = gr.Button("Restore", variant="primary")
+        with gr.Column():
+            slider = gr.ImageSlider(format="png", label="Damaged ↔ restored", type="pil", height=320,
+                                    elem_id="restore-slider")
+            note = gr.Markdown()
+            original = gr.Image(format="png", label="Your original", type="pil", interactive=False, visible=False,
+                                height=200)
+    gr.Examples(examples=[[path, DAMAGE_FOR_ME] for path in examples("restore")], inputs=[upload, mode],
+                label="Public-domain photos (scikit-image): pick one, then Restore")
+    serving = gr.Markdown()
+    button.click(run_restore, inputs=[upload, mode, kinds, strength, seed], outputs=[slider, original, note],
+                 api_name="restore")
+    model_report(demo, "restore", serving)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

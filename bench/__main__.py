@@ -342,6 +342,46 @@ def large_photo_finish(result: dict, served: Served, args: argparse.Namespace, l
     return result
 
 
+def restore_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The original's table on the same damaged photos (default recipe, photo i damaged with seed i): DAMAGED, the
+    served net as REAL (its clusterer's class), BASELINE (the net bundled in its baseline/ folder, class 0 always;
+    else the served net at class 0), MAX_CLASS (each class tried, the best PSNR kept: an oracle), and the classical
+    tools given the true damage mask (`bench.classical`). PSNR / SSIM on RGB, LPIPS (alex)."""
+    from bench.classical import TOOLS
+    from tasks.images import load_rgb, photo_sources
+    from tasks import restore
+
+    photos = [load_rgb(source) for source in photo_sources(data, split="test")][:args.n_photos or None]
+    baseline = restore.load(str(served.folder / "baseline")) if (served.folder / "baseline").is_dir() else None
+    rows: dict[str, list[dict[str, float]]] = {}
+    for index, photo in enumerate(photos):
+        damaged, mask = restore.damaged_pair(photo, index)
+        cluster = restore.cluster_of(served, damaged)
+        k = served.facts["clusterer"].k if served.facts.get("clusterer") is not None else 1
+        oracle = max((restore.restore_image(served.model, damaged, c) for c in range(k)),
+                     key=lambda image: restore.image_scores(image, photo, lpips=False)["psnr"])
+        outputs = {"damaged": damaged, "real": restore.restore_image(served.model, damaged, cluster),
+                   "baseline": restore.restore_image((baseline or served).model, damaged, 0), "max_class": oracle}
+        outputs |= {name: Image.fromarray(tool(np.asarray(damaged), mask)) for name, tool in TOOLS.items()}
+        for name, image in outputs.items():
+            rows.setdefault(name, []).append(restore.image_scores(image, photo, lpips=True))
+    table = {name: {key: float(np.mean([item[key] for item in items])) for key in items[0]}
+             for name, items in rows.items()}
+    best_classical = max(TOOLS, key=lambda name: table[name]["psnr"])
+    quality = {"psnr": table["real"]["psnr"], "ssim": table["real"]["ssim"], "lpips": table["real"]["lpips"],
+               "damaged_psnr": table["damaged"]["psnr"], "damaged_ssim": table["damaged"]["ssim"],
+               "damaged_lpips": table["damaged"]["lpips"], "classical_psnr": table[best_classical]["psnr"],
+               "classical_lpips": table[best_classical]["lpips"], "psnr_gain": table["real"]["psnr"]
+               - table["damaged"]["psnr"]}
+    return quality, {"n": len(photos), "table": table, "best_classical": best_classical,
+                     "recipe": served.facts.get("recipe"), "baseline_weights": "baseline/" if baseline else "class 0"}
+
+
+def restore_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
+    """One 512×512 photo: the generic photo's centre."""
+    return [(photo_1024x768().crop((256, 128, 768, 640)),)] * n, "512×512 photo"
+
+
 HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without an entry takes the generic path whole
     "classify": Hook(latency_calls=classify_latency),
     "cards": Hook(quality=cards_quality, latency_calls=cards_latency, max_latency_calls=20, warmup=2,
@@ -350,6 +390,8 @@ HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without a
     "mask": Hook(quality=mask_quality, latency_calls=mask_latency, max_latency_calls=30, warmup=3),
     "upscale": Hook(quality=upscale_quality, latency_calls=upscale_latency, max_latency_calls=20, warmup=2,
                     finish=functools.partial(large_photo_finish, largest=6.0)),  # a 24 MP result
+    "restore": Hook(quality=restore_quality, latency_calls=restore_latency, max_latency_calls=20, warmup=2,
+                    finish=functools.partial(large_photo_finish, largest=12.0)),
 }
 
 
@@ -519,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_ddpm", type=int, default=100, help="cards: DDPM-1000 cards judged per category (0 = none)")
     parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
+    parser.add_argument("--n_photos", type=int, default=0, help="restore: score the first N photos (0 = all)")
     parser.add_argument("--card", action="store_true",
                         help="upscale-archs: also write the table and a crop figure into the folder's model card")
     parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size (upscale: at most 6 MP)")
