@@ -1,0 +1,97 @@
+"""Restore: the two-phase training (class 0, then the clusterer's classes), resume, predict on any image, scores."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tasks import restore
+from tasks.restore.model import RestoreUNet
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Two folders of small textured photos (training: 12, validation: 2)."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("val", 2)):
+        (root / split).mkdir()
+        for index in range(count):
+            base = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+            Image.fromarray(base).resize((64, 48), Image.Resampling.BICUBIC).save(root / split / f"{index}.png")
+    return root
+
+
+def tiny_config(tmp_path, photos, **overrides) -> restore.Config:
+    values = dict(data=str(photos / "train"), val_data=str(photos / "val"), output_dir=str(tmp_path / "restore"),
+                  width=4, depth=2, patch_size=32, patches_per_image=1, train_batch_size=4, num_epochs=3,
+                  cluster_epoch=1, min_cluster_size=4, val_images=2, lr_warmup_steps=1, checkpointing_steps=2)
+    return restore.Config(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def served(photos, tmp_path_factory):
+    return restore.train(tiny_config(tmp_path_factory.mktemp("served"), photos))
+
+
+def test_training_clusters_the_photos_after_cluster_epoch_and_the_folder_round_trips(served):
+    folder = served.folder
+    assert {"clusterer", "clusters.png", "config.json", "model.safetensors", "metrics.json"} <= {
+        path.name for path in folder.iterdir()}
+    clusterer = served.facts["clusterer"]
+    assert clusterer is not None and sum(clusterer.report.sizes) == 12
+    assert served.metrics["epochs_trained"] == 3 and len(served.metrics["val_psnr"]) == 3
+    again = restore.load(str(folder))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(x), served.model(x), rtol=0, atol=0)
+
+
+def test_baseline_never_clusters(photos, tmp_path):
+    served = restore.train(tiny_config(tmp_path, photos, conditioning="none", num_epochs=2))
+    assert served.facts["clusterer"] is None and not (served.folder / "clusterer").exists()
+    assert restore.predict(served, Image.new("RGB", (5, 3))).photo_class == 0
+
+
+def test_an_interrupted_run_resumes_with_its_clusterer(photos, tmp_path):
+    first = restore.train(tiny_config(tmp_path, photos, max_train_steps=6))  # past the clustering (3 steps an epoch)
+    again = restore.train(tiny_config(tmp_path, photos, resume_from_checkpoint="latest"))
+    assert again.metrics["resumed"] == [{"from": "checkpoint-6"}] and again.metrics["steps"] == 9
+    assert again.facts["clusterer"].report == first.facts["clusterer"].report
+
+
+def test_a_bad_conditioning_or_patch_size_is_refused_before_training(photos, tmp_path):
+    with pytest.raises(ValueError, match="conditioning must be one of cluster, none"):
+        restore.train(tiny_config(tmp_path, photos, conditioning="oracle"))
+    with pytest.raises(ValueError, match="multiple of 2\\^depth = 4"):
+        restore.train(tiny_config(tmp_path, photos, patch_size=30))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (70, 90)])
+def test_predict_works_on_any_size_and_keeps_transparency(served, size):
+    image = Image.new("RGBA", size, (120, 80, 40, 255))
+    image.putpixel((0, 0), (0, 0, 0, 0))
+    result = restore.predict(served, image)
+    assert result.image.size == size and result.image.mode == "RGBA" and result.image.getpixel((0, 0))[3] == 0
+
+
+def test_tiles_give_the_one_pass_result():
+    model = RestoreUNet(width=4, depth=2).eval()
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8))
+    tiled = np.asarray(restore.restore_image(model, image, tile=32), dtype=np.int16)
+    whole = np.asarray(restore.restore_image(model, image, tile=512), dtype=np.int16)
+    assert np.abs(tiled - whole).max() <= 1
+
+
+def test_a_forced_class_outside_the_clusters_is_refused(served):
+    with pytest.raises(ValueError, match="photo_class must be in"):
+        restore.predict(served, Image.new("RGB", (8, 8)), photo_class=99)
+
+
+def test_evaluate_scores_damaged_and_restored_in_every_mode(served, photos):
+    real = restore.evaluate(served, str(photos / "val"))
+    oracle = restore.evaluate(served, str(photos / "val"), mode="max_class")
+    baseline = restore.evaluate(served, str(photos / "val"), mode="baseline")
+    assert real["n"] == 2 and {"psnr", "ssim", "lpips", "damaged_psnr", "damaged_lpips"} <= set(real)
+    assert real["damaged_psnr"] == oracle["damaged_psnr"] == baseline["damaged_psnr"]  # the same damage
+    assert oracle["psnr"] >= max(real["psnr"], baseline["psnr"]) - 1e-9
