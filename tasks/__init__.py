@@ -14,6 +14,7 @@ TASKS: dict[str, str] = {  # task name -> its module, in the app's tab order
     "cards": "tasks.cards",
     "classify": "tasks.classify",
     "upscale": "tasks.upscale",
+    "restore": "tasks.restore",
     "mask": "tasks.mask",
     "colorize": "tasks.colorize",
 }
