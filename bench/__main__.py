@@ -377,6 +377,18 @@ def restore_quality(served: Served, data: str, args: argparse.Namespace) -> tupl
                      "recipe": served.facts.get("recipe"), "baseline_weights": "baseline/" if baseline else "class 0"}
 
 
+def restore_finish(result: dict, served: Served, args: argparse.Namespace) -> dict:
+    """A 12 MP photo's memory (`large_photo_finish`); with --card, the table goes into the served folder's card."""
+    from tasks.restore.task import write_card
+
+    result = large_photo_finish(result, served, args, largest=12.0)
+    result["command"] = "python -m bench restore" + (f" --data {args.data}" if args.data else "") + (
+        f" --n_photos {args.n_photos}" if args.n_photos else "")
+    if args.card:
+        write_card(served.folder, result)
+    return result
+
+
 def restore_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
     """One 512×512 photo: the generic photo's centre."""
     return [(photo_1024x768().crop((256, 128, 768, 640)),)] * n, "512×512 photo"
@@ -391,7 +403,7 @@ HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without a
     "upscale": Hook(quality=upscale_quality, latency_calls=upscale_latency, max_latency_calls=20, warmup=2,
                     finish=functools.partial(large_photo_finish, largest=6.0)),  # a 24 MP result
     "restore": Hook(quality=restore_quality, latency_calls=restore_latency, max_latency_calls=20, warmup=2,
-                    finish=functools.partial(large_photo_finish, largest=12.0)),
+                    finish=restore_finish),
 }
 
 
@@ -563,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
     parser.add_argument("--n_photos", type=int, default=0, help="restore: score the first N photos (0 = all)")
     parser.add_argument("--card", action="store_true",
-                        help="upscale-archs: also write the table and a crop figure into the folder's model card")
+                        help="upscale-archs, restore: also write the table (and figures) into the served folder's model card")
     parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size (upscale: at most 6 MP)")
     return parser
 

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import numpy as np
@@ -279,22 +280,72 @@ def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[I
                                   "validation: -PSNR (dB, per epoch)")
     summary = {"conditioning": cfg.conditioning, "parameters": count_parameters(model),
                "best_val_psnr": state.best_metric, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
-               "steps": state.global_step, "training_seconds": round(state.seconds, 1),
+               "steps": state.global_step, "training_seconds": round(state.seconds, 3),
                "clusters": clusterer.report.sizes if clusterer is not None else None,
                "recipe": {"name": damages.DEFAULT_RECIPE_NAME, **damages.DEFAULT_RECIPE},
                "val_psnr": [-value for value in state.history["val_loss"]],
-               "val_seconds": [round(value, 1) for value in state.history.get("val_seconds", [])],
+               "val_seconds": [round(value, 3) for value in state.history.get("val_seconds", [])],
                "resumed": state.resumed, "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    clusters = (f"{clusterer.k} clusters of the training photos (HDBSCAN found {clusterer.report.hdbscan_clusters}), "
-                f"sizes {clusterer.report.sizes}: `clusters.png`." if clusterer is not None else
-                "No clusterer: class 0 always (the BASELINE row).")
-    training.write_model_card(output_dir, title="Darkroom Restore: a cluster-conditioned U-Net",
-                              body=f"A {summary['parameters']:,}-parameter U-Net restorer trained on photos damaged by "
-                                   f"the `{damages.DEFAULT_RECIPE_NAME}` recipe ({damages.DEFAULT_RECIPE}). "
-                                   f"Best validation PSNR {training.figure(state.best_metric, '.3f')} dB (epoch "
-                                   f"{state.best_epoch}). {clusters}\n\n![Training curves](training_curves.png)\n\n"
-                                   f"{training.config_table(cfg)}\n",
+    write_card(output_dir)
+
+
+ROWS = {"damaged": "DAMAGED (the input)", "baseline": "BASELINE (class 0 always)", "real": "REAL (the clusterer's class)",
+        "max_class": "MAX_CLASS (each class tried, best PSNR kept: an oracle)",
+        "opencv_telea_nlm": "OpenCV: Telea inpainting (true mask) + fast NLM",
+        "skimage_biharmonic_nlm": "scikit-image: biharmonic inpainting (true mask) + NLM"}
+
+
+def write_card(folder: str | Path, bench: dict | None = None) -> None:
+    """folder/README.md from its metrics.json: the net, the damage recipe, the clusters, the training; with `bench`
+    (the result of `python -m bench restore`) the original project's table on the same damaged photos."""
+    folder = Path(folder)
+    summary = hub.read_json(folder, "metrics.json")
+    cfg = summary["config"]
+    recipe = summary["recipe"]
+    recipe_row = ", ".join(f"{kind} {value:g}" for kind, value in recipe.items() if kind != "name")
+    clusters = (f"{len(summary['clusters'])} clusters of the training photos' features (PCA {cfg['n_components']} → "
+                f"HDBSCAN min_samples {cfg['min_samples']}, min_cluster_size {cfg['min_cluster_size']} for k → KMeans), "
+                f"sizes {summary['clusters']}, fitted after epoch {cfg['cluster_epoch']}: `clusters.png`."
+                if summary.get("clusters") else "No clusterer: class 0 always (the BASELINE row).")
+    body = f"""A {summary['parameters']:,}-parameter U-Net (the suite's `tasks/unet.py`, width {cfg['width']}, depth
+{cfg['depth']}) that predicts the residual from a damaged photo to the clean one, conditioned on a class id (an
+embedding added at the bottleneck).
+
+## Damage: the `{recipe['name']}` recipe
+{recipe_row} (strengths in [0, 1]; `tasks/restore/damage.py`), a new damage for every batch of
+{cfg['patch_size']}×{cfg['patch_size']} patches of {Path(cfg['data']).name} ({cfg['patches_per_image']} per photo per
+epoch, flips and quarter turns). Every figure here is at this recipe.
+
+## Clusters
+{clusters}
+
+## Training
+L1 loss; Adam lr {cfg['learning_rate']:g}, warm-up and cosine; batch {cfg['train_batch_size']}; {summary['steps']:,}
+steps ({summary['epochs_trained']} epochs) in {summary['training_seconds'] / 60:.0f} min (wall clock, 2 CPU cores).
+The kept epoch has the best PSNR over the first {cfg['val_images']} photos of {Path(cfg['val_data']).name}, each
+damaged with seed {cfg['damage_seed']} + its index (epoch {summary['best_epoch']}:
+{training.figure(summary['best_val_psnr'], '.2f')} dB).
+"""
+    if bench is not None:
+        table = bench["table"]
+        rows = "\n".join(f"| {ROWS.get(name, name)} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['lpips']:.3f} |"
+                         for name, row in table.items())
+        body += f"""
+## The original's experiment, on {bench['n']} photos of {Path(bench['data']).name}
+`{bench['command']}`: each photo damaged by the recipe with seed = its index; PSNR and SSIM on RGB (scikit-image),
+LPIPS (alex, v0.1). The learned rows are never given the damage mask; the classical rows are.
+
+| row | PSNR (dB) | SSIM | LPIPS |
+|---|---|---|---|
+{rows}
+"""
+    body += "\n![Training curves](training_curves.png)\n"
+    if summary.get("clusters"):
+        body += "\n![Clusters: sizes and the first three PCA coordinates](clusters.png)\n"
+    known = {item.name for item in dataclass_fields(Config)}
+    body += "\n## Config\n" + training.config_table(Config(**{k: v for k, v in cfg.items() if k in known})) + "\n"
+    training.write_model_card(folder, title="Darkroom Restore: a cluster-conditioned U-Net", body=body,
                               metadata={"license": "mit", "library_name": "darkroom", "pipeline_tag": "image-to-image",
                                         "tags": ["image-restoration", "darkroom"]})
 
