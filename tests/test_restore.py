@@ -95,3 +95,14 @@ def test_evaluate_scores_damaged_and_restored_in_every_mode(served, photos):
     assert real["n"] == 2 and {"psnr", "ssim", "lpips", "damaged_psnr", "damaged_lpips"} <= set(real)
     assert real["damaged_psnr"] == oracle["damaged_psnr"] == baseline["damaged_psnr"]  # the same damage
     assert oracle["psnr"] >= max(real["psnr"], baseline["psnr"]) - 1e-9
+
+
+def test_bundle_copies_the_served_files_and_a_half_copy_restores_alike(served, tmp_path):
+    half = restore.task.bundle(served.folder, tmp_path / "bundle" / "baseline", half=True)
+    assert not (half / "checkpoints").exists() and (half / "clusterer").is_dir()
+    again = restore.load(str(half))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert (again.model(x) - served.model(x)).abs().max() < 1e-2
+    with pytest.raises(FileNotFoundError, match="not a trained restore folder"):
+        restore.task.bundle(tmp_path / "nothing", tmp_path / "out")

@@ -350,6 +350,33 @@ LPIPS (alex, v0.1). The learned rows are never given the damage mask; the classi
                                         "tags": ["image-restoration", "darkroom"]})
 
 
+def bundle(source: str | Path, destination: str | Path, half: bool = False) -> Path:
+    """Copy a trained folder's served files (not its checkpoints) to `destination`, e.g. assets/models/restore; with
+    `half`, its weights as float16 (they load into the float32 net: outputs move by about 1e-4), so the BASELINE
+    reference fits beside the served net in one 15 MB folder.
+
+    Raises:
+        FileNotFoundError: `source` has no model.safetensors.
+    """
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    source, destination = Path(source), Path(destination)
+    if not (source / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{source} is not a trained restore folder (no model.safetensors).")
+    destination.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name == training.CHECKPOINTS or item.is_dir() and (destination / item.name).exists():
+            continue
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, destination / item.name)
+    if half:
+        weights = load_file(source / "model.safetensors")
+        save_file({key: value.half() if value.is_floating_point() else value for key, value in weights.items()},
+                  destination / "model.safetensors")
+    return destination
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Serving and scoring
 # ---------------------------------------------------------------------------------------------------------------------
