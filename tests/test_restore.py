@@ -25,7 +25,7 @@ def photos(tmp_path_factory):
 def tiny_config(tmp_path, photos, **overrides) -> restore.Config:
     values = dict(data=str(photos / "train"), val_data=str(photos / "val"), output_dir=str(tmp_path / "restore"),
                   width=4, depth=2, patch_size=32, patches_per_image=1, train_batch_size=4, num_epochs=3,
-                  cluster_epoch=1, min_cluster_size=4, val_images=2, lr_warmup_steps=1, checkpointing_steps=2)
+                  cluster_epoch=1, min_cluster_size=4, cluster_views=2, val_images=2, lr_warmup_steps=1, checkpointing_steps=2)
     return restore.Config(**{**values, **overrides})
 
 
@@ -39,7 +39,8 @@ def test_training_clusters_the_photos_after_cluster_epoch_and_the_folder_round_t
     assert {"clusterer", "clusters.png", "config.json", "model.safetensors", "metrics.json"} <= {
         path.name for path in folder.iterdir()}
     clusterer = served.facts["clusterer"]
-    assert clusterer is not None and sum(clusterer.report.sizes) == 12
+    assert clusterer is not None and sum(clusterer.report.sizes) == 24  # 12 photos × 2 views
+    assert sum(served.metrics["photos_per_cluster"]) == 12
     assert served.metrics["epochs_trained"] == 3 and len(served.metrics["val_psnr"]) == 3
     again = restore.load(str(folder))
     x = torch.rand(1, 3, 32, 32)

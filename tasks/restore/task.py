@@ -56,7 +56,8 @@ class Config(training.TrainingArgs):
     cluster_epoch: int = 5  # fit the clusterer when this many epochs are done
     n_components: int = 10  # clusterer: PCA dimensions
     min_samples: int = 2  # clusterer: HDBSCAN's min_samples
-    min_cluster_size: int = 40  # clusterer: HDBSCAN's min_cluster_size (at most the number of photos)
+    min_cluster_size: int = 40  # clusterer: HDBSCAN's min_cluster_size (at most the number of views)
+    cluster_views: int = 8  # clusterer: views of each training photo it is fitted on (crops, damage seeds)
     patch_size: int = 96  # side of a training patch (a multiple of 2^depth)
     patches_per_image: int = 8  # random patches of each photo per epoch (flips and quarter turns)
     damage_seed: int = 0  # validation damage: photo i gets seed damage_seed + i
@@ -209,10 +210,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
     losses: list[float] = []
     while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         if cfg.conditioning == "cluster" and clusterer is None and state.epoch >= cfg.cluster_epoch:
-            clusterer = fit_clusterer(accelerator.unwrap_model(model), photos_pil, cfg)
+            clusterer, state.extra["photo_classes"] = fit_clusterer(accelerator.unwrap_model(model), photos_pil, cfg)
             clusterer.save(clusterer_dir)
-            state.extra["photo_classes"] = clusterer.predict(training_features(
-                accelerator.unwrap_model(model), photos_pil, cfg)).tolist()
             logger.info("epoch %d: %d clusters (HDBSCAN found %d), sizes %s", state.epoch, clusterer.k,
                         clusterer.report.hdbscan_clusters, clusterer.report.sizes)
         classes = torch.tensor(state.extra.get("photo_classes", [0] * len(photos)), dtype=torch.long)
@@ -252,17 +251,38 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
 
 
 def training_features(model: RestoreUNet, photos: list[Image.Image], cfg: Config) -> np.ndarray:
-    """(N, C) features of each training photo, damaged by the default recipe (seed cfg.seed + i): what the
-    clusterer is fitted on, as a served photo would be seen."""
-    return np.stack([photo_features(model, damaged_copy(photo, cfg.seed + index)) for index, photo in enumerate(photos)])
+    """(N, views, C) features of each training photo seen `cluster_views` times: each view a seeded random crop of
+    60–100% of each side, damaged by the default recipe, as a served photo would be seen. Views give HDBSCAN
+    enough points (200 photos alone are all noise at min_cluster_size 40)."""
+    views = []
+    for index, photo in enumerate(photos):
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
+        for view in range(cfg.cluster_views):
+            width, height = (max(1, int(side * (0.6 + 0.4 * float(torch.rand(1, generator=generator)))))
+                             for side in photo.size)
+            left = int(torch.randint(0, photo.width - width + 1, (1,), generator=generator))
+            top = int(torch.randint(0, photo.height - height + 1, (1,), generator=generator))
+            crop = photo.crop((left, top, left + width, top + height))
+            damaged = damaged_copy(crop, (cfg.seed + index) * cfg.cluster_views + view)
+            views.append(photo_features(model, damaged))
+    return np.stack(views).reshape(len(photos), cfg.cluster_views, -1)
 
 
-def fit_clusterer(model: RestoreUNet, photos: list[Image.Image], cfg: Config) -> Clusterer:
-    clusterer = Clusterer.fit(training_features(model, photos, cfg), n_components=min(cfg.n_components, len(photos) - 1),
+def fit_clusterer(model: RestoreUNet, photos: list[Image.Image], cfg: Config) -> tuple[Clusterer, list[int]]:
+    """The clusterer fitted on every view of every training photo, and each photo's class: the cluster most of its
+    views fall in.
+
+    Raises:
+        ValueError: more clusters than max_classes.
+    """
+    features = training_features(model, photos, cfg)
+    points = features.reshape(-1, features.shape[-1])
+    clusterer = Clusterer.fit(points, n_components=min(cfg.n_components, len(points) - 1),
                               min_samples=cfg.min_samples, min_cluster_size=cfg.min_cluster_size, seed=cfg.seed)
     if clusterer.k > cfg.max_classes:
         raise ValueError(f"The clusterer found {clusterer.k} clusters, more than max_classes = {cfg.max_classes}.")
-    return clusterer
+    labels = clusterer.predict(points).reshape(len(photos), cfg.cluster_views)
+    return clusterer, [int(np.bincount(row, minlength=clusterer.k).argmax()) for row in labels]
 
 
 def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[Image.Image], cfg: Config,
@@ -275,13 +295,16 @@ def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[I
         {"conditioning": cfg.conditioning, "recipe": damages.DEFAULT_RECIPE_NAME}, indent=2))
     if clusterer is not None:
         clusterer.save(output_dir / CLUSTERER)
-        plot_clusters(clusterer, training_features(model, photos, cfg), output_dir / "clusters.png")
+        features = training_features(model, photos, cfg)
+        plot_clusters(clusterer, features.reshape(-1, features.shape[-1]), output_dir / "clusters.png")
     training.plot_training_curves(state.history, output_dir / "training_curves.png", "restore: L1",
                                   "validation: -PSNR (dB, per epoch)")
     summary = {"conditioning": cfg.conditioning, "parameters": count_parameters(model),
                "best_val_psnr": state.best_metric, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
                "steps": state.global_step, "training_seconds": round(state.seconds, 3),
-               "clusters": clusterer.report.sizes if clusterer is not None else None,
+               "clusters": clusterer.report.sizes if clusterer is not None else None,  # views per cluster
+               "photos_per_cluster": (np.bincount(state.extra["photo_classes"], minlength=clusterer.k).tolist()
+                                      if clusterer is not None else None),
                "recipe": {"name": damages.DEFAULT_RECIPE_NAME, **damages.DEFAULT_RECIPE},
                "val_psnr": [-value for value in state.history["val_loss"]],
                "val_seconds": [round(value, 3) for value in state.history.get("val_seconds", [])],
@@ -305,8 +328,10 @@ def write_card(folder: str | Path, bench: dict | None = None) -> None:
     recipe = summary["recipe"]
     recipe_row = ", ".join(f"{kind} {value:g}" for kind, value in recipe.items() if kind != "name")
     clusters = (f"{len(summary['clusters'])} clusters of the training photos' features (PCA {cfg['n_components']} → "
-                f"HDBSCAN min_samples {cfg['min_samples']}, min_cluster_size {cfg['min_cluster_size']} for k → KMeans), "
-                f"sizes {summary['clusters']}, fitted after epoch {cfg['cluster_epoch']}: `clusters.png`."
+                f"HDBSCAN min_samples {cfg['min_samples']}, min_cluster_size {cfg['min_cluster_size']} for k → KMeans) "
+                f"over {cfg.get('cluster_views', 1)} views of each (crops, damage seeds), fitted after epoch "
+                f"{cfg['cluster_epoch']}: views per cluster {summary['clusters']}, photos per cluster (by the most of "
+                f"their views) {summary.get('photos_per_cluster')}: `clusters.png`."
                 if summary.get("clusters") else "No clusterer: class 0 always (the BASELINE row).")
     body = f"""A {summary['parameters']:,}-parameter U-Net (the suite's `tasks/unet.py`, width {cfg['width']}, depth
 {cfg['depth']}) that predicts the residual from a damaged photo to the clean one, conditioned on a class id (an
