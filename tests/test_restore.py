@@ -107,3 +107,15 @@ def test_bundle_copies_the_served_files_and_a_half_copy_restores_alike(served, t
         assert (again.model(x) - served.model(x)).abs().max() < 1e-2
     with pytest.raises(FileNotFoundError, match="not a trained restore folder"):
         restore.task.bundle(tmp_path / "nothing", tmp_path / "out")
+
+
+def test_after_clustering_the_encoder_and_so_the_features_stay_put(photos, tmp_path):
+    from safetensors.torch import load_file
+
+    restore.train(tiny_config(tmp_path, photos, checkpointing_steps=1, checkpoints_total_limit=20))  # 3 steps/epoch
+    checkpoints = tmp_path / "restore" / "checkpoints"
+    at_clustering = load_file(checkpoints / "checkpoint-3" / "model.safetensors")  # epoch 1 clusters, then trains
+    final = load_file(checkpoints / "checkpoint-9" / "model.safetensors")
+    encoder = [key for key in final if key.startswith("down.")]  # weights and BatchNorm statistics
+    assert encoder and all(torch.equal(at_clustering[key], final[key]) for key in encoder)
+    assert not all(torch.equal(at_clustering[key], final[key]) for key in final if key.startswith("merge."))

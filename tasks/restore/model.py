@@ -29,6 +29,20 @@ class RestoreUNet(UNet, PyTorchModelHubMixin, library_name="darkroom", license="
         self.embedding = nn.Embedding(max_classes, self.channels[-1])
         nn.init.zeros_(self.embedding.weight)
 
+    def freeze_encoder(self) -> None:
+        """Stop the encoder learning (its weights and its BatchNorm statistics): once the clusterer is fitted on the
+        bottleneck features, they must stay the features it was fitted on."""
+        self.encoder_frozen = True
+        for parameter in self.down.parameters():
+            parameter.requires_grad_(False)
+        self.down.eval()
+
+    def train(self, mode: bool = True) -> RestoreUNet:
+        super().train(mode)
+        if getattr(self, "encoder_frozen", False):
+            self.down.eval()  # BatchNorm keeps the statistics the clusterer's features were made with
+        return self
+
     @property
     def multiple(self) -> int:
         """What the input's sides must be multiples of."""

@@ -3,8 +3,9 @@
     clean photo ─damage(recipe, seed)─▶ damaged ─RestoreUNet(class = clusterer(features(damaged)))─▶ restored
 
 Training runs in two phases in one resumable loop: until `cluster_epoch` every patch is class 0; then the clusterer
-(`cluster.Clusterer`: PCA → HDBSCAN for k → KMeans) is fitted on the training photos' bottleneck features and each
-patch takes its photo's cluster. `conditioning="none"` never clusters (the BASELINE row). The damage is new for every
+(`cluster.Clusterer`: PCA → HDBSCAN for k → KMeans) is fitted on the training photos' bottleneck features, the
+encoder is frozen (so the features stay the ones it was fitted on) and each patch takes its photo's cluster while
+the decoder and the class embedding go on learning. `conditioning="none"` never clusters (the BASELINE row). The damage is new for every
 batch (seeded by the batch's draw, so a resumed run sees the same damage).
 """
 
@@ -57,7 +58,7 @@ class Config(training.TrainingArgs):
     n_components: int = 10  # clusterer: PCA dimensions
     min_samples: int = 2  # clusterer: HDBSCAN's min_samples
     min_cluster_size: int = 40  # clusterer: HDBSCAN's min_cluster_size (at most the number of views)
-    cluster_views: int = 8  # clusterer: views of each training photo it is fitted on (crops, damage seeds)
+    cluster_views: int = 4  # clusterer: views of each training photo it is fitted on (crops, damage seeds)
     patch_size: int = 96  # side of a training patch (a multiple of 2^depth)
     patches_per_image: int = 8  # random patches of each photo per epoch (flips and quarter turns)
     damage_seed: int = 0  # validation damage: photo i gets seed damage_seed + i
@@ -192,6 +193,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
     else:
         best_path.unlink(missing_ok=True)
     clusterer = Clusterer.load(clusterer_dir) if "photo_classes" in state.extra else None
+    if clusterer is not None:
+        model.freeze_encoder()
     model, optimizer = accelerator.prepare(model, optimizer)
     logger.info("***** restore: training (%s) *****\n  %d photos × %d patches, %d parameters\n  epochs = %d, "
                 "steps = %d, batch = %d, lr = %g, device = %s", cfg.conditioning, len(photos), cfg.patches_per_image,
@@ -212,6 +215,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
         if cfg.conditioning == "cluster" and clusterer is None and state.epoch >= cfg.cluster_epoch:
             clusterer, state.extra["photo_classes"] = fit_clusterer(accelerator.unwrap_model(model), photos_pil, cfg)
             clusterer.save(clusterer_dir)
+            accelerator.unwrap_model(model).freeze_encoder()  # the features the clusterer was fitted on stay put
             logger.info("epoch %d: %d clusters (HDBSCAN found %d), sizes %s", state.epoch, clusterer.k,
                         clusterer.report.hdbscan_clusters, clusterer.report.sizes)
         classes = torch.tensor(state.extra.get("photo_classes", [0] * len(photos)), dtype=torch.long)
