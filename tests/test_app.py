@@ -477,3 +477,38 @@ def test_a_large_upscale_is_previewed_in_the_slider_and_downloaded_whole(monkeyp
     (bicubic, network), download, note = app.run_upscale(str(photo), "×2")
     assert network.width * network.height <= 10_000 and network.size == bicubic.size and network.width > network.height
     assert _pixels(download).shape == (120, 180, 3) and "the download is full size" in note
+
+
+def test_restore_damages_a_real_photo_restores_it_and_scores_it_against_the_original(client):
+    import app
+    from tasks import restore
+    from tasks.images import load_rgb
+
+    path = ASSETS_DIR / "examples" / "restore" / "chelsea.png"
+    kinds = list(app.DAMAGE_LABELS.values())
+    (damaged, restored), original, note = client.predict(handle_file(str(path)), app.DAMAGE_FOR_ME, kinds, 1.0, 3,
+                                                         api_name="/restore")
+    photo = load_rgb(path)
+    expected_damage = restore.damaged_copy(photo, 3, app.damage_recipe(kinds, 1.0))
+    _assert_same(damaged, expected_damage)
+    _assert_same(restored, restore.predict(app.load_served("restore"), expected_damage).image)
+    _assert_same(original["value"], photo)
+    assert original["visible"] is True and "PSNR" in note and "dB" in note and "cluster" in note
+
+
+def test_restore_an_already_damaged_one_pixel_image_and_refuse_a_non_image(client, tmp_path):
+    from PIL import Image
+
+    import app
+
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 30, 90)).save(dot)
+    (damaged, restored), original, note = client.predict(handle_file(str(dot)), app.ALREADY_DAMAGED, [], 1.0, 0,
+                                                         api_name="/restore")
+    assert _pixels(restored).shape == (1, 1, 3) and original["visible"] is False and "PSNR" not in note
+    text = tmp_path / "photo.png"
+    text.write_text("not a photo")
+    with pytest.raises(AppError, match="not an image that can be read"):
+        client.predict(handle_file(str(text)), app.ALREADY_DAMAGED, [], 1.0, 0, api_name="/restore")
+    with pytest.raises(AppError, match="Pick at least one kind of damage"):
+        client.predict(handle_file(str(dot)), app.DAMAGE_FOR_ME, [], 1.0, 0, api_name="/restore")

@@ -67,6 +67,8 @@ TAB_RUNS = {  # task -> (tab title, example to upload or None, button, what the 
              lambda page: page.locator("#mask-output img")),
     "colorize": ("Colorize", ASSETS_DIR / "examples" / "colorize" / "chelsea.jpg", "Colorize",
                  lambda page: page.get_by_text("Your photo had color")),
+    "restore": ("Restore", ASSETS_DIR / "examples" / "restore" / "coffee.png", "Restore",
+                lambda page: page.locator("#restore-slider img").nth(1)),  # both sides painted
     "upscale": ("Upscale", ASSETS_DIR / "examples" / "upscale" / "chelsea.png", "Upscale",
                 lambda page: page.locator("#upscale-slider img").nth(1)),  # both sides painted
 }
