@@ -412,6 +412,8 @@ DAMAGE_FOR_ME, ALREADY_DAMAGED = "Damage it for me", "It is already damaged"
 DAMAGE_LABELS = {"fade": "fading / yellowing", "blur": "blur", "blotches": "stains", "holes": "holes",
                  "scratches": "scratches", "lines": "lines / folds", "salt_pepper": "dust (salt and pepper)",
                  "gaussian_noise": "grain (noise)", "jpeg": "JPEG artefacts"}
+# The tab offers the kinds the served net was trained on (the default recipe's), not every kind damage.py can make.
+DAMAGE_LABELS = {kind: label for kind, label in DAMAGE_LABELS.items() if kind in damages.DEFAULT_RECIPE}
 
 
 def damage_recipe(kinds: list[str], strength: float) -> dict[str, float]:
