@@ -1,6 +1,7 @@
 """The classical tools a person would otherwise reach for, as Restore's reference rows: OpenCV's Telea inpainting
-(given the true damage mask) then non-local-means denoising, and scikit-image's biharmonic inpainting then its
-non-local means. Only the bench uses them (opencv-python-headless is a dev requirement)."""
+(given the true damage mask) then non-local-means denoising, the same followed by auto levels (what a photo editor's
+"auto contrast" does for a faded print), and scikit-image's biharmonic inpainting then its non-local means. Only the
+bench uses them (opencv-python-headless is a dev requirement)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,21 @@ def opencv_telea_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.fastNlMeansDenoisingColored(filled, None, 10, 10, 7, 21), cv2.COLOR_BGR2RGB)
 
 
+def opencv_telea_nlm_levels(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`opencv_telea_nlm`, then auto levels: each channel's 0.5th-99.5th percentiles stretched to 0-255
+    (skimage.exposure.rescale_intensity), undoing a fade's lost contrast and colour cast as far as a global
+    per-channel map can.
+
+    Args and returns as `opencv_telea_nlm`.
+    """
+    from skimage.exposure import rescale_intensity
+
+    cleaned = opencv_telea_nlm(damaged, mask)
+    channels = [rescale_intensity(channel, in_range=tuple(np.percentile(channel, (0.5, 99.5))), out_range=(0, 255))
+                for channel in np.moveaxis(cleaned, -1, 0)]
+    return np.clip(np.round(np.stack(channels, axis=-1)), 0, 255).astype(np.uint8)
+
+
 def skimage_biharmonic_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """skimage.restoration.inpaint_biharmonic over `mask`, then denoise_nl_means (fast mode, patch 5, distance 6,
     h = 0.8 × the noise sigma estimate_sigma finds, as scikit-image's own example does).
@@ -38,4 +54,5 @@ def skimage_biharmonic_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 
-TOOLS = {"opencv_telea_nlm": opencv_telea_nlm, "skimage_biharmonic_nlm": skimage_biharmonic_nlm}
+TOOLS = {"opencv_telea_nlm": opencv_telea_nlm, "opencv_telea_nlm_levels": opencv_telea_nlm_levels,
+         "skimage_biharmonic_nlm": skimage_biharmonic_nlm}

@@ -119,3 +119,46 @@ def test_after_clustering_the_encoder_and_so_the_features_stay_put(photos, tmp_p
     encoder = [key for key in final if key.startswith("down.")]  # weights and BatchNorm statistics
     assert encoder and all(torch.equal(at_clustering[key], final[key]) for key in encoder)
     assert not all(torch.equal(at_clustering[key], final[key]) for key in final if key.startswith("merge."))
+
+
+def test_bench_restore_writes_the_keys_other_checks_read_and_the_table_into_the_card(served, photos, tmp_path):
+    import json
+
+    from bench.__main__ import main
+
+    folder = restore.task.bundle(served.folder, tmp_path / "bundle")
+    restore.train(tiny_config(tmp_path, photos, conditioning="none", output_dir=str(folder / "baseline")))
+    out = tmp_path / "restore.json"
+    main(["restore", "--weights", str(folder), "--data", str(photos / "val"), "--n_latency", "2", "--megapixels",
+          "0.2", "--json", str(out), "--card"])
+    result = json.loads(out.read_text())
+    quality, table = result["quality"], result["table"]
+    assert {"psnr", "damaged_psnr", "lpips", "damaged_lpips", "classical_psnr", "classical_lpips"} <= set(quality)
+    assert set(table) == {"damaged", "baseline", "real", "max_class", "opencv_telea_nlm", "opencv_telea_nlm_levels",
+                          "skimage_biharmonic_nlm"} and result["n"] == 2
+    assert table["max_class"]["psnr"] >= table["real"]["psnr"] - 1e-9  # the oracle is never worse than the clusterer
+    assert table["baseline"]["psnr"] != table["real"]["psnr"]  # the baseline/ net, not the served one at class 0
+    assert quality["classical_psnr"] == max(table[name]["psnr"] for name in table if name.startswith(("opencv", "ski")))
+    assert 0 <= quality["damaged_lpips"] <= 1 and result["latency_ms"]["p50"] > 0 and result["large_photo"]["seconds"]
+    card = (folder / "README.md").read_text()
+    epochs = served.metrics["epochs_trained"]
+    assert f"| {restore.task.ROWS['real']} | {table['real']['l1']:.4f} | {table['real']['psnr']:.2f} |" in card
+    assert f"of {epochs} |" in card and "loss (L1)" in card
+
+
+def test_the_classical_rows_fill_the_masked_pixels_and_auto_levels_undo_a_fade():
+    from bench.classical import TOOLS
+
+    clean = np.full((40, 40, 3), (120, 140, 90), dtype=np.uint8)
+    damaged, mask = clean.copy(), np.zeros((40, 40), dtype=bool)
+    mask[15:25, 15:25] = True
+    damaged[mask] = (250, 250, 250)
+    for name, tool in TOOLS.items():
+        out = tool(damaged, mask)
+        assert out.shape == clean.shape and out.dtype == np.uint8, name
+        if name != "opencv_telea_nlm_levels":  # a flat photo has no levels to stretch
+            assert np.abs(out[mask].astype(int) - (120, 140, 90)).max() <= 3, name
+    ramp = np.repeat(np.linspace(0, 255, 64)[None, :, None], 16, axis=0).repeat(3, axis=2)
+    faded = (0.4 * ramp + 80).round().astype(np.uint8)  # contrast lost, lifted: 80..182
+    restored = TOOLS["opencv_telea_nlm_levels"](faded, np.zeros(faded.shape[:2], dtype=bool))
+    assert restored.min() <= 5 and restored.max() >= 250

@@ -320,6 +320,7 @@ def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[I
 ROWS = {"damaged": "DAMAGED (the input)", "baseline": "BASELINE (class 0 always)", "real": "REAL (the clusterer's class)",
         "max_class": "MAX_CLASS (each class tried, best PSNR kept: an oracle)",
         "opencv_telea_nlm": "OpenCV: Telea inpainting (true mask) + fast NLM",
+        "opencv_telea_nlm_levels": "OpenCV: Telea + fast NLM, then auto levels (0.5-99.5% per channel)",
         "skimage_biharmonic_nlm": "scikit-image: biharmonic inpainting (true mask) + NLM"}
 
 
@@ -358,15 +359,20 @@ damaged with seed {cfg['damage_seed']} + its index (epoch {summary['best_epoch']
 """
     if bench is not None:
         table = bench["table"]
-        rows = "\n".join(f"| {ROWS.get(name, name)} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['lpips']:.3f} |"
-                         for name, row in table.items())
+        baseline = folder / "baseline" / "metrics.json"
+        trained = {"real": summary, "max_class": summary,
+                   "baseline": json.loads(baseline.read_text()) if baseline.is_file() else summary}
+        epochs = {name: f"{item['best_epoch'] + 1} of {item['epochs_trained']}" for name, item in trained.items()}
+        rows = "\n".join(f"| {ROWS.get(name, name)} | {row['l1']:.4f} | {row['psnr']:.2f} | {row['ssim']:.4f} | "
+                         f"{row['lpips']:.3f} | {epochs.get(name, '–')} |" for name, row in table.items())
         body += f"""
 ## The original's experiment, on {bench['n']} photos of {Path(bench['data']).name}
-`{bench['command']}`: each photo damaged by the recipe with seed = its index; PSNR and SSIM on RGB (scikit-image),
-LPIPS (alex, v0.1). The learned rows are never given the damage mask; the classical rows are.
+`{bench['command']}`: each photo damaged by the recipe with seed = its index; loss = L1 (the training loss, mean
+absolute error on [0, 1]), PSNR and SSIM on RGB (scikit-image), LPIPS (alex, v0.1); epochs = the kept epoch of those
+trained. The learned rows are never given the damage mask; the classical rows are.
 
-| row | PSNR (dB) | SSIM | LPIPS |
-|---|---|---|---|
+| row | loss (L1) | PSNR (dB) | SSIM | LPIPS | epochs |
+|---|---|---|---|---|---|
 {rows}
 """
     body += "\n![Training curves](training_curves.png)\n"
@@ -465,11 +471,13 @@ def predict(served: hub.Served[RestoreUNet], image: Image.Image | str, photo_cla
 
 
 def image_scores(restored: Image.Image, clean: Image.Image, lpips: bool) -> dict[str, float]:
-    """PSNR (dB, RGB, data range 255) and SSIM (RGB, scikit-image's defaults) and, when asked, LPIPS (alex)."""
+    """L1 (the training loss: mean absolute error on [0, 1]), PSNR (dB, RGB, data range 255) and SSIM (RGB,
+    scikit-image's defaults) and, when asked, LPIPS (alex)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     a, b = np.asarray(restored), np.asarray(clean)
-    scores = {"psnr": float(peak_signal_noise_ratio(b, a, data_range=255)),
+    scores = {"l1": float(np.abs(a.astype(np.float64) - b).mean() / 255.0),
+              "psnr": float(peak_signal_noise_ratio(b, a, data_range=255)),
               "ssim": float(structural_similarity(b, a, channel_axis=-1, data_range=255))}
     if lpips:
         from tasks.perceptual import lpips_distance
