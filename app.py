@@ -324,6 +324,8 @@ def colorize_tab(demo: gr.Blocks) -> None:
             note = gr.Markdown()
             original = gr.Image(format="png", label="Your original", type="pil", interactive=False, visible=False,
                                 height=200)
+            same_cluster = gr.Gallery(label="Example photos in the same cluster", visible=False, height=140, format="png",
+                                      columns=4, allow_preview=False)
     serving = gr.Markdown()
     button.click(run_colorize, inputs=[upload, saturation], outputs=[slider, original, note], api_name="colorize")
     gr.Examples(examples=[[path, 1.0] for path in examples("colorize")], inputs=[upload, saturation],
@@ -441,15 +443,37 @@ def run_restore(path: str | None, mode: str, kinds: list[str], strength: float, 
     except ValueError as error:  # a bad upload: said, nothing else done
         raise gr.Error(str(error)) from error
     clusterer = served.facts.get("clusterer")
-    line = (f"Restored as cluster **{result.photo_class}** of {clusterer.k} (its {clusterer.report.sizes[result.photo_class]}"
-            " training photos are BSDS photos, which may not be shown here)." if clusterer is not None
-            else "This model has no clusterer: every photo is restored as class 0.")
+    same = [path for path, found in example_clusters(served).items() if found == result.photo_class]
+    if clusterer is not None:
+        photos = served.metrics.get("photos_per_cluster") or clusterer.report.sizes
+        line = (f"Restored as cluster **{result.photo_class}** of {clusterer.k}: {photos[result.photo_class]} of the "
+                f"{sum(photos)} training photos (BSDS photos, which may not be shown here)"
+                + (", and the example photos shown below." if same else "; none of the examples is in it."))
+    else:
+        line = "This model has no clusterer: every photo is restored as class 0."
     if original is not None:
         line = scores_line(result.image.convert("RGB"), damaged, original) + " " + line
     if result.note:
         line += " " + result.note
     shown = gr.update(value=original, visible=original is not None)
-    return (damaged, result.image), shown, line
+    gallery = gr.update(value=same if clusterer is not None else [], visible=clusterer is not None and bool(same),
+                        label=f"Example photos in cluster {result.photo_class}")
+    return (damaged, result.image), shown, line, gallery
+
+
+_EXAMPLE_CLUSTERS: dict[str, dict[str, int]] = {}
+
+
+def example_clusters(served) -> dict[str, int]:
+    """The tab's public-domain example photos → their cluster under `served` (each damaged by the default recipe with
+    seed 0, as the clusterer's training views were); {} without a clusterer. Computed once per weights folder."""
+    if served.facts.get("clusterer") is None:
+        return {}
+    key = str(served.folder)
+    if key not in _EXAMPLE_CLUSTERS:
+        _EXAMPLE_CLUSTERS[key] = {path: restore.cluster_of(served, restore.damaged_copy(load_rgb(path), 0))
+                                  for path in examples("restore")}
+    return _EXAMPLE_CLUSTERS[key]
 
 
 def scores_line(restored: Image.Image, damaged: Image.Image, original: Image.Image) -> str:
@@ -490,10 +514,12 @@ def restore_tab(demo: gr.Blocks) -> None:
             note = gr.Markdown()
             original = gr.Image(format="png", label="Your original", type="pil", interactive=False, visible=False,
                                 height=200)
+            same_cluster = gr.Gallery(label="Example photos in the same cluster", visible=False, height=140, format="png",
+                                      columns=4, allow_preview=False)
     gr.Examples(examples=[[path, DAMAGE_FOR_ME] for path in examples("restore")], inputs=[upload, mode],
                 label="Public-domain photos (scikit-image): pick one, then Restore")
     serving = gr.Markdown()
-    button.click(run_restore, inputs=[upload, mode, kinds, strength, seed], outputs=[slider, original, note],
+    button.click(run_restore, inputs=[upload, mode, kinds, strength, seed], outputs=[slider, original, note, same_cluster],
                  api_name="restore")
     model_report(demo, "restore", serving)
 

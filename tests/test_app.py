@@ -486,14 +486,21 @@ def test_restore_damages_a_real_photo_restores_it_and_scores_it_against_the_orig
 
     path = ASSETS_DIR / "examples" / "restore" / "chelsea.png"
     kinds = list(app.DAMAGE_LABELS.values())
-    (damaged, restored), original, note = client.predict(handle_file(str(path)), app.DAMAGE_FOR_ME, kinds, 1.0, 3,
-                                                         api_name="/restore")
+    (damaged, restored), original, note, gallery = client.predict(
+        handle_file(str(path)), app.DAMAGE_FOR_ME, kinds, 1.0, 3, api_name="/restore")
     photo = load_rgb(path)
     expected_damage = restore.damaged_copy(photo, 3, app.damage_recipe(kinds, 1.0))
     _assert_same(damaged, expected_damage)
-    _assert_same(restored, restore.predict(app.load_served("restore"), expected_damage).image)
+    served = app.load_served("restore")
+    result = restore.predict(served, expected_damage)
+    _assert_same(restored, result.image)
     _assert_same(original["value"], photo)
-    assert original["visible"] is True and "PSNR" in note and "dB" in note and "cluster" in note
+    assert original["visible"] is True and "PSNR" in note and "dB" in note and f"cluster **{result.photo_class}**" in note
+    # the examples shown are those the clusterer puts in the same cluster (each damaged by the recipe, seed 0)
+    same = [example for example in app.examples("restore")
+            if restore.cluster_of(served, restore.damaged_copy(load_rgb(example), 0)) == result.photo_class]
+    shown = [load_rgb(item["image"]) for item in gallery["value"] or []] if gallery["visible"] else []
+    assert len(shown) == len(same) and all(a.tobytes() == load_rgb(b).tobytes() for a, b in zip(shown, same))
 
 
 def test_restore_an_already_damaged_one_pixel_image_and_refuse_a_non_image(client, tmp_path):
@@ -503,8 +510,8 @@ def test_restore_an_already_damaged_one_pixel_image_and_refuse_a_non_image(clien
 
     dot = tmp_path / "dot.png"
     Image.new("RGB", (1, 1), (200, 30, 90)).save(dot)
-    (damaged, restored), original, note = client.predict(handle_file(str(dot)), app.ALREADY_DAMAGED, [], 1.0, 0,
-                                                         api_name="/restore")
+    (damaged, restored), original, note, _ = client.predict(handle_file(str(dot)), app.ALREADY_DAMAGED, [], 1.0, 0,
+                                                            api_name="/restore")
     assert _pixels(restored).shape == (1, 1, 3) and original["visible"] is False and "PSNR" not in note
     text = tmp_path / "photo.png"
     text.write_text("not a photo")
