@@ -324,8 +324,6 @@ def colorize_tab(demo: gr.Blocks) -> None:
             note = gr.Markdown()
             original = gr.Image(format="png", label="Your original", type="pil", interactive=False, visible=False,
                                 height=200)
-            same_cluster = gr.Gallery(label="Example photos in the same cluster", visible=False, height=140, format="png",
-                                      columns=4, allow_preview=False)
     serving = gr.Markdown()
     button.click(run_colorize, inputs=[upload, saturation], outputs=[slider, original, note], api_name="colorize")
     gr.Examples(examples=[[path, 1.0] for path in examples("colorize")], inputs=[upload, saturation],
@@ -519,8 +517,8 @@ def restore_tab(demo: gr.Blocks) -> None:
     gr.Examples(examples=[[path, DAMAGE_FOR_ME] for path in examples("restore")], inputs=[upload, mode],
                 label="Public-domain photos (scikit-image): pick one, then Restore")
     serving = gr.Markdown()
-    button.click(run_restore, inputs=[upload, mode, kinds, strength, seed], outputs=[slider, original, note, same_cluster],
-                 api_name="restore")
+    button.click(run_restore, inputs=[upload, mode, kinds, strength, seed],
+                 outputs=[slider, original, note, same_cluster], api_name="restore")
     model_report(demo, "restore", serving)
 
 
