@@ -212,17 +212,10 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, epoch_steps)
 
     # 3. resume: weights, optimizer, schedule, RNG and the loop state
-    state = training.LoopState(extra=training.loop_shape(cfg, accelerator))
-    state.history["val_accuracy"] = []
-    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
-    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
-    if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler,
-                                         training.loop_shape(cfg, accelerator))
-        state.resumed.append({"from": checkpoint.name, "patience": cfg.patience})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
-    else:
-        best_path.unlink(missing_ok=True)  # a fresh run never inherits an older run's best weights
+    run = training.Run(cfg, accelerator, model, optimizer, scheduler, training.loop_shape(cfg, accelerator),
+                       note={"patience": cfg.patience})
+    state, best_path = run.state, run.best_path
+    state.history.setdefault("val_accuracy", [])
     # the scheduler stays unprepared: processes split each batch, so it steps once per optimizer step everywhere
     model, optimizer = accelerator.prepare(model, optimizer)
 
@@ -235,11 +228,6 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
     )
     progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc="classify")
-
-    def save() -> None:
-        if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
-                                     scheduler, state, cfg.checkpoints_total_limit)
 
     # 4. the loop: seeded batches per epoch, so a resumed run sees (and augments) the batches it would have seen
     losses: list[float] = []
@@ -258,15 +246,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
                 training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
             training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
-                save()
+                run.save()
         else:  # 5. a full epoch: validate, keep the best weights, count epochs without improvement
             val_loss, val_accuracy = _validation_loss(accelerator.unwrap_model(model), val_x, val_y, cfg.eval_batch_size)
             logger.info("epoch %d: val loss %.4f, val accuracy %.4f", state.epoch, val_loss, val_accuracy)
             state.history["val_accuracy"].append(val_accuracy)
             training.end_epoch(state, value=val_loss, val_loss=val_loss, improved=state.is_better(val_loss),
                                model=accelerator.unwrap_model(model), best_path=best_path, patience=cfg.patience)
-            save()
+            run.save()
     progress.close()
+    run.finish()
 
     # 6. the best weights (the last ones if no epoch finished), the final test report, the output folder
     model = training.best_model(accelerator.unwrap_model(model), best_path)

@@ -192,16 +192,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(len(train_x), cfg))
 
     # 3. resume
-    state = training.LoopState(extra=training.loop_shape(cfg, accelerator))
-    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
-    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
-    if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler,
-                                         training.loop_shape(cfg, accelerator))
-        state.resumed.append({"from": checkpoint.name})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
-    else:
-        best_path.unlink(missing_ok=True)
+    run = training.Run(cfg, accelerator, model, optimizer, scheduler, training.loop_shape(cfg, accelerator))
+    state, best_path = run.state, run.best_path
     model, optimizer = accelerator.prepare(model, optimizer)
     logger.info("***** mask: training *****\n  cars train/val/test = %d / %d / %d, photos = %d / %d\n  U-Net width %d, "
                 "depth %d, %d parameters, input %d×%d\n  epochs = %d, steps = %d, batch = %d × %d accumulated, lr = %g, "
@@ -211,11 +203,6 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
                 cfg.train_batch_size, cfg.gradient_accumulation_steps, cfg.learning_rate, accelerator.device)
     progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc="mask")
-
-    def save() -> None:
-        if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
-                                     scheduler, state, cfg.checkpoints_total_limit)
 
     # 4. the loop (seeded order and augmentation per batch: exact resume)
     losses: list[float] = []
@@ -234,15 +221,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
                 training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
             training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
-                save()
+                run.save()
         else:  # 5. a full epoch: validation Dice at the model size, keep the best weights
             val_dice = model_size_dice(accelerator.unwrap_model(model), val_x, val_y)
             logger.info("epoch %d: val Dice %.4f", state.epoch, val_dice)
             training.end_epoch(state, value=val_dice, val_loss=1 - val_dice,
                                improved=state.is_better(val_dice, maximize=True), model=accelerator.unwrap_model(model),
                                best_path=best_path)
-            save()
+            run.save()
     progress.close()
+    run.finish()
 
     # 6. best weights; Dice at the original resolution on the test cars; output folder
     model = training.best_model(accelerator.unwrap_model(model), best_path)

@@ -32,6 +32,7 @@ import math
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -364,6 +365,56 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
         value.load_state_dict(training_state["extra"][name])
     state.extra.update(expect)  # recorded from now on, also when the checkpoint predates an entry
     return state
+
+
+class Run:
+    """A training run's start and its checkpoints: fresh, or resumed from `cfg.resume_from_checkpoint` ("latest" or a
+    folder), with the wall-clock training time summed over resumes (LoopState.seconds).
+
+        run = Run(cfg, accelerator, model, optimizer, scheduler, shape)   # before accelerator.prepare
+        state = run.state
+        ...  run.save()  ...  run.elapsed()  ...  model = best_model(model, run.best_path)
+
+    Args:
+        model, optimizer, scheduler: restored in place on a resume; `save` writes them (accelerate's prepared
+            wrappers share their state). shape: LoopState.extra entries a resume must match (`load_checkpoint`).
+        note: more to record in state.resumed on a resume (e.g. {"patience": 5}).
+        extra: other objects with state_dict() / load_state_dict() kept in each checkpoint (e.g. EMA weights).
+
+    Raises:
+        FileNotFoundError / ValueError: `find_checkpoint`'s and `load_checkpoint`'s.
+    """
+
+    def __init__(self, cfg: TrainingArgs, accelerator: Any, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, scheduler: Any, shape: dict[str, Any],
+                 note: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+        self.output_dir, self.total_limit, self.accelerator = Path(cfg.output_dir), cfg.checkpoints_total_limit, accelerator
+        self.model, self.optimizer, self.scheduler, self.extra = model, optimizer, scheduler, extra
+        self.best_path = self.output_dir / CHECKPOINTS / "best.safetensors"
+        checkpoint = find_checkpoint(self.output_dir, cfg.resume_from_checkpoint)
+        if checkpoint is None:
+            self.state = LoopState(extra=dict(shape))
+            self.best_path.unlink(missing_ok=True)  # a fresh run never inherits an older run's best weights
+        else:
+            self.state = load_checkpoint(checkpoint, model, optimizer, scheduler, shape, extra)
+            self.state.resumed.append({"from": checkpoint.name, **(note or {})})
+            logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, self.state.global_step, self.state.epoch)
+        self._started, self._before = time.perf_counter(), self.state.seconds
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, this process's and those of the runs it resumed."""
+        return self._before + time.perf_counter() - self._started
+
+    def save(self) -> None:
+        """A checkpoint of the current step (main process only), with the training time so far."""
+        self.state.seconds = self.elapsed()
+        if self.accelerator.is_main_process:
+            save_checkpoint(self.output_dir, self.state.global_step, self.model, self.optimizer, self.scheduler,
+                            self.state, self.total_limit, self.extra)
+
+    def finish(self) -> None:
+        """Record the training time at the loop's end (the last `save` may be some batches before)."""
+        self.state.seconds = self.elapsed()
 
 
 def record_batch(state: LoopState, progress: Any, batch: Batch, losses: list[float], loss: float, lr: float) -> None:

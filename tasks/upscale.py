@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -246,15 +245,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
     n_items = len(photos) * cfg.patches_per_image
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(n_items, cfg))
     shape = {"arch": cfg.arch, **training.loop_shape(cfg, accelerator)}
-    state = training.LoopState(extra=dict(shape))
-    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
-    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
-    if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler, shape)
-        state.resumed.append({"from": checkpoint.name})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
-    else:
-        best_path.unlink(missing_ok=True)
+    run = training.Run(cfg, accelerator, model, optimizer, scheduler, shape)
+    state, best_path = run.state, run.best_path
     model, optimizer = accelerator.prepare(model, optimizer)
     logger.info("***** upscale: training %s *****\n  %d photos × %d patches, %d parameters\n  epochs = %d, steps = %d, "
                 "batch = %d, lr = %g, device = %s", cfg.arch, len(photos), cfg.patches_per_image,
@@ -262,14 +254,6 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
                 accelerator.device)
     progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc=f"upscale {cfg.arch}")
-
-    started, seconds_before = time.perf_counter(), state.seconds
-
-    def save() -> None:
-        state.seconds = seconds_before + time.perf_counter() - started
-        if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
-                                     scheduler, state, cfg.checkpoints_total_limit)
 
     losses: list[float] = []
     while state.epoch < cfg.num_epochs and state.global_step < total_steps:
@@ -284,17 +268,17 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
                 training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
             training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
-                save()
+                run.save()
         else:
             score = score_photos(accelerator.unwrap_model(model), val_photos, cfg.scale)
             logger.info("epoch %d: validation PSNR-Y %.3f dB", state.epoch, score["psnr_y"])
-            state.history.setdefault("val_seconds", []).append(seconds_before + time.perf_counter() - started)
+            state.history.setdefault("val_seconds", []).append(run.elapsed())
             training.end_epoch(state, value=score["psnr_y"], val_loss=-score["psnr_y"],
                                improved=state.is_better(score["psnr_y"], maximize=True),
                                model=accelerator.unwrap_model(model), best_path=best_path)
-            save()
+            run.save()
     progress.close()
-    state.seconds = seconds_before + time.perf_counter() - started
+    run.finish()
 
     model = training.best_model(accelerator.unwrap_model(model), best_path)
     if accelerator.is_main_process:

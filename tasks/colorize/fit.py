@@ -107,16 +107,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
                                                   decay=cfg.lr_decay)
 
     # 3. resume
-    state = training.LoopState(extra=training.loop_shape(cfg, accelerator))
-    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
-    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
-    if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, pair, optimizer, scheduler,
-                                         training.loop_shape(cfg, accelerator))
-        state.resumed.append({"from": checkpoint.name})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
-    else:
-        best_path.unlink(missing_ok=True)
+    run = training.Run(cfg, accelerator, pair, optimizer, scheduler, training.loop_shape(cfg, accelerator))
+    state, best_path = run.state, run.best_path
     pair, optimizer = accelerator.prepare(pair, optimizer)
     logger.info(
         "***** colorize: training *****\n  people train/val/test = %d / %d / %d, photos = %d / %d / %d\n  colorizer "
@@ -127,11 +119,6 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     )
     progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc="colorize")
-
-    def save() -> None:
-        if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(pair), optimizer,
-                                     scheduler, state, cfg.checkpoints_total_limit)
 
     # 4. the loop: `repeats` shuffled passes per epoch, augmentation keyed by batch (exact resume)
     losses: list[float] = []
@@ -152,15 +139,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
                 training.backward_step(accelerator, pair, loss + mean_loss, batch, optimizer, scheduler, cfg)
             training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
-                save()
+                run.save()
         else:  # 5. a full epoch: validation MAE (on held-out people unless refit), keep the best colorizer
             val_mae = score(accelerator.unwrap_model(pair).colorizer, val_x)["mae"]
             logger.info("epoch %d: val MAE %.4f", state.epoch, val_mae)
             training.end_epoch(state, value=val_mae, val_loss=val_mae,  # refit: keep the last
                                improved=cfg.refit or state.is_better(val_mae),
                                model=accelerator.unwrap_model(pair), best_path=best_path)
-            save()
+            run.save()
     progress.close()
+    run.finish()
 
     # 6. best weights, report on the test people and the transfer photos, output folder
     pair = training.best_model(accelerator.unwrap_model(pair), best_path)

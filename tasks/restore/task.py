@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -182,16 +181,9 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
     n_items = len(photos) * cfg.patches_per_image
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(n_items, cfg))
     shape = {"conditioning": cfg.conditioning, **training.loop_shape(cfg, accelerator)}
-    state = training.LoopState(extra=dict(shape))
-    best_path = output_dir / training.CHECKPOINTS / "best.safetensors"
+    run = training.Run(cfg, accelerator, model, optimizer, scheduler, shape)
+    state, best_path = run.state, run.best_path
     clusterer_dir = output_dir / training.CHECKPOINTS / CLUSTERER
-    checkpoint = training.find_checkpoint(output_dir, cfg.resume_from_checkpoint)
-    if checkpoint is not None:
-        state = training.load_checkpoint(checkpoint, model, optimizer, scheduler, shape)
-        state.resumed.append({"from": checkpoint.name})
-        logger.info("Resumed from %s at step %d (epoch %d).", checkpoint, state.global_step, state.epoch)
-    else:
-        best_path.unlink(missing_ok=True)
     clusterer = Clusterer.load(clusterer_dir) if "photo_classes" in state.extra else None
     if clusterer is not None:
         model.freeze_encoder()
@@ -202,14 +194,6 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
                 accelerator.device)
     progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process,
                     desc=f"restore {cfg.conditioning}")
-    started, seconds_before = time.perf_counter(), state.seconds
-
-    def save() -> None:
-        state.seconds = seconds_before + time.perf_counter() - started
-        if accelerator.is_main_process:
-            training.save_checkpoint(output_dir, state.global_step, accelerator.unwrap_model(model), optimizer,
-                                     scheduler, state, cfg.checkpoints_total_limit)
-
     losses: list[float] = []
     while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         if cfg.conditioning == "cluster" and clusterer is None and state.epoch >= cfg.cluster_epoch:
@@ -233,20 +217,20 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
                 training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
             training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
-                save()
+                run.save()
         else:
             served = hub.Served(model=accelerator.unwrap_model(model), weights=None, metrics={},
                                 facts={"clusterer": clusterer})
             score = score_photos(served, val_photos, cfg.damage_seed, recipe, lpips=False)
             logger.info("epoch %d: validation PSNR %.3f dB (damaged %.3f)", state.epoch, score["psnr"],
                         score["damaged_psnr"])
-            state.history.setdefault("val_seconds", []).append(seconds_before + time.perf_counter() - started)
+            state.history.setdefault("val_seconds", []).append(run.elapsed())
             training.end_epoch(state, value=score["psnr"], val_loss=-score["psnr"],
                                improved=state.is_better(score["psnr"], maximize=True),
                                model=accelerator.unwrap_model(model), best_path=best_path)
-            save()
+            run.save()
     progress.close()
-    state.seconds = seconds_before + time.perf_counter() - started
+    run.finish()
     model = training.best_model(accelerator.unwrap_model(model), best_path)
     if accelerator.is_main_process:
         write_output(model, clusterer, photos_pil, cfg, state)
