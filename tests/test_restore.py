@@ -1,5 +1,7 @@
 """Restore: the two-phase training (class 0, then the clusterer's classes), resume, predict on any image, scores."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -66,6 +68,23 @@ def test_a_bad_conditioning_or_patch_size_is_refused_before_training(photos, tmp
         restore.train(tiny_config(tmp_path, photos, conditioning="oracle"))
     with pytest.raises(ValueError, match="multiple of 2\\^depth = 4"):
         restore.train(tiny_config(tmp_path, photos, patch_size=30))
+    with pytest.raises(ValueError, match="lpips_weight must be 0 or more"):
+        restore.train(tiny_config(tmp_path, photos, lpips_weight=-1))
+
+
+def test_the_optional_lpips_term_adds_to_the_l1_loss(photos, tmp_path):
+    runs = {name: restore.train(tiny_config(tmp_path / name, photos, conditioning="none", max_train_steps=1,
+                                            checkpointing_steps=1, lpips_weight=weight))
+            for name, weight in (("l1", 0.0), ("both", 1.0))}
+    first_loss = {name: _trainer_state(tmp_path / name)["history"]["loss"][0] for name in runs}
+    assert first_loss["both"] > first_loss["l1"] + 0.01  # same init, same first batch: the LPIPS term is in the loss
+    assert "1 × LPIPS (alex)" in (runs["both"].folder / "README.md").read_text()
+    assert "LPIPS" not in (runs["l1"].folder / "README.md").read_text().split("## Training")[1].split("\n")[1]
+
+
+def _trainer_state(root):
+    checkpoints = sorted((root / "restore" / "checkpoints").glob("checkpoint-*"))
+    return json.loads((checkpoints[-1] / "trainer_state.json").read_text())
 
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (70, 90)])

@@ -59,6 +59,7 @@ class Config(training.TrainingArgs):
     min_cluster_size: int = 40  # clusterer: HDBSCAN's min_cluster_size (at most the number of views)
     cluster_views: int = 4  # clusterer: views of each training photo it is fitted on (crops, damage seeds)
     patch_size: int = 96  # side of a training patch (a multiple of 2^depth)
+    lpips_weight: float = 0.0  # loss = L1 + this × LPIPS (alex, v0.1) of the restored patches (0: L1 alone)
     patches_per_image: int = 8  # random patches of each photo per epoch (flips and quarter turns)
     damage_seed: int = 0  # validation damage: photo i gets seed damage_seed + i
     val_images: int = 20  # validation photos scored per epoch (the first N of val_data)
@@ -155,19 +156,27 @@ def cluster_of(served: hub.Served, damaged: Image.Image) -> int:
 
 
 def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[RestoreUNet]:
-    """Train the restorer on freshly damaged patches (L1 on the restored patch), cluster the training photos at
+    """Train the restorer on freshly damaged patches (L1 on the restored patch, + lpips_weight × LPIPS), cluster the training photos at
     `cluster_epoch` (conditioning "cluster"), keep the epoch with the best validation PSNR, write `cfg.output_dir`.
 
     Returns:
         `load(cfg.output_dir)`.
 
     Raises:
-        ValueError: an unknown conditioning, or a patch size that is not a multiple of 2^depth.
+        ValueError: an unknown conditioning, a patch size that is not a multiple of 2^depth, a negative lpips_weight.
+        tasks.perceptual.LPIPSUnavailable: lpips_weight > 0 without LPIPS's weights on this machine.
     """
     if cfg.conditioning not in CONDITIONINGS:
         raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}; got {cfg.conditioning!r}.")
     if cfg.patch_size % 2 ** cfg.depth:
         raise ValueError(f"patch_size must be a multiple of 2^depth = {2 ** cfg.depth}; got {cfg.patch_size}.")
+    if cfg.lpips_weight < 0:
+        raise ValueError(f"lpips_weight must be 0 or more; got {cfg.lpips_weight}.")
+    perceptual = None
+    if cfg.lpips_weight > 0:  # LPIPSUnavailable (with how to get the weights) before any training
+        from tasks.perceptual import lpips_model
+
+        perceptual = lpips_model().requires_grad_(False)
     accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
@@ -213,7 +222,11 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
             batch_classes = classes[batch.indices % len(photos)]
             clean, damaged, batch_classes = (t.to(accelerator.device) for t in (clean, damaged, batch_classes))
             with training.accumulating(accelerator, model, batch):
-                loss = F.l1_loss(model(damaged, batch_classes).float(), clean)
+                restored = model(damaged, batch_classes).float()
+                loss = F.l1_loss(restored, clean)
+                if perceptual is not None:
+                    perceptual.to(accelerator.device)
+                    loss = loss + cfg.lpips_weight * perceptual(restored, clean, normalize=True).mean()
                 training.backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
             training.record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
@@ -322,6 +335,7 @@ def write_card(folder: str | Path, bench: dict | None = None) -> None:
                 f"{cfg['cluster_epoch']}: views per cluster {summary['clusters']}, photos per cluster (by the most of "
                 f"their views) {summary.get('photos_per_cluster')}: `clusters.png`."
                 if summary.get("clusters") else "No clusterer: class 0 always (the BASELINE row).")
+    loss = "L1 loss" + (f" + {cfg['lpips_weight']:g} × LPIPS (alex)" if cfg.get("lpips_weight") else "")
     body = f"""A {summary['parameters']:,}-parameter U-Net (the suite's `tasks/unet.py`, width {cfg['width']}, depth
 {cfg['depth']}) that predicts the residual from a damaged photo to the clean one, conditioned on a class id (an
 embedding added at the bottleneck).
@@ -335,7 +349,7 @@ epoch, flips and quarter turns). Every figure here is at this recipe.
 {clusters}
 
 ## Training
-L1 loss; Adam lr {cfg['learning_rate']:g}, warm-up and cosine; batch {cfg['train_batch_size']}; {summary['steps']:,}
+{loss}; Adam lr {cfg['learning_rate']:g}, warm-up and cosine; batch {cfg['train_batch_size']}; {summary['steps']:,}
 steps ({summary['epochs_trained']} epochs) in {summary['training_seconds'] / 60:.0f} min (wall clock, 2 CPU cores).
 The kept epoch has the best PSNR over the first {cfg['val_images']} photos of {Path(cfg['val_data']).name}, each
 damaged with seed {cfg['damage_seed']} + its index (epoch {summary['best_epoch']}:
