@@ -1,5 +1,6 @@
 """Restore's synthetic damage: seeded, composable, identity at strength 0, and a mask that is exactly what changed."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +60,17 @@ def test_sizes_scale_with_the_photo():
     small = D.damage(torch.full((1, 3, 96, 96), 0.5), {"holes": 1.0}, torch.Generator().manual_seed(4))
     large = D.damage(torch.full((1, 3, 384, 384), 0.5), {"holes": 1.0}, torch.Generator().manual_seed(4))
     assert abs(float(small.mask.float().mean()) - float(large.mask.float().mean())) < 0.02
+
+
+def test_a_crop_damaged_at_its_photos_unit_gets_the_photos_marks_as_many_per_pixel():
+    from scipy import ndimage
+
+    photo = torch.full((1, 3, 384, 384), 0.5)  # unit 1.5
+    whole = [float(D.damage(photo, {"holes": 1.0}, torch.Generator().manual_seed(seed)).mask.float().mean())
+             for seed in range(40)]
+    crops = {unit: [D.damage(torch.full((1, 3, 96, 96), 0.5), {"holes": 1.0}, torch.Generator().manual_seed(seed),
+                             unit=unit).mask[0, 0].numpy() for seed in range(300)] for unit in (1.5, None)}
+    coverage = float(np.mean([mask.mean() for mask in crops[1.5]]))
+    assert 0.6 < coverage / float(np.mean(whole)) < 1.6  # as much of each pixel is damaged as on the photo
+    marks = {unit: np.mean([ndimage.label(mask)[1] for mask in masks]) for unit, masks in crops.items()}
+    assert marks[None] > 5 * marks[1.5]  # and in marks the photo's size: few per crop, not many small ones

@@ -11,6 +11,7 @@ batch (seeded by the batch's draw, so a resumed run sees the same damage).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 TASK = "restore"
 PHOTOS = Path(__file__).resolve().parent.parent.parent.parent / "shared" / "data" / "photos"
 DEFAULT_DATA = str(PHOTOS / "bsds-train")
-DEFAULT_VAL = str(PHOTOS / "bsds-test")
+DEFAULT_TEST = str(PHOTOS / "bsds-test")  # what evaluate and the bench score: never seen in training or selection
 CONDITIONINGS = ("cluster", "none")
 FEATURE_SIDE = 256  # the longer side of the copy of a photo its features (and so its cluster) are computed on
 CLUSTERER = "clusterer"  # the sub-folder holding the fitted clusterer
@@ -47,7 +48,7 @@ CLUSTERER = "clusterer"  # the sub-folder holding the fitted clusterer
 @dataclass
 class Config(training.TrainingArgs):
     data: str = DEFAULT_DATA  # clean training photos: folders or datasets ids (owner/name[:split]), comma-separated
-    val_data: str = DEFAULT_VAL  # clean validation photos that select the epoch (BSDS test)
+    val_data: str = ""  # clean photos that select the epoch; "" = the last val_images photos of data, held out
     output_dir: str = "outputs/restore"
     conditioning: str = "cluster"  # "cluster": classes from the clusterer after cluster_epoch; "none": class 0 always
     width: int = 16  # the U-Net's first level's channels (doubling each level)
@@ -62,7 +63,7 @@ class Config(training.TrainingArgs):
     lpips_weight: float = 0.0  # loss = L1 + this × LPIPS (alex, v0.1) of the restored patches (0: L1 alone)
     patches_per_image: int = 8  # random patches of each photo per epoch (flips and quarter turns)
     damage_seed: int = 0  # validation damage: photo i gets seed damage_seed + i
-    val_images: int = 20  # validation photos scored per epoch (the first N of val_data)
+    val_images: int = 20  # validation photos scored per epoch (held out of data, or the first N of val_data)
     num_epochs: int = 30
     train_batch_size: int = 16
     learning_rate: float = 2e-3
@@ -106,6 +107,17 @@ def clean_patches(photos: list[np.ndarray], indices: torch.Tensor, size: int,
             patch = patch.flip(-1)
         patches.append(torch.rot90(patch, int(torch.randint(0, 4, (1,), generator=generator)), dims=(1, 2)))
     return torch.stack(patches)
+
+
+def damage_patches(clean: torch.Tensor, units: torch.Tensor, recipe: dict[str, float],
+                   generator: torch.Generator) -> torch.Tensor:
+    """(B, 3, h, w) clean crops → damaged, each at its own photo's size unit `units` (B,) (crops of one unit damaged
+    together), so a crop gets the damage its whole photo would: marks of the photo's size, as many per pixel."""
+    damaged = torch.empty_like(clean)
+    for unit in torch.unique(units).tolist():
+        chosen = (units == unit).nonzero().flatten()
+        damaged[chosen] = damages.damage(clean[chosen], recipe, generator, unit=unit).image
+    return damaged
 
 
 def damaged_copy(photo: Image.Image, seed: int, recipe: dict[str, float] | None = None) -> Image.Image:
@@ -176,20 +188,28 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
     if cfg.lpips_weight > 0:  # LPIPSUnavailable (with how to get the weights) before any training
         from tasks.perceptual import lpips_model
 
-        perceptual = lpips_model().requires_grad_(False)
+        perceptual = copy.deepcopy(lpips_model()).requires_grad_(False)  # its own copy: the metric stays on the CPU
     accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
     photos_pil = [load_rgb(source) for source in photo_sources(cfg.data)]
+    if cfg.val_data:
+        val_photos = [load_rgb(source) for source in photo_sources(cfg.val_data, split="test")[:cfg.val_images]]
+    else:  # held out of the training photos: the test photos never choose anything
+        if len(photos_pil) <= cfg.val_images:
+            raise ValueError(f"{cfg.data} has {len(photos_pil)} photos: too few to hold out val_images = "
+                             f"{cfg.val_images} for validation (pass --val_data, or fewer --val_images).")
+        photos_pil, val_photos = photos_pil[:-cfg.val_images], photos_pil[-cfg.val_images:]
     photos = [np.asarray(photo) for photo in photos_pil]
-    val_photos = [load_rgb(source) for source in photo_sources(cfg.val_data, split="test")[:cfg.val_images]]
-    recipe = damages.DEFAULT_RECIPE
+    units = torch.tensor([max(min(photo.shape[:2]), cfg.patch_size) / 256.0 for photo in photos])  # each photo's
+    recipe = damages.DEFAULT_RECIPE  # size unit: its crops get its damage (marks of its size, as many per pixel)
 
     model = RestoreUNet(width=cfg.width, depth=cfg.depth, max_classes=cfg.max_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     n_items = len(photos) * cfg.patches_per_image
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(n_items, cfg))
-    shape = {"conditioning": cfg.conditioning, **training.loop_shape(cfg, accelerator)}
+    shape = {"conditioning": cfg.conditioning, "recipe": damages.DEFAULT_RECIPE_NAME,
+             **training.loop_shape(cfg, accelerator)}
     run = training.Run(cfg, accelerator, model, optimizer, scheduler, shape)
     state, best_path = run.state, run.best_path
     clusterer_dir = output_dir / training.CHECKPOINTS / CLUSTERER
@@ -209,6 +229,9 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
             clusterer, state.extra["photo_classes"] = fit_clusterer(accelerator.unwrap_model(model), photos_pil, cfg)
             clusterer.save(clusterer_dir)
             accelerator.unwrap_model(model).freeze_encoder()  # the features the clusterer was fitted on stay put
+            # the served net must be one that uses the classes: the epochs before them no longer compete
+            state.best_metric, state.best_epoch, state.bad_epochs = None, -1, 0
+            best_path.unlink(missing_ok=True)
             logger.info("epoch %d: %d clusters (HDBSCAN found %d), sizes %s", state.epoch, clusterer.k,
                         clusterer.report.hdbscan_clusters, clusterer.report.sizes)
         classes = torch.tensor(state.extra.get("photo_classes", [0] * len(photos)), dtype=torch.long)
@@ -218,7 +241,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
                 break
             generator = torch.Generator().manual_seed(batch.draw)
             clean = clean_patches(photos, batch.indices, cfg.patch_size, generator)
-            damaged = damages.damage(clean, recipe, generator).image
+            damaged = damage_patches(clean, units[batch.indices % len(photos)], recipe, generator)
             batch_classes = classes[batch.indices % len(photos)]
             clean, damaged, batch_classes = (t.to(accelerator.device) for t in (clean, damaged, batch_classes))
             with training.accumulating(accelerator, model, batch):
@@ -336,6 +359,10 @@ def write_card(folder: str | Path, bench: dict | None = None) -> None:
                 f"their views) {summary.get('photos_per_cluster')}: `clusters.png`."
                 if summary.get("clusters") else "No clusterer: class 0 always (the BASELINE row).")
     loss = "L1 loss" + (f" + {cfg['lpips_weight']:g} × LPIPS (alex)" if cfg.get("lpips_weight") else "")
+    validation = (f"the first {cfg['val_images']} photos of {Path(cfg['val_data']).name}" if cfg.get("val_data") else
+                  f"the last {cfg['val_images']} photos of {Path(cfg['data']).name}, held out of training")
+    after = (f", chosen among the epochs after the clusterer was fitted (from epoch {cfg['cluster_epoch'] + 1})"
+             if summary.get("clusters") else "")
     body = f"""A {summary['parameters']:,}-parameter U-Net (the suite's `tasks/unet.py`, width {cfg['width']}, depth
 {cfg['depth']}) that predicts the residual from a damaged photo to the clean one, conditioned on a class id (an
 embedding added at the bottleneck).
@@ -351,9 +378,8 @@ epoch, flips and quarter turns). Every figure here is at this recipe.
 ## Training
 {loss}; Adam lr {cfg['learning_rate']:g}, warm-up and cosine; batch {cfg['train_batch_size']}; {summary['steps']:,}
 steps ({summary['epochs_trained']} epochs) in {summary['training_seconds'] / 60:.0f} min (wall clock, 2 CPU cores).
-The kept epoch has the best PSNR over the first {cfg['val_images']} photos of {Path(cfg['val_data']).name}, each
-damaged with seed {cfg['damage_seed']} + its index (epoch {summary['best_epoch']}:
-{training.figure(summary['best_val_psnr'], '.2f')} dB).
+The kept epoch has the best PSNR over {validation}, each damaged with seed {cfg['damage_seed']} + its index (epoch
+{summary['best_epoch'] + 1} of {summary['epochs_trained']}, counting from 1: {training.figure(summary['best_val_psnr'], '.2f')} dB){after}.
 """
     if bench is not None:
         table = bench["table"]
@@ -518,6 +544,6 @@ def score_photos(served: hub.Served, photos: list[Image.Image], damage_seed: int
     return {key: float(np.mean(values)) for key, values in totals.items()} | {"n": float(len(photos))}
 
 
-def evaluate(served: hub.Served[RestoreUNet], data: str = DEFAULT_VAL, mode: str = "real") -> dict[str, float]:
+def evaluate(served: hub.Served[RestoreUNet], data: str = DEFAULT_TEST, mode: str = "real") -> dict[str, float]:
     """`score_photos` over the clean photos `data` names, damaged by the default recipe (seeds 0, 1, ...)."""
     return score_photos(served, [load_rgb(source) for source in photo_sources(data, split="test")], mode=mode)
