@@ -52,6 +52,13 @@ def image_upload(**kwargs) -> gr.Image:
     return upload
 
 
+def whole(value: float | None, name: str) -> int:
+    """A number field's value as an int; an emptied field (None) is a gr.Error naming it."""
+    if value is None:
+        raise gr.Error(f"{name} is empty: type a whole number.")
+    return int(value)
+
+
 def open_upload(path: str | None) -> Image.Image:
     """The one UI-edge wrapper around images.load_rgb: missing or bad uploads become a gr.Error for the person."""
     if path is None:
@@ -189,7 +196,7 @@ def run_cards(category: str, seed: float, n: float, num_inference_steps: float, 
         category = cards.ANY
     progress(0, desc="sampling")
     try:
-        images = cards.predict(served, category, seed=int(seed), n=int(n), num_inference_steps=int(num_inference_steps),
+        images = cards.predict(served, category, seed=whole(seed, "Seed"), n=int(n), num_inference_steps=int(num_inference_steps),
                                scheduler=scheduler, guidance_scale=float(guidance_scale),
                                progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
     except ValueError as error:
@@ -226,7 +233,7 @@ def run_stain(path: str | None, region: str, category: str, seed: float, source:
     mask = Image.new("L", (width, height), 0)
     mask.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
     try:
-        stained, known_mask = cards.stain(served, card, mask, category, seed=int(seed))
+        stained, known_mask = cards.stain(served, card, mask, category, seed=whole(seed, "Seed"))
     except ValueError as error:
         raise gr.Error(str(error)) from error
     before = cards.diffusion.upright(card, (height, width))
@@ -433,7 +440,7 @@ def run_restore(path: str | None, mode: str, kinds: list[str], strength: float, 
             recipe = damage_recipe(kinds, strength)
             if not recipe:
                 raise gr.Error(f"Pick at least one kind of damage, or choose \"{ALREADY_DAMAGED}\".")
-            damaged = restore.damaged_copy(original, int(seed), recipe)
+            damaged = restore.damaged_copy(original, whole(seed, "Seed"), recipe)
             result = restore.predict(served, damaged)
         else:
             damaged = open_upload(path)
@@ -481,11 +488,12 @@ def scores_line(restored: Image.Image, damaged: Image.Image, original: Image.Ima
     try:
         before, after = (restore.image_scores(image, original, lpips=True) for image in (damaged, restored))
         lpips = f", LPIPS {before['lpips']:.3f} → **{after['lpips']:.3f}**"
-    except LPIPSUnavailable:
+    except (LPIPSUnavailable, ValueError) as error:  # no weights here, or a photo too small for AlexNet
         before, after = (restore.image_scores(image, original, lpips=False) for image in (damaged, restored))
-        lpips = " (LPIPS unavailable on this server)"
-    return (f"Against your original: PSNR {before['psnr']:.2f} → **{after['psnr']:.2f} dB**, SSIM "
-            f"{before['ssim']:.3f} → **{after['ssim']:.3f}**{lpips}.")
+        lpips = " (LPIPS unavailable on this server)" if isinstance(error, LPIPSUnavailable) else f" ({error})"
+    ssim = (f", SSIM {before['ssim']:.3f} → **{after['ssim']:.3f}**" if after["ssim"] == after["ssim"]
+            else " (SSIM needs at least 7×7 pixels)")
+    return f"Against your original: PSNR {before['psnr']:.2f} → **{after['psnr']:.2f} dB**{ssim}{lpips}."
 
 
 @tab("restore", "Restore")

@@ -351,13 +351,18 @@ def restore_quality(served: Served, data: str, args: argparse.Namespace) -> tupl
     from tasks.images import load_rgb, photo_sources
     from tasks import restore
 
+    from tasks.restore.damage import DEFAULT_RECIPE_NAME
+
+    if served.facts.get("recipe") != DEFAULT_RECIPE_NAME:
+        raise ValueError(f"{served.weights.name} was trained on the damage recipe {served.facts.get('recipe')!r}; this "
+                         f"code damages with {DEFAULT_RECIPE_NAME!r}, so its scores would not be its own.")
     photos = [load_rgb(source) for source in photo_sources(data, split="test")][:args.n_photos or None]
     baseline = restore.load(str(served.folder / "baseline")) if (served.folder / "baseline").is_dir() else None
     rows: dict[str, list[dict[str, float]]] = {}
     for index, photo in enumerate(photos):
         damaged, mask = restore.damaged_pair(photo, index)
         cluster = restore.cluster_of(served, damaged)
-        k = served.facts["clusterer"].k if served.facts.get("clusterer") is not None else 1
+        k = restore.task.n_classes(served)
         oracle = max((restore.restore_image(served.model, damaged, c) for c in range(k)),
                      key=lambda image: restore.image_scores(image, photo, lpips=False)["psnr"])
         outputs = {"damaged": damaged, "real": restore.restore_image(served.model, damaged, cluster),
@@ -382,8 +387,8 @@ def restore_finish(result: dict, served: Served, args: argparse.Namespace) -> di
     from tasks.restore.task import write_card
 
     result = large_photo_finish(result, served, args, largest=12.0)
-    result["command"] = "python -m bench restore" + (f" --data {args.data}" if args.data else "") + (
-        f" --n_photos {args.n_photos}" if args.n_photos else "")
+    result["command"] = "python -m bench restore" + (f" --weights {args.weights}" if args.weights else "") + (
+        f" --data {args.data}" if args.data else "") + (f" --n_photos {args.n_photos}" if args.n_photos else "")
     if args.card:
         write_card(served.folder, result)
     return result

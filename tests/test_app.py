@@ -519,3 +519,9 @@ def test_restore_an_already_damaged_one_pixel_image_and_refuse_a_non_image(clien
         client.predict(handle_file(str(text)), app.ALREADY_DAMAGED, [], 1.0, 0, api_name="/restore")
     with pytest.raises(AppError, match="Pick at least one kind of damage"):
         client.predict(handle_file(str(dot)), app.DAMAGE_FOR_ME, [], 1.0, 0, api_name="/restore")
+    # a photo too small for SSIM's window and AlexNet still gets its PSNR, and says what it lacks
+    (_, restored), original, note, _ = client.predict(handle_file(str(dot)), app.DAMAGE_FOR_ME, ["stains"], 1.0, 0,
+                                                      api_name="/restore")
+    assert "PSNR" in note and "SSIM needs at least 7×7 pixels" in note and "LPIPS needs images of at least 31" in note
+    with pytest.raises(AppError, match="Seed is empty"):
+        client.predict(handle_file(str(dot)), app.DAMAGE_FOR_ME, ["stains"], 1.0, None, api_name="/restore")

@@ -28,9 +28,16 @@ def test_without_the_weights_lpips_is_unavailable_with_a_sentence(monkeypatch):
     perceptual.lpips_model.cache_clear()
     try:
         with pytest.raises(perceptual.LPIPSUnavailable, match="python -m tasks.perceptual rebuild"):
-            perceptual.lpips_distance(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8))
+            perceptual.lpips_distance(np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8))
     finally:
         perceptual.lpips_model.cache_clear()
+
+
+def test_an_image_too_small_for_alexnet_is_a_sentence_and_the_smallest_one_works():
+    with pytest.raises(ValueError, match="at least 31×31 pixels; got 30×40"):
+        perceptual.lpips_distance(np.zeros((40, 30, 3), np.uint8), np.zeros((40, 30, 3), np.uint8))
+    side = perceptual.MIN_SIDE
+    assert perceptual.lpips_distance(np.zeros((side, side, 3), np.uint8), np.full((side, side, 3), 9, np.uint8)) > 0
 
 
 def test_the_checkpoint_reader_transposes_kernels_and_runs_no_code():

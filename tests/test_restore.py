@@ -95,10 +95,11 @@ def test_predict_works_on_any_size_and_keeps_transparency(served, size):
     assert result.image.size == size and result.image.mode == "RGBA" and result.image.getpixel((0, 0))[3] == 0
 
 
-def test_tiles_give_the_one_pass_result():
-    model = RestoreUNet(width=4, depth=2).eval()
-    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8))
-    tiled = np.asarray(restore.restore_image(model, image, tile=32), dtype=np.int16)
+@pytest.mark.parametrize("depth", [2, 4])  # 4: the served net's depth (inputs padded to multiples of 16)
+def test_tiles_give_the_one_pass_result(depth):
+    model = RestoreUNet(width=4, depth=depth).eval()
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (150, 190, 3), dtype=np.uint8))
+    tiled = np.asarray(restore.restore_image(model, image, tile=48), dtype=np.int16)
     whole = np.asarray(restore.restore_image(model, image, tile=512), dtype=np.int16)
     assert np.abs(tiled - whole).max() <= 1
 
@@ -181,3 +182,21 @@ def test_the_classical_rows_fill_the_masked_pixels_and_auto_levels_undo_a_fade()
     faded = (0.4 * ramp + 80).round().astype(np.uint8)  # contrast lost, lifted: 80..182
     restored = TOOLS["opencv_telea_nlm_levels"](faded, np.zeros(faded.shape[:2], dtype=bool))
     assert restored.min() <= 5 and restored.max() >= 250
+
+
+def test_a_rebundle_replaces_the_clusterer_and_a_run_without_one_leaves_none_behind(served, photos, tmp_path):
+    folder = restore.task.bundle(served.folder, tmp_path / "bundle")
+    (folder / "clusterer" / "stale.json").write_text("{}")
+    restore.task.bundle(served.folder, folder)
+    assert not (folder / "clusterer" / "stale.json").exists() and (folder / "clusterer").is_dir()
+    again = tiny_config(tmp_path, photos, conditioning="none", output_dir=str(folder), max_train_steps=1)
+    assert restore.train(again).facts["clusterer"] is None and not (folder / "clusterer").exists()
+
+
+def test_validation_is_held_out_of_the_training_photos_by_default(photos, tmp_path):
+    with pytest.raises(ValueError, match="too few to hold out val_images = 12"):
+        restore.train(tiny_config(tmp_path, photos, val_data="", val_images=12))
+    trained = restore.train(tiny_config(tmp_path, photos, val_data="", val_images=2, conditioning="none",
+                                        max_train_steps=1))
+    card = (trained.folder / "README.md").read_text()
+    assert "the last 2 photos of train, held out of training" in card

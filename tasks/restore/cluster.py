@@ -131,7 +131,7 @@ def plot_clusters(clusterer: Clusterer, features: np.ndarray, path: str | Path) 
     ax_sizes = fig.add_subplot(1, 2, 1)
     ax_sizes.bar(range(clusterer.k), np.bincount(labels, minlength=clusterer.k), color="C0")
     ax_sizes.set_xlabel("cluster")
-    ax_sizes.set_ylabel("training photos")
+    ax_sizes.set_ylabel("views of training photos")
     ax_sizes.set_title(f"k = {clusterer.k} (HDBSCAN found {clusterer.report.hdbscan_clusters}, "
                        f"{clusterer.report.hdbscan_noise_fraction:.0%} noise)", fontsize=9)
     ax_scatter = fig.add_subplot(1, 2, 2, projection="3d")

@@ -154,6 +154,12 @@ def photo_features(model: RestoreUNet, photo: Image.Image) -> np.ndarray:
         return model.features(padded(model, to_tensor(small)))[0].double().numpy()
 
 
+def n_classes(served: hub.Served) -> int:
+    """The classes the served net takes: its clusterer's k, or 1 (class 0) without a clusterer."""
+    clusterer = served.facts.get("clusterer")
+    return clusterer.k if clusterer is not None else 1
+
+
 def cluster_of(served: hub.Served, damaged: Image.Image) -> int:
     """The class the served model takes for this damaged photo: its cluster, or 0 without a clusterer."""
     clusterer = served.facts.get("clusterer")
@@ -317,7 +323,12 @@ def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[I
     model.save_pretrained(output_dir)
     (output_dir / "restore_config.json").write_text(json.dumps(
         {"conditioning": cfg.conditioning, "recipe": damages.DEFAULT_RECIPE_NAME}, indent=2))
-    if clusterer is not None:
+    if clusterer is None:  # a reused output folder never keeps an earlier run's clusterer (load would take it)
+        import shutil
+
+        shutil.rmtree(output_dir / CLUSTERER, ignore_errors=True)
+        (output_dir / "clusters.png").unlink(missing_ok=True)
+    else:
         clusterer.save(output_dir / CLUSTERER)
         features = training_features(model, photos, cfg)
         plot_clusters(clusterer, features.reshape(-1, features.shape[-1]), output_dir / "clusters.png")
@@ -426,9 +437,13 @@ def bundle(source: str | Path, destination: str | Path, half: bool = False) -> P
         raise FileNotFoundError(f"{source} is not a trained restore folder (no model.safetensors).")
     destination.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
-        if item.name == training.CHECKPOINTS or item.is_dir() and (destination / item.name).exists():
+        if item.name == training.CHECKPOINTS:
             continue
-        (shutil.copytree if item.is_dir() else shutil.copy2)(item, destination / item.name)
+        if item.is_dir():  # replaced whole: an older bundle's clusterer or baseline never survives beside new weights
+            shutil.rmtree(destination / item.name, ignore_errors=True)
+            shutil.copytree(item, destination / item.name)
+        else:
+            shutil.copy2(item, destination / item.name)
     if half:
         weights = load_file(source / "model.safetensors")
         save_file({key: value.half() if value.is_floating_point() else value for key, value in weights.items()},
@@ -482,7 +497,7 @@ def predict(served: hub.Served[RestoreUNet], image: Image.Image | str, photo_cla
         ValueError: an image `load_layers` refuses; a class outside [0, k).
     """
     layers = load_layers(image)
-    k = served.facts["clusterer"].k if served.facts.get("clusterer") is not None else 1
+    k = n_classes(served)
     if photo_class is not None and not 0 <= photo_class < k:
         raise ValueError(f"photo_class must be in [0, {k}); got {photo_class}.")
     chosen = photo_class if photo_class is not None else cluster_of(served, layers.rgb)
@@ -496,13 +511,15 @@ def predict(served: hub.Served[RestoreUNet], image: Image.Image | str, photo_cla
 
 def image_scores(restored: Image.Image, clean: Image.Image, lpips: bool) -> dict[str, float]:
     """L1 (the training loss: mean absolute error on [0, 1]), PSNR (dB, RGB, data range 255) and SSIM (RGB,
-    scikit-image's defaults) and, when asked, LPIPS (alex)."""
+    scikit-image's defaults; NaN for a photo under 7 pixels a side, its window) and, when asked, LPIPS (alex; raises
+    ValueError under perceptual.MIN_SIDE pixels a side)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     a, b = np.asarray(restored), np.asarray(clean)
     scores = {"l1": float(np.abs(a.astype(np.float64) - b).mean() / 255.0),
               "psnr": float(peak_signal_noise_ratio(b, a, data_range=255)),
-              "ssim": float(structural_similarity(b, a, channel_axis=-1, data_range=255))}
+              "ssim": float(structural_similarity(b, a, channel_axis=-1, data_range=255)) if min(a.shape[:2]) >= 7
+              else float("nan")}
     if lpips:
         from tasks.perceptual import lpips_distance
 
@@ -520,10 +537,10 @@ def score_photos(served: hub.Served, photos: list[Image.Image], damage_seed: int
             kept: the oracle).
 
     Returns:
-        {"psnr", "ssim", ["lpips"], "damaged_psnr", "damaged_ssim", ["damaged_lpips"], "n"}.
+        {"l1", "psnr", "ssim", ["lpips"], "damaged_l1", "damaged_psnr", "damaged_ssim", ["damaged_lpips"], "n"}.
     """
     totals: dict[str, list[float]] = {}
-    k = served.facts["clusterer"].k if served.facts.get("clusterer") is not None else 1
+    k = n_classes(served)
     for index, photo in enumerate(photos):
         damaged = damaged_copy(photo, damage_seed + index, recipe)
         if mode == "baseline":
