@@ -347,7 +347,7 @@ def restore_quality(served: Served, data: str, args: argparse.Namespace) -> tupl
     served net as REAL (its clusterer's class), BASELINE (the net bundled in its baseline/ folder, class 0 always;
     else the served net at class 0), MAX_CLASS (each class tried, the best PSNR kept: an oracle), and the classical
     tools given the true damage mask (`bench.classical`). PSNR / SSIM on RGB, LPIPS (alex)."""
-    from bench.classical import TOOLS
+    from bench.classical import TOOLS, run_tools
     from tasks.images import load_rgb, photo_sources
     from tasks import restore
 
@@ -367,7 +367,7 @@ def restore_quality(served: Served, data: str, args: argparse.Namespace) -> tupl
                      key=lambda image: restore.image_scores(image, photo, lpips=False)["psnr"])
         outputs = {"damaged": damaged, "real": restore.restore_image(served.model, damaged, cluster),
                    "baseline": restore.restore_image((baseline or served).model, damaged, 0), "max_class": oracle}
-        outputs |= {name: Image.fromarray(tool(np.asarray(damaged), mask)) for name, tool in TOOLS.items()}
+        outputs |= {name: Image.fromarray(image) for name, image in run_tools(np.asarray(damaged), mask).items()}
         for name, image in outputs.items():
             rows.setdefault(name, []).append(restore.image_scores(image, photo, lpips=True))
     table = {name: {key: float(np.mean([item[key] for item in items])) for key in items[0]}

@@ -24,19 +24,20 @@ def opencv_telea_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.fastNlMeansDenoisingColored(filled, None, 10, 10, 7, 21), cv2.COLOR_BGR2RGB)
 
 
-def opencv_telea_nlm_levels(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """`opencv_telea_nlm`, then auto levels: each channel's 0.5th-99.5th percentiles stretched to 0-255
+def auto_levels(image: np.ndarray) -> np.ndarray:
+    """A photo editor's auto levels: each channel's 0.5th-99.5th percentiles stretched to 0-255
     (skimage.exposure.rescale_intensity), undoing a fade's lost contrast and colour cast as far as a global
-    per-channel map can.
-
-    Args and returns as `opencv_telea_nlm`.
-    """
+    per-channel map can. (H, W, 3) uint8 → (H, W, 3) uint8."""
     from skimage.exposure import rescale_intensity
 
-    cleaned = opencv_telea_nlm(damaged, mask)
     channels = [rescale_intensity(channel, in_range=tuple(np.percentile(channel, (0.5, 99.5))), out_range=(0, 255))
-                for channel in np.moveaxis(cleaned, -1, 0)]
+                for channel in np.moveaxis(image, -1, 0)]
     return np.clip(np.round(np.stack(channels, axis=-1)), 0, 255).astype(np.uint8)
+
+
+def opencv_telea_nlm_levels(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`opencv_telea_nlm`, then `auto_levels`. Args and returns as `opencv_telea_nlm`."""
+    return auto_levels(opencv_telea_nlm(damaged, mask))
 
 
 def skimage_biharmonic_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -56,3 +57,11 @@ def skimage_biharmonic_nlm(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 TOOLS = {"opencv_telea_nlm": opencv_telea_nlm, "opencv_telea_nlm_levels": opencv_telea_nlm_levels,
          "skimage_biharmonic_nlm": skimage_biharmonic_nlm}
+THEN = {"opencv_telea_nlm_levels": ("opencv_telea_nlm", auto_levels)}  # a row that is another row's result, post-processed
+
+
+def run_tools(damaged: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Every row of TOOLS on one damaged photo, each computed once (a THEN row from the row it follows)."""
+    outputs = {name: tool(damaged, mask) for name, tool in TOOLS.items() if name not in THEN}
+    outputs |= {name: then(outputs[first]) for name, (first, then) in THEN.items()}
+    return {name: outputs[name] for name in TOOLS}

@@ -182,6 +182,10 @@ def test_the_classical_rows_fill_the_masked_pixels_and_auto_levels_undo_a_fade()
     faded = (0.4 * ramp + 80).round().astype(np.uint8)  # contrast lost, lifted: 80..182
     restored = TOOLS["opencv_telea_nlm_levels"](faded, np.zeros(faded.shape[:2], dtype=bool))
     assert restored.min() <= 5 and restored.max() >= 250
+    from bench.classical import run_tools  # the bench's way: each row once, the same pixels
+
+    rows = run_tools(damaged, mask)
+    assert list(rows) == list(TOOLS) and all((rows[name] == TOOLS[name](damaged, mask)).all() for name in TOOLS)
 
 
 def test_a_rebundle_replaces_the_clusterer_and_a_run_without_one_leaves_none_behind(served, photos, tmp_path):
