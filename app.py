@@ -23,7 +23,7 @@ from typing import TypeVar
 import gradio as gr
 from PIL import Image
 
-from tasks import TASKS, cards, classify, colorize, mask, task_module, upscale
+from tasks import TASKS, cards, classify, colorize, hub, mask, task_module, upscale
 from tasks import restore
 from tasks.restore import damage as damages
 from tasks.hub import ASSETS_DIR, Served
@@ -109,6 +109,7 @@ def load_served(task: str, source: str = "") -> Served:
     if not source.strip():
         return module.load()
     try:
+        hub.check_typed_source(source.strip())  # a Hub id or a folder under the model roots, else refused unread
         return module.load(source.strip())
     except (FileNotFoundError, OSError, ValueError) as error:
         raise gr.Error(str(error)) from error

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -139,6 +140,35 @@ def resolve(task: str, source: str | os.PathLike | None = None) -> Weights:
                        weights.name)
         return weights
     return Weights(path=path, origin=origin, name=name)
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(@[A-Za-z0-9_.-]{1,100})?")
+
+
+def model_roots() -> list[Path]:
+    """The folders a model typed into the app may come from: $DARKROOM_MODEL_ROOTS (paths joined by os.pathsep),
+    else the repository's assets/models/ and outputs/."""
+    typed = os.environ.get("DARKROOM_MODEL_ROOTS")
+    if typed:
+        return [Path(os.path.abspath(item)) for item in typed.split(os.pathsep) if item]
+    return [MODELS_DIR, ASSETS_DIR.parent / "outputs"]
+
+
+def check_typed_source(source: str) -> None:
+    """Refuse, from the text alone and before any file is touched, a model source typed by a person that is neither a
+    Hub model id (`user/name[@revision]`, no "..") nor a path under `model_roots()` (made absolute and normalised
+    as text: "outputs/../../etc" is outside).
+
+    Raises:
+        ValueError: the sentence to show (the same for every refused text, naming only what was typed).
+    """
+    if HUB_ID.fullmatch(source) and ".." not in source:
+        return
+    place = Path(os.path.normpath(os.path.abspath(os.path.expanduser(source)))) if "\0" not in source else None
+    if place is not None and any(place == root or root in place.parents for root in model_roots()):
+        return
+    raise ValueError(f"Could not load {source!r}: a model here is a Hub model id (user/name) or a folder under this "
+                     "server's model folders.")
 
 
 def cannot_load(source: str) -> str:

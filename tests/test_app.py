@@ -1,8 +1,10 @@
 """The app over real HTTP through gradio_client: right answers, clear errors, and a server that keeps serving."""
 
 import json
+import re
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -99,22 +101,37 @@ def test_cards_bad_values_give_errors_and_the_server_keeps_serving(client, categ
     assert len(gallery) == 1
 
 
-def test_the_model_box_never_shows_server_paths_or_which_folders_exist(client, tmp_path):
-    import os
-
+@pytest.mark.parametrize("allowed", [False, True], ids=["outside-the-model-roots", "under-a-model-root"])
+def test_the_model_box_never_shows_server_paths_or_which_folders_exist(client, tmp_path, monkeypatch, allowed):
+    if allowed:
+        monkeypatch.setenv("DARKROOM_MODEL_ROOTS", str(tmp_path))
     (tmp_path / "not-a-pipeline").mkdir()
     messages = {}
-    for typed in ("..", str(tmp_path / "not-a-pipeline"), str(tmp_path / "missing"), "../no-such-folder"):
+    for typed in (str(tmp_path / "not-a-pipeline"), str(tmp_path / "missing")):
         with pytest.raises(AppError) as raised:
             client.predict("SMALL", 1, 1, 2, "DDIM", 1, typed, api_name="/cards")
         messages[typed] = str(raised.value)
-        assert os.path.realpath("..") not in messages[typed].replace(repr(typed), "")
+        assert str(tmp_path) not in messages[typed].replace(repr(typed), "")
     # the same sentence, up to the name typed, for an existing folder and a missing one
     assert len({message.replace(repr(typed), "<typed>") for typed, message in messages.items()}) == 1, messages
-    assert "Could not load '..'" in messages[".."]
+    refused = "a folder under this server's model folders" in next(iter(messages.values()))
+    assert refused is not allowed  # outside the roots: refused from the text; under one: tried, and failed alike
 
 
-def test_leaving_the_model_box_sets_only_the_range_unless_the_steps_no_longer_fit(tmp_path):
+@pytest.mark.parametrize("typed", ["..", "../../etc", "/etc", "http://x", "outputs/../../etc", "a/..", "~root/.ssh"])
+def test_a_typed_model_outside_the_model_roots_is_refused_before_any_file_is_read(client, typed, monkeypatch):
+    import app
+
+    touched = []
+    monkeypatch.setattr(app.hub, "_local_folder", lambda source: touched.append(source))  # the first file access
+    with pytest.raises(gr.Error, match="a Hub model id \\(user/name\\) or a folder under this server's model folders"):
+        app.load_served("cards", typed)
+    assert touched == []
+    with pytest.raises(AppError, match=f"Could not load {re.escape(repr(typed))}: a model here is a Hub model id"):
+        client.predict("SMALL", 1, 1, 2, "DDIM", 1, typed, api_name="/cards")
+
+
+def test_leaving_the_model_box_sets_only_the_range_unless_the_steps_no_longer_fit(tmp_path, monkeypatch):
     from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
     import app
@@ -123,6 +140,7 @@ def test_leaving_the_model_box_sets_only_the_range_unless_the_steps_no_longer_fi
                        norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D"))
     DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=50)).save_pretrained(tmp_path)
+    monkeypatch.setenv("DARKROOM_MODEL_ROOTS", str(tmp_path))  # a typed folder must be under a model root
     # the CI race: clicking DPM-Solver++ blurs the box with the DDPM steps (50) after the radio set 20
     assert app.steps_slider("DDPM", str(tmp_path), 50) == {"__type__": "update", "maximum": 50}
     assert app.steps_slider("DDPM", str(tmp_path), 1000) == {"__type__": "update", "value": 50, "maximum": 50}
