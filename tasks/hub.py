@@ -206,7 +206,12 @@ def main(argv: list[str] | None = None) -> None:
     push_parser.add_argument("repo_id")
     push_parser.add_argument("--private", action="store_true")
     args = parser.parse_args(argv)
-    print(push(args.folder, args.repo_id, private=args.private))
+    try:
+        print(push(args.folder, args.repo_id, private=args.private))
+    except (OSError, ValueError) as error:  # network, auth, a bad id: the folder is untouched
+        raise SystemExit(f"Push of {args.folder} to {args.repo_id} failed ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}). The folder is unchanged; log in with "
+                         "`hf auth login` or set HF_TOKEN, then run this again.") from None
 
 
 if __name__ == "__main__":

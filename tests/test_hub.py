@@ -65,6 +65,18 @@ def test_failed_push_leaves_the_folder_intact(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_the_push_command_says_what_failed_and_never_shows_the_token(tmp_path, monkeypatch, capsys):
+    token = "hf_" + "DarkroomFakeToken0123456789abcdefXYZ"
+    monkeypatch.setenv("HF_TOKEN", token)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as exited:
+        hub.main(["push", str(tmp_path), "darkroom-tests/never-created"])
+    message = str(exited.value)
+    assert "failed" in message and "The folder is unchanged" in message and token not in message
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err and (tmp_path / "config.json").read_text() == "{}"
+
+
 @pytest.mark.parametrize("task", ["classify", "cards", "colorize", "mask"])
 def test_every_task_loads_an_explicit_source_exactly_or_raises(task, tmp_path, monkeypatch):
     # `python -m bench mask --weights outputs/msak` benchmarked the bundled weights and recorded them in its JSON

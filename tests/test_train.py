@@ -292,14 +292,20 @@ def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):
         training.find_checkpoint(tmp_path, str(tmp_path / "nope"))
 
 
+FAKE_TOKEN = "hf_" + "DarkroomFakeToken0123456789abcdefXYZ"
+
+
 def test_cli_run_with_failed_push_keeps_the_output(tiny_fashion, tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "training/train.py", "classify", "--data", str(tiny_fashion), "--output_dir", str(out),
          "--max_train_steps", "2", "--width", "4", "--train_batch_size", "8", "--val_fraction", "0.25",
          "--push_to_hub", "--hub_model_id", "darkroom-tests/never-created"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": FAKE_TOKEN},
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Push to darkroom-tests/never-created failed" in result.stderr
+    assert f"python -m tasks.hub push {out} darkroom-tests/never-created" in result.stderr  # how to push later
+    assert FAKE_TOKEN not in result.stdout + result.stderr  # the token is never printed or logged
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
