@@ -73,6 +73,7 @@ def serving_line(served: Served) -> str:
     return f"Serving weights: **{served.weights.name}** ({served.weights.origin})."
 
 
+logger = logging.getLogger("darkroom.app")
 _LOADING = threading.Lock()
 
 
@@ -98,6 +99,7 @@ def model_loader(load: Callable[..., T]) -> Callable[..., T]:
                         models.pop(next(iter(models)))
         return model
 
+    one_at_a_time.cache_clear = models.clear  # type: ignore[attr-defined]
     return one_at_a_time
 
 
@@ -107,7 +109,12 @@ def load_served(task: str, source: str = "") -> Served:
     folder or Hub id a person typed, whose failure is theirs to read (`hub.cannot_load`'s sentence: no server paths)."""
     module = task_module(task)
     if not source.strip():
-        return module.load()
+        try:
+            return module.load()
+        except Exception as error:  # the operator's weights: a corrupt file stops this tab only, and says which
+            message = hub.load_failure(task, hub.resolve(task), error)
+            logger.error(message)
+            raise gr.Error(message) from error
     try:
         hub.check_typed_source(source.strip())  # a Hub id or a folder under the model roots, else refused unread
         return module.load(source.strip())
@@ -116,8 +123,12 @@ def load_served(task: str, source: str = "") -> Served:
 
 
 def report_view(task: str) -> tuple[str, str, list[tuple[str, str]]]:
-    """The serving line, and the serving weights' model card (written when they were trained) with its figures."""
-    served = load_served(task)
+    """The serving line, and the serving weights' model card (written when they were trained) with its figures; the
+    sentence saying why, in place of the serving line, when the tab's model cannot be loaded."""
+    try:
+        served = load_served(task)
+    except gr.Error as error:
+        return f"**This tab cannot serve:** {error.message}", "", []
     card, figures = read_model_card(served.folder)
     return serving_line(served), card or "These weights came without a model card (README.md).", figures
 
@@ -605,6 +616,19 @@ def build_demo() -> gr.Blocks:
 
 demo = build_demo()
 
+def check_models() -> dict[str, str]:
+    """Load every tab's default model once (so the first visitor does not wait); task → the sentence, for each tab
+    that cannot serve (each also logged as an error). The other tabs serve either way."""
+    failed = {}
+    for task in TABS:
+        try:
+            load_served(task)
+        except gr.Error as error:
+            failed[task] = error.message
+    return failed
+
+
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    check_models()
     demo.queue(default_concurrency_limit=2).launch()

@@ -171,6 +171,24 @@ def check_typed_source(source: str) -> None:
                      "server's model folders.")
 
 
+def load_failure(task: str, weights: Weights, error: BaseException) -> str:
+    """The sentence for a task whose resolved weights could not be loaded: the safetensors files of the folder that do
+    not open (corrupt or truncated), else the error itself; the weights' display name, never a server path."""
+    from safetensors import safe_open
+
+    broken = []
+    for path in sorted(weights.path.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except Exception as reason:  # safetensors raises its own SafetensorError (an Exception) for a bad header
+            broken.append(f"{path.relative_to(weights.path)} ({str(reason).splitlines()[0]})")
+    what = (f"{', '.join(broken)} {'is' if len(broken) == 1 else 'are'} corrupt or truncated" if broken
+            else f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+    return (f"The {task} model {weights.name} could not be loaded: {what}. Replace the file (or unset "
+            f"{env_var(task)} to serve the bundled copy); the other tabs are not affected.")
+
+
 def cannot_load(source: str) -> str:
     """The one sentence for an explicit source that could not be loaded: the same whether a folder of that name exists
     on this machine or not, and without its resolved path, so that what a person types into a public Space's model

@@ -543,3 +543,29 @@ def test_restore_an_already_damaged_one_pixel_image_and_refuse_a_non_image(clien
     assert "PSNR" in note and "SSIM needs at least 7×7 pixels" in note and "LPIPS needs images of at least 31" in note
     with pytest.raises(AppError, match="Seed is empty"):
         client.predict(handle_file(str(dot)), app.DAMAGE_FOR_ME, ["stains"], 1.0, None, api_name="/restore")
+
+
+def test_a_corrupt_weights_file_stops_its_tab_with_the_file_named_and_the_other_tabs_serve(tmp_path, monkeypatch,
+                                                                                          caplog):
+    import shutil
+
+    import app
+
+    folder = tmp_path / "classify"
+    shutil.copytree(ASSETS_DIR / "models" / "classify", folder)
+    (folder / "model.safetensors").write_bytes((ASSETS_DIR / "models" / "classify" / "model.safetensors").read_bytes()[:1000])
+    monkeypatch.setenv("DARKROOM_CLASSIFY_MODEL", str(folder))
+    app.load_served.cache_clear()
+    try:
+        failed = app.check_models()
+        assert set(failed) == {"classify"}  # every other tab loaded
+        message = failed["classify"]
+        assert "model.safetensors" in message and "corrupt or truncated" in message and "DARKROOM_CLASSIFY_MODEL" in message
+        assert message in caplog.text  # logged at startup
+        serving, card, figures = app.report_view("classify")
+        assert serving == f"**This tab cannot serve:** {message}" and card == "" and figures == []
+        with pytest.raises(gr.Error, match="corrupt or truncated"):
+            app.run_classify(str(EXAMPLES[0]))
+        assert app.report_view("mask")[0].startswith("Serving weights")
+    finally:
+        app.load_served.cache_clear()  # the next tests load the bundled classifier again
