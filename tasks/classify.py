@@ -268,7 +268,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
 def write_output(model: ClothingCNN, cfg: Config, state: training.LoopState) -> None:
     """save_pretrained + test report (metrics.json, confusion matrix, grids, curves) + model card into output_dir."""
     output_dir = Path(cfg.output_dir)
-    model.save_pretrained(output_dir)
+    training.save_atomically(model.save_pretrained, output_dir)
     test_images, test_labels = load_split(cfg.data, "test")
     report = write_report(model, test_images, test_labels, output_dir)
     training.plot_training_curves(state.history, output_dir / "training_curves.png", "classify: cross-entropy")

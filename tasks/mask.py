@@ -243,7 +243,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
 def write_output(model: CarUNet, cfg: Config, state: training.LoopState, split: dict[str, list[str]],
                  test_pairs: list[tuple[Path, Path]]) -> None:
     output_dir = Path(cfg.output_dir)
-    model.save_pretrained(output_dir)
+    training.save_atomically(model.save_pretrained, output_dir)
     (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     report = full_resolution_dice(model, test_pairs)
     training.plot_training_curves(state.history, output_dir / "training_curves.png", "mask: BCE + Dice loss (val: 1 − Dice)")

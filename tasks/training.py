@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -319,9 +319,33 @@ def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """A model's state dict as one safetensors file (e.g. the best weights so far, beside the checkpoints)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
+    """A model's state dict as one safetensors file (e.g. the best weights so far, beside the checkpoints), written
+    beside it first and then moved over it (os.replace): a crash mid-write leaves the previous file whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, partial)
+    os.replace(partial, path)
+
+
+def save_atomically(save: Callable[[Path], Any], folder: str | os.PathLike) -> None:
+    """Run `save(staging)` (e.g. a model's save_pretrained) into a fresh folder beside `folder`, then move each file
+    it wrote into `folder` with os.replace, atomic per file: a crash or a failed save leaves every file of `folder`
+    either the old one or the new one, whole, never half written; the staging folder is removed either way."""
+    import tempfile
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+    try:
+        save(staging)
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                target = folder / path.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def find_checkpoint(output_dir: str | os.PathLike, spec: str) -> Path | None:

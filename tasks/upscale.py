@@ -291,7 +291,7 @@ def write_output(model: nn.Module, cfg: Config, state: training.LoopState, devic
     """The served folder: weights + config.json, upscale_config.json (arch, scale), metrics.json (the run's summary
     and its validation curve against training time), training_curves.png and the model card."""
     output_dir = Path(cfg.output_dir)
-    model.save_pretrained(output_dir)
+    training.save_atomically(model.save_pretrained, output_dir)
     (output_dir / "upscale_config.json").write_text(json.dumps({"arch": cfg.arch, "scale": cfg.scale}, indent=2))
     training.plot_training_curves(state.history, output_dir / "training_curves.png", f"upscale {cfg.arch}: L1",
                                   "validation: -PSNR-Y (dB, per epoch)")

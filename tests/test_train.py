@@ -309,3 +309,57 @@ def test_cli_run_with_failed_push_keeps_the_output(tiny_fashion, tmp_path):
     assert f"python -m tasks.hub push {out} darkroom-tests/never-created" in result.stderr  # how to push later
     assert FAKE_TOKEN not in result.stdout + result.stderr  # the token is never printed or logged
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+
+
+def _tiny_state_objects():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return model, optimizer, scheduler
+
+
+def test_a_checkpoint_save_interrupted_before_its_rename_leaves_the_previous_one_latest_and_loadable(tmp_path,
+                                                                                                    monkeypatch):
+    model, optimizer, scheduler = _tiny_state_objects()
+    training.save_checkpoint(tmp_path, 1, model, optimizer, scheduler, training.LoopState(global_step=1), 3)
+    saved = {key: value.clone() for key, value in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+
+    def crash(self, target):
+        raise KeyboardInterrupt("killed between the write and the rename")
+
+    monkeypatch.setattr(training.Path, "rename", crash)
+    with pytest.raises(KeyboardInterrupt):
+        training.save_checkpoint(tmp_path, 2, model, optimizer, scheduler, training.LoopState(global_step=2), 3)
+    monkeypatch.undo()
+    latest = training.find_checkpoint(tmp_path, "latest")
+    assert latest.name == "checkpoint-1"
+    fresh, fresh_optimizer, fresh_scheduler = _tiny_state_objects()
+    state = training.load_checkpoint(latest, fresh, fresh_optimizer, fresh_scheduler, {})
+    assert state.global_step == 1 and all(torch.equal(fresh.state_dict()[key], saved[key]) for key in saved)
+
+
+def test_final_weights_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    from tasks.upscale import FastSR
+
+    old = FastSR()
+    training.save_atomically(old.save_pretrained, tmp_path / "out")
+    before = (tmp_path / "out" / "model.safetensors").read_bytes()
+
+    def half_written(folder):
+        (folder / "model.safetensors").write_bytes(before[:100])
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        training.save_atomically(half_written, tmp_path / "out")
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no staging folder left behind
+    FastSR.from_pretrained(tmp_path / "out")  # still loads
+
+    best = tmp_path / "best.safetensors"
+    training.save_weights(old, best)
+    monkeypatch.setattr(training.os, "replace", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        training.save_weights(torch.nn.Linear(2, 2), best)
+    assert set(load_file(best)) == set(old.state_dict())  # the previous best, whole

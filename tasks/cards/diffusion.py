@@ -534,7 +534,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
 def write_output(model: CardModel, noise_scheduler: DDPMScheduler, cfg: Config, state: training.LoopState,
                  n_cards: int) -> None:
     output_dir = Path(cfg.output_dir)
-    DDPMPipeline(unet=model.unet, scheduler=noise_scheduler).save_pretrained(output_dir)
+    training.save_atomically(DDPMPipeline(unet=model.unet, scheduler=noise_scheduler).save_pretrained, output_dir)
     (output_dir / CARDS_CONFIG).write_text(json.dumps({"categories": list(CATEGORIES), "any": ANY}, indent=2))
     sample_grid(model).save(output_dir / "samples.png")
     if model.categories:

@@ -163,8 +163,8 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: tr
     """Weights (colorizer at the top, mean-color regressor in mean_color/), data.json, report, metrics, card; the
     training curves from `state.history` when there is one. `members`: an ensemble's (see `build_ensemble`)."""
     output_dir = Path(cfg.output_dir)
-    colorizer.save_pretrained(output_dir)
-    mean_color.save_pretrained(output_dir / "mean_color")
+    training.save_atomically(colorizer.save_pretrained, output_dir)
+    training.save_atomically(mean_color.save_pretrained, output_dir / "mean_color")
     (output_dir / DATA_FILE).write_text(json.dumps({"data": cfg.data, "seed": cfg.seed, "split": data.split,
                                                       "trained_on": ["train", "val"] if cfg.refit else ["train"],
                                                       "extra_train": cfg.extra_train,

@@ -320,7 +320,7 @@ def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[I
     """The served folder: weights + config.json, restore_config.json, the clusterer (clusterer/) and its figure,
     metrics.json, training_curves.png and a model card."""
     output_dir = Path(cfg.output_dir)
-    model.save_pretrained(output_dir)
+    training.save_atomically(model.save_pretrained, output_dir)
     (output_dir / "restore_config.json").write_text(json.dumps(
         {"conditioning": cfg.conditioning, "recipe": damages.DEFAULT_RECIPE_NAME}, indent=2))
     if clusterer is None:  # a reused output folder never keeps an earlier run's clusterer (load would take it)
