@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gradio as gr
 from PIL import Image
@@ -69,11 +69,70 @@ def open_upload(path: str | None) -> Image.Image:
         raise gr.Error(str(error)) from error
 
 
+DOWNLOADS_KEPT = 16  # the newest full-resolution PNGs kept on disk for the download links (Gradio serves its copy)
+DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "darkroom-downloads"
+
+
+OUTPUTS_KEPT = 256  # image outputs on disk at once; Gradio copies each into its cache as the handler returns
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "darkroom-outputs"
+
+
+def download_file(image: Image.Image, name: str, root: Path | None = None, kept: int | None = None) -> str:
+    """Save `image` as a PNG (`name`) in a folder of its own under `root` (default DOWNLOAD_DIR) and return its path;
+    folders beyond the newest `kept` (default DOWNLOADS_KEPT) are removed, so a long-running server's disk holds a bounded number of (possibly
+    100-megapixel) results."""
+    root, kept = DOWNLOAD_DIR if root is None else root, DOWNLOADS_KEPT if kept is None else kept
+    folder = root / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"  # one per file, so it keeps its own name;
+    folder.mkdir(parents=True)  # the folders' names sort oldest first
+    image.save(folder / name)
+    for old in sorted(root.iterdir())[:-kept]:
+        shutil.rmtree(old, ignore_errors=True)
+    return str(folder / name)
+
+
+def as_files(value: Any) -> Any:
+    """A handler's result with every PIL image in it (also inside tuples, lists and gr.update dicts) saved as a PNG
+    file of its own (`download_file` under OUTPUT_DIR), its path in the image's place.
+
+    Why: Gradio 6 writes a returned PIL image to a cache path named by the hash of its bytes and rewrites that file in
+    place every time (processing_utils.save_pil_to_cache), so two requests that produce the same image (the same
+    example photo, the same seed) truncate the file while it is being sent to the other ("Too little data for
+    declared Content-Length", a dropped connection). A returned file is copied into the cache under a temporary name
+    and renamed (save_file_to_cache), which a concurrent reader never sees half written."""
+    if isinstance(value, Image.Image):
+        return download_file(value, "image.png", OUTPUT_DIR, OUTPUTS_KEPT)
+    if isinstance(value, tuple):
+        return tuple(as_files(item) for item in value)
+    if isinstance(value, list):
+        return [as_files(item) for item in value]
+    if isinstance(value, dict) and value.get("__type__") == "update" and "value" in value:
+        return {**value, "value": as_files(value["value"])}
+    return value
+
+
+def files_out(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` with `as_files` applied to what it returns (its signature kept, so Gradio still sees gr.Progress)."""
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return as_files(handler(*args, **kwargs))
+
+    return wrapped
+
+
 def serving_line(served: Served) -> str:
     return f"Serving weights: **{served.weights.name}** ({served.weights.origin})."
 
 
 logger = logging.getLogger("darkroom.app")
+
+# The queue on a 2-core Space. Each fast endpoint (classify, colorize, mask: well under a second) has its own queue
+# of two workers; the slow ones (cards, stain, upscale, restore: seconds each) share one worker, so a crowd of card
+# or restore jobs waits behind itself and never in front of a classification. A queue longer than max_size is refused
+# with Gradio's "queue is full" rather than growing without bound.
+QUEUE = {"default_concurrency_limit": 2, "max_size": 64}
+SLOW = {"concurrency_limit": 1, "concurrency_id": "slow"}
+MAX_FILE_SIZE = "100mb"  # uploads: a 40-megapixel PNG (the pixel limit, tasks/images.py) fits; larger is refused
+DELETE_CACHE = (1800, 3600)  # every 30 min, delete Gradio's cached uploads and results older than an hour
 _LOADING = threading.Lock()
 
 
@@ -163,6 +222,7 @@ def examples(task: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@files_out
 def run_classify(path: str | None) -> tuple[Image.Image, dict[str, float]]:
     """Upload → (the 28×28 input the model saw, shown at 8× with square pixels; the class probabilities)."""
     photo = open_upload(path)
@@ -199,6 +259,7 @@ def classify_tab(demo: gr.Blocks) -> None:
 # Cards
 # ---------------------------------------------------------------------------------------------------------------------
 
+@files_out
 def run_cards(category: str, seed: float, n: float, num_inference_steps: float, scheduler: str, guidance_scale: float,
               source: str, progress=gr.Progress()) -> tuple[list[Image.Image], str]:
     """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i); the knobs as in cards.predict."""
@@ -234,6 +295,7 @@ def steps_slider(sampler: str, source: str, steps: float | None = None):
     return gr.update(value=min(value, levels), maximum=levels)
 
 
+@files_out
 def run_stain(path: str | None, region: str, category: str, seed: float, source: str):
     """"Stain this card": inpaint a stain of `category` in a preset region of an uploaded card."""
     served = load_served("cards", source or "")
@@ -281,7 +343,7 @@ def cards_tab(demo: gr.Blocks) -> None:
     gr.on([source.submit, source.blur], steps_slider, inputs=[sampler, source, steps], outputs=steps,
           api_visibility="private")
     button.click(run_cards, inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving],
-                 api_name="cards")
+                 api_name="cards", **SLOW)
     gr.Examples([["FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""],
                  ["SMALL", 42, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["LIGHT", 3, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""]],
                 inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving], fn=run_cards,
@@ -298,7 +360,7 @@ def cards_tab(demo: gr.Blocks) -> None:
             slider = gr.ImageSlider(format="png", label="Before / after", type="pil")
             known_mask = gr.Image(format="png", label="Stain region mask", type="pil", interactive=False)
         stain_button.click(run_stain, inputs=[card, region, stain_category, seed, source],
-                           outputs=[slider, known_mask], api_name="stain")
+                           outputs=[slider, known_mask], api_name="stain", **SLOW)
     model_report(demo, "cards", serving)
 
 
@@ -307,6 +369,7 @@ def cards_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@files_out
 def run_colorize(path: str | None, saturation: float):
     """Upload → (grayscale ↔ colorized slider, the original when it had color, a line with the MAE)."""
     photo = open_upload(path)
@@ -356,21 +419,7 @@ def colorize_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-DOWNLOADS_KEPT = 16  # the newest full-resolution PNGs kept on disk for the download links (Gradio serves its copy)
-DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "darkroom-downloads"
-
-
-def download_file(image: Image.Image, name: str) -> str:
-    """Save `image` as a PNG for a gr.File and return its path; older files beyond DOWNLOADS_KEPT are removed, so a
-    long-running server's disk holds a bounded number of (possibly 100-megapixel) results."""
-    folder = DOWNLOAD_DIR / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"  # one per file, so it keeps its own name;
-    folder.mkdir(parents=True)  # the folders' names sort oldest first
-    image.save(folder / name)
-    for old in sorted(DOWNLOAD_DIR.iterdir())[:-DOWNLOADS_KEPT]:
-        shutil.rmtree(old, ignore_errors=True)
-    return str(folder / name)
-
-
+@files_out
 def run_upscale(path: str | None, factor: str):
     """Upload → (bicubic ↔ model at the same size, the full-resolution PNG to download, a line saying what was done)."""
     if path is None:
@@ -419,7 +468,7 @@ def upscale_tab(demo: gr.Blocks) -> None:
     gr.Examples(examples=[[path, "×2"] for path in examples("upscale")], inputs=[upload, factor],
                 label="Public-domain photos (scikit-image), halved: pick one, then Upscale")
     serving = gr.Markdown()
-    button.click(run_upscale, inputs=[upload, factor], outputs=[slider, download, note], api_name="upscale")
+    button.click(run_upscale, inputs=[upload, factor], outputs=[slider, download, note], api_name="upscale", **SLOW)
     model_report(demo, "upscale", serving)
 
 
@@ -441,6 +490,7 @@ def damage_recipe(kinds: list[str], strength: float) -> dict[str, float]:
     return {kind: min(1.0, value * float(strength)) for kind, value in damages.DEFAULT_RECIPE.items() if kind in chosen}
 
 
+@files_out
 def run_restore(path: str | None, mode: str, kinds: list[str], strength: float, seed: float):
     """Upload → (damaged ↔ restored slider, the original when this tab damaged it, a line with the scores and the
     cluster the photo was restored as)."""
@@ -538,7 +588,7 @@ def restore_tab(demo: gr.Blocks) -> None:
                 label="Public-domain photos (scikit-image): pick one, then Restore")
     serving = gr.Markdown()
     button.click(run_restore, inputs=[upload, mode, kinds, strength, seed],
-                 outputs=[slider, original, note, same_cluster], api_name="restore")
+                 outputs=[slider, original, note, same_cluster], api_name="restore", **SLOW)
     model_report(demo, "restore", serving)
 
 
@@ -547,6 +597,7 @@ def restore_tab(demo: gr.Blocks) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@files_out
 def run_mask(path: str | None, threshold: float, background: str):
     """Upload → (the mask, the RGBA cut-out, before ↔ after on a background color). Also the /mask API endpoint."""
     photo = open_upload(path)
@@ -604,7 +655,7 @@ def build_demo() -> gr.Blocks:
     missing = [task for task in TASKS if task not in TABS]
     if missing:
         raise KeyError(f"Registered tasks without a tab in app.py: {', '.join(missing)}.")
-    with gr.Blocks(title="Darkroom") as demo:
+    with gr.Blocks(title="Darkroom", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Darkroom\nSmall vision models, trained by this project and served on CPU.")
         with gr.Tabs():
             for task in TASKS:
@@ -628,7 +679,13 @@ def check_models() -> dict[str, str]:
     return failed
 
 
+def serve(**launch: Any) -> Any:
+    """Queue and launch `demo` as the Space runs it (`QUEUE`, `MAX_FILE_SIZE`); `launch` adds Blocks.launch's own
+    arguments (the tests' port, prevent_thread_lock)."""
+    return demo.queue(**QUEUE).launch(max_file_size=MAX_FILE_SIZE, **launch)
+
+
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     check_models()
-    demo.queue(default_concurrency_limit=2).launch()
+    serve()

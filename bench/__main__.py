@@ -38,7 +38,7 @@ from tasks.training import count_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
-SERVER_BENCHES = ("app", "memory")  # benches of the whole server rather than of one task
+SERVER_BENCHES = ("app", "memory", "load")  # benches of the whole server rather than of one task
 OTHER_BENCHES = ("upscale-archs",)  # a task's comparison of its bundled nets
 
 
@@ -560,6 +560,10 @@ def run_bench(args: argparse.Namespace) -> dict:
         return bench_memory(args.megapixels, args.timeout)
     if args.task == "upscale-archs":
         return bench_upscale_archs(args)
+    if args.task == "load":
+        from bench.load import bench_load
+
+        return bench_load(args.users, args.seconds, args.timeout)
     return bench_task(args.task, args)
 
 
@@ -581,6 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_photos", type=int, default=0, help="restore: score the first N photos (0 = all)")
     parser.add_argument("--card", action="store_true",
                         help="upscale-archs, restore: also write the table (and figures) into the served folder's model card")
+    parser.add_argument("--users", type=int, default=16, help="load: concurrent gradio_client users")
+    parser.add_argument("--seconds", type=float, default=60.0, help="load: how long the crowd runs")
     parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size (upscale: at most 6 MP)")
     return parser
 
@@ -600,6 +606,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.task == "upscale-archs":
         print(upscale_archs_table(result))
+        return
+    if args.task == "load":
+        from bench.load import load_table
+
+        print(load_table(result))
         return
     print("| task | quality | p50 ms | p95 ms | threads | n | weights |\n|---|---|---|---|---|---|---|")
     print(markdown_row(result))

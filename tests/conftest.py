@@ -56,6 +56,6 @@ def app_url():
     import app
 
     port = free_port()
-    app.demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.serve(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)  # the Space's queue
     yield f"http://127.0.0.1:{port}/"
     app.demo.close()

@@ -493,6 +493,7 @@ def test_a_large_upscale_is_previewed_in_the_slider_and_downloaded_whole(monkeyp
     photo = tmp_path / "photo.png"
     Image.new("RGB", (90, 60), (30, 60, 90)).save(photo)
     (bicubic, network), download, note = app.run_upscale(str(photo), "×2")
+    bicubic, network = Image.open(bicubic), Image.open(network)  # every image output is a PNG file of its own
     assert network.width * network.height <= 10_000 and network.size == bicubic.size and network.width > network.height
     assert _pixels(download).shape == (120, 180, 3) and "the download is full size" in note
 
@@ -569,3 +570,31 @@ def test_a_corrupt_weights_file_stops_its_tab_with_the_file_named_and_the_other_
         assert app.report_view("mask")[0].startswith("Serving weights")
     finally:
         app.load_served.cache_clear()  # the next tests load the bundled classifier again
+
+
+def test_slow_endpoints_share_one_worker_and_each_fast_one_keeps_its_own_queue():
+    import app
+
+    events = {fn.api_name: fn for fn in app.demo.fns.values() if fn.api_name}
+    slow, fast = ("cards", "stain", "upscale", "restore"), ("classify", "colorize", "mask")
+    assert {(events[name].concurrency_limit, events[name].concurrency_id) for name in slow} == {(1, "slow")}
+    assert all(events[name].concurrency_limit == "default" for name in fast)  # the queue's default: 2 workers each
+    assert len({events[name].concurrency_id for name in fast} | {"slow"}) == len(fast) + 1
+    assert app.QUEUE["default_concurrency_limit"] == 2 and app.demo.delete_cache == app.DELETE_CACHE
+
+
+def test_image_outputs_are_files_of_their_own_so_equal_results_never_share_a_file_being_written():
+    from PIL import Image
+
+    import app
+
+    image = Image.new("RGB", (4, 3), (10, 20, 30))
+    nested = app.as_files(([image, (image, "caption")], {"__type__": "update", "value": image, "visible": True}, 7))
+    (first, (second, caption)), update, number = nested
+    paths = [first, second, update["value"]]
+    assert len(set(paths)) == 3 and caption == "caption" and number == 7 and update["visible"] is True
+    assert all(Image.open(path).tobytes() == image.tobytes() and path.endswith(".png") for path in paths)
+    # the handlers return such files: two equal requests, two files with equal bytes
+    results = [app.run_classify(str(EXAMPLES[0])) for _ in range(2)]
+    assert all(isinstance(result[0], str) for result in results) and results[0][0] != results[1][0]
+    assert open(results[0][0], "rb").read() == open(results[1][0], "rb").read() and results[0][1] == results[1][1]
