@@ -59,6 +59,12 @@ def whole(value: float | None, name: str) -> int:
     return int(value)
 
 
+def said(error: ValueError) -> gr.Error:
+    """The gr.Error a person reads for `error`: itself when it is one already (gr.Error is a ValueError, and its str()
+    is the message in quotes, so wrapping it again would show them), else its message."""
+    return error if isinstance(error, gr.Error) else gr.Error(str(error))
+
+
 def open_upload(path: str | None) -> Image.Image:
     """The one UI-edge wrapper around images.load_rgb: missing or bad uploads become a gr.Error for the person."""
     if path is None:
@@ -66,7 +72,7 @@ def open_upload(path: str | None) -> Image.Image:
     try:
         return load_rgb(path)
     except ValueError as error:
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
 
 
 DOWNLOADS_KEPT = 16  # the newest full-resolution PNGs kept on disk for the download links (Gradio serves its copy)
@@ -178,7 +184,7 @@ def load_served(task: str, source: str = "") -> Served:
         hub.check_typed_source(source.strip())  # a Hub id or a folder under the model roots, else refused unread
         return module.load(source.strip())
     except (FileNotFoundError, OSError, ValueError) as error:
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
 
 
 def report_view(task: str) -> tuple[str, str, list[tuple[str, str]]]:
@@ -229,7 +235,7 @@ def run_classify(path: str | None) -> tuple[Image.Image, dict[str, float]]:
     try:
         prediction = classify.predict(load_served("classify"), photo)
     except ValueError as error:  # NoItemError: nothing stands out from the background
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
     shown = prediction.model_input.resize((8 * classify.SIZE, 8 * classify.SIZE), Image.Resampling.NEAREST)
     return shown, prediction.probabilities
 
@@ -273,7 +279,7 @@ def run_cards(category: str, seed: float, n: float, num_inference_steps: float, 
                                scheduler=scheduler, guidance_scale=float(guidance_scale),
                                progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
     except ValueError as error:
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
     return images, serving_line(served)
 
 
@@ -309,7 +315,7 @@ def run_stain(path: str | None, region: str, category: str, seed: float, source:
     try:
         stained, known_mask = cards.stain(served, card, mask, category, seed=whole(seed, "Seed"))
     except ValueError as error:
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
     before = cards.diffusion.upright(card, (height, width))
     return (before, stained), known_mask
 
@@ -377,7 +383,7 @@ def run_colorize(path: str | None, saturation: float):
     try:
         result = colorize.predict(served, photo, saturation=float(saturation))
     except ValueError as error:
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
     if result.was_color:
         note = (f"Your photo had color: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; the model "
                 f"scores {served.metrics.get('test_mae', float('nan')):.4f} on faces it never saw).")
@@ -428,7 +434,7 @@ def run_upscale(path: str | None, factor: str):
     try:
         result = upscale.predict(served, path, passes=2 if factor.startswith("×4") else 1)
     except ValueError as error:  # a bad upload, or a result over the size limit: said before any work
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
     download = download_file(result.image, f"upscaled-x{result.factor}.png")
     line = f"×{result.factor}: {result.image.width}×{result.image.height} pixels." + (
         f" {result.note}" if result.note else "")
@@ -508,7 +514,7 @@ def run_restore(path: str | None, mode: str, kinds: list[str], strength: float, 
             damaged = open_upload(path)
             result = restore.predict(served, path)  # from the file: a transparent upload keeps its alpha
     except ValueError as error:  # a bad upload: said, nothing else done
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
     clusterer = served.facts.get("clusterer")
     same = [path for path, found in example_clusters(served).items() if found == result.photo_class]
     if clusterer is not None:
@@ -604,7 +610,7 @@ def run_mask(path: str | None, threshold: float, background: str):
     try:
         result = mask.predict(load_served("mask"), photo, threshold=float(threshold))
     except ValueError as error:
-        raise gr.Error(str(error)) from error
+        raise said(error) from error
     try:
         backdrop = Image.new("RGB", photo.size, background or "white")
     except ValueError as error:
