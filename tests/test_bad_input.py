@@ -130,6 +130,9 @@ KNOBS = {  # case -> (endpoint, arguments); an upload is the good photo
     "upscale factor x3": ("upscale", ("upload", "×3")),
     "restore negative seed": ("restore", ("upload", "Damage it for me", ["stains"], 1.0, -3)),
     "restore strength 10": ("restore", ("upload", "Damage it for me", ["stains"], 10.0, 0)),
+    "cards seed emptied": ("cards", ("SMALL", None, 1, 2, "DPM-Solver++", 3.0, "")),
+    "stain seed emptied": ("stain", ("upload", "centre", "SMALL", None, "")),
+    "restore seed emptied": ("restore", ("upload", "Damage it for me", ["stains"], 1.0, None)),
 }
 GOOD_CALLS = {"cards": CARDS_OK, "stain": ("upload", "centre", "SMALL", 1, ""), "colorize": ("upload", 1.0),
               "mask": ("upload", 0.5, "#ffffff"), "upscale": ("upload", "×2"),
