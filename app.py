@@ -165,6 +165,7 @@ def model_loader(load: Callable[..., T]) -> Callable[..., T]:
         return model
 
     one_at_a_time.cache_clear = models.clear  # type: ignore[attr-defined]
+    one_at_a_time.forget = lambda *args: models.pop(args, None)  # type: ignore[attr-defined]  # one model, reloaded next
     return one_at_a_time
 
 

@@ -556,7 +556,7 @@ def test_a_corrupt_weights_file_stops_its_tab_with_the_file_named_and_the_other_
     shutil.copytree(ASSETS_DIR / "models" / "classify", folder)
     (folder / "model.safetensors").write_bytes((ASSETS_DIR / "models" / "classify" / "model.safetensors").read_bytes()[:1000])
     monkeypatch.setenv("DARKROOM_CLASSIFY_MODEL", str(folder))
-    app.load_served.cache_clear()
+    app.load_served.forget("classify")  # the other tabs keep their loaded models
     try:
         failed = app.check_models()
         assert set(failed) == {"classify"}  # every other tab loaded
@@ -569,7 +569,7 @@ def test_a_corrupt_weights_file_stops_its_tab_with_the_file_named_and_the_other_
             app.run_classify(str(EXAMPLES[0]))
         assert app.report_view("mask")[0].startswith("Serving weights")
     finally:
-        app.load_served.cache_clear()  # the next tests load the bundled classifier again
+        app.load_served.forget("classify")  # the next tests load the bundled classifier again
 
 
 def test_slow_endpoints_share_one_worker_and_each_fast_one_keeps_its_own_queue():

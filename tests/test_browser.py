@@ -35,7 +35,8 @@ def test_upload_classify_and_read_the_label(page):
     expect(page.get_by_text("Serving weights: assets/models/classify")).to_be_visible()
 
 
-def test_steps_follow_the_sampler_and_the_typed_models_noise_levels(page, tmp_path):
+def test_steps_follow_the_sampler_and_the_typed_models_noise_levels(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("DARKROOM_MODEL_ROOTS", str(tmp_path))  # a typed folder must be under a model root
     unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
                        norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D"))
