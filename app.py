@@ -675,8 +675,9 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 def check_models() -> dict[str, str]:
-    """Load every tab's default model once (so the first visitor does not wait); task → the sentence, for each tab
-    that cannot serve (each also logged as an error). The other tabs serve either way."""
+    """Load every tab's default model once (so later visitors do not wait); task → the sentence, for each tab that
+    cannot serve (each also logged as an error). The other tabs serve either way. `python app.py` runs it in a
+    thread beside the server's start."""
     failed = {}
     for task in TABS:
         try:
@@ -694,5 +695,7 @@ def serve(**launch: Any) -> Any:
 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    check_models()
+    # every tab's model loaded (and a broken one logged) beside the server's start, not before it: the page is up at
+    # once, and a request that comes first waits for its own model only (load_served loads one at a time)
+    threading.Thread(target=check_models, name="check-models", daemon=True).start()
     serve()
