@@ -214,7 +214,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
     # 3. resume: weights, optimizer, schedule, RNG and the loop state
     run = training.Run(cfg, accelerator, model, optimizer, scheduler, training.loop_shape(cfg, accelerator),
                        note={"patience": cfg.patience})
-    state, best_path = run.state, run.best_path
+    state = run.state
     state.history.setdefault("val_accuracy", [])
     # the scheduler stays unprepared: processes split each batch, so it steps once per optimizer step everywhere
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -248,17 +248,17 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 run.save()
         else:  # 5. a full epoch: validate, keep the best weights, count epochs without improvement
+            training.sync_buffers(accelerator, model)  # every process validates the same weights
             val_loss, val_accuracy = _validation_loss(accelerator.unwrap_model(model), val_x, val_y, cfg.eval_batch_size)
             logger.info("epoch %d: val loss %.4f, val accuracy %.4f", state.epoch, val_loss, val_accuracy)
             state.history["val_accuracy"].append(val_accuracy)
-            training.end_epoch(state, value=val_loss, val_loss=val_loss, improved=state.is_better(val_loss),
-                               model=accelerator.unwrap_model(model), best_path=best_path, patience=cfg.patience)
+            run.end_epoch(value=val_loss, val_loss=val_loss, improved=state.is_better(val_loss),
+                          model=accelerator.unwrap_model(model), patience=cfg.patience)
             run.save()
     progress.close()
-    run.finish()
 
     # 6. the best weights (the last ones if no epoch finished), the final test report, the output folder
-    model = training.best_model(accelerator.unwrap_model(model), best_path)
+    model = run.finish(model)
     if accelerator.is_main_process:
         write_output(model, cfg, state)
     accelerator.wait_for_everyone()

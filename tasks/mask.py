@@ -193,7 +193,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
 
     # 3. resume
     run = training.Run(cfg, accelerator, model, optimizer, scheduler, training.loop_shape(cfg, accelerator))
-    state, best_path = run.state, run.best_path
+    state = run.state
     model, optimizer = accelerator.prepare(model, optimizer)
     logger.info("***** mask: training *****\n  cars train/val/test = %d / %d / %d, photos = %d / %d\n  U-Net width %d, "
                 "depth %d, %d parameters, input %d×%d\n  epochs = %d, steps = %d, batch = %d × %d accumulated, lr = %g, "
@@ -223,17 +223,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 run.save()
         else:  # 5. a full epoch: validation Dice at the model size, keep the best weights
+            training.sync_buffers(accelerator, model)  # every process validates the same weights
             val_dice = model_size_dice(accelerator.unwrap_model(model), val_x, val_y)
             logger.info("epoch %d: val Dice %.4f", state.epoch, val_dice)
-            training.end_epoch(state, value=val_dice, val_loss=1 - val_dice,
-                               improved=state.is_better(val_dice, maximize=True), model=accelerator.unwrap_model(model),
-                               best_path=best_path)
+            run.end_epoch(value=val_dice, val_loss=1 - val_dice, improved=state.is_better(val_dice, maximize=True),
+                          model=accelerator.unwrap_model(model))
             run.save()
     progress.close()
-    run.finish()
 
     # 6. best weights; Dice at the original resolution on the test cars; output folder
-    model = training.best_model(accelerator.unwrap_model(model), best_path)
+    model = run.finish(model)
     if accelerator.is_main_process:
         write_output(model, cfg, state, split, members["test"] or members["val"] or members["train"])
     accelerator.wait_for_everyone()

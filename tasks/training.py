@@ -4,8 +4,9 @@ each process's share, gradient accumulation, clipping), checkpoints, curves and 
 The loop itself lives in each task (one readable `train()` per task); this module holds only what is the same for
 all of them:
 
-    state = LoopState(extra=loop_shape(cfg, accelerator))    # or load_checkpoint(..., loop_shape(...)) to resume
-    losses = []
+    run = Run(cfg, accelerator, model, optimizer, scheduler, loop_shape(cfg, accelerator))  # fresh, or resumed
+    state, losses = run.state, []
+    model, optimizer = accelerator.prepare(model, optimizer)
     while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         for batch in epoch_batches(len(train_x), cfg, state, accelerator, cfg.seed):
             if state.global_step >= total_steps:
@@ -15,9 +16,11 @@ all of them:
                 backward_step(accelerator, model, loss, batch, optimizer, scheduler, cfg)
             record_batch(state, progress, batch, losses, loss.item(), scheduler.get_last_lr()[0])
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
-                save_checkpoint(...)                   # only between optimizer steps: nothing half-accumulated
+                run.save()                             # only between optimizer steps: nothing half-accumulated
         else:
-            end_epoch(state, value=score, val_loss=..., improved=state.is_better(score), ...)
+            sync_buffers(accelerator, model)       # with several processes: all validate the same weights
+            run.end_epoch(value=score, val_loss=..., improved=state.is_better(score), model=...)
+    model = run.finish(model)                      # the best epoch's weights; every process trained the same
 
 Checkpoints never use pickle for weights: the model is safetensors, the optimizer/scheduler/RNG state is a plain
 tensor dict read back with `torch.load(weights_only=True)`.
@@ -161,7 +164,7 @@ def make_accelerator(cfg: TrainingArgs, accelerator: Any = None) -> Any:
 
     if cfg.gradient_accumulation_steps < 1:
         raise ValueError(f"gradient_accumulation_steps must be at least 1; got {cfg.gradient_accumulation_steps}.")
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.gradient_accumulation_steps != 1:
         raise ValueError("Set gradient accumulation with the Config's --gradient_accumulation_steps, not on the "
                          "Accelerator: the loop accumulates itself, so that a resumed run accumulates alike.")
@@ -196,7 +199,8 @@ def epoch_batches(n_items: int, cfg: TrainingArgs, state: LoopState, accelerator
                   repeats: int = 1) -> Iterator[Batch]:
     """The current epoch's remaining batches: a seeded order (seed × 1000 + epoch) over `repeats` passes of n_items
     items, cut into batches of cfg.train_batch_size, from batch state.step_in_epoch on (a resumed run sees exactly
-    the batches an unbroken one would), each process taking every num_processes-th item of each batch.
+    the batches an unbroken one would), each process taking every num_processes-th item of each batch
+    (`process_share`).
 
     Consecutive batches form one optimizer step per cfg.gradient_accumulation_steps (the epoch's last step may take
     fewer); each batch's `draw` is seed × 1,000,003 + its place in the run, so augmentation is the same after a
@@ -210,9 +214,18 @@ def epoch_batches(n_items: int, cfg: TrainingArgs, state: LoopState, accelerator
         first = index - index % accumulation  # the first batch of this optimizer step
         step = batches[first:first + accumulation]  # the epoch's last step may have fewer, and a smaller last batch
         place = state.global_step * accumulation + index - first  # = global_step without accumulation
-        yield Batch(indices=batches[index][accelerator.process_index::accelerator.num_processes],
+        yield Batch(indices=process_share(batches[index], accelerator.process_index, accelerator.num_processes),
                     sync=index - first == len(step) - 1, loss_scale=len(batches[index]) / sum(map(len, step)),
                     draw=seed * 1_000_003 + place)
+
+
+def process_share(indices: torch.Tensor, process_index: int, num_processes: int) -> torch.Tensor:
+    """One process's share of a batch's item indices: every num_processes-th item from its index on. A batch of
+    fewer items than processes is repeated first (as accelerate's `even_batches` does), so that no process gets an
+    empty batch: every process must take part in each step's gradient all-reduce."""
+    if len(indices) < num_processes:
+        indices = indices.repeat(-(-num_processes // len(indices)))[:num_processes]
+    return indices[process_index::num_processes]
 
 
 @contextmanager
@@ -283,20 +296,58 @@ def save_checkpoint(
 
 
 def end_epoch(state: LoopState, *, value: float, val_loss: float, improved: bool, model: torch.nn.Module,
-              best_path: Path, patience: int = 0) -> None:
+              best_path: Path, patience: int = 0, save: bool = True) -> None:
     """A full epoch's validation: record `val_loss` in the history; when `improved`, keep `model`'s weights at
-    `best_path` as the epoch's best_metric `value`, else count a bad epoch (and stop early after `patience` of them,
-    when patience > 0); then move the loop to the next epoch."""
+    `best_path` as the epoch's best_metric `value` (written only where `save`: the main process), else count a bad
+    epoch (and stop early after `patience` of them, when patience > 0); then move the loop to the next epoch."""
     state.history["val_step"].append(state.global_step)
     state.history["val_loss"].append(val_loss)
     if improved:
         state.best_metric, state.best_epoch, state.bad_epochs = value, state.epoch, 0
-        save_weights(model, best_path)
+        if save:
+            save_weights(model, best_path)
     else:
         state.bad_epochs += 1
     state.stopped_early = patience > 0 and state.bad_epochs >= patience
     state.epoch += 1
     state.step_in_epoch = 0
+
+
+def sync_buffers(accelerator: Any, model: torch.nn.Module) -> None:
+    """Give every process the main process's buffers (BatchNorm running statistics): DDP broadcasts them at the start
+    of each forward, so after an epoch's last forward each process holds the statistics of its own share of the last
+    batch, and validation (which picks the kept epoch and stops early) would differ between processes. A no-op in a
+    single process."""
+    if accelerator.num_processes == 1:
+        return
+    import torch.distributed as dist
+
+    for buffer in accelerator.unwrap_model(model).buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
+def check_replicas(accelerator: Any, model: torch.nn.Module) -> None:
+    """Check that every process holds the same weights and buffers, bit for bit (a SHA-256 of the state dict,
+    gathered), so the model the main process writes is the one every process trained. A no-op in a single process.
+
+    Raises:
+        RuntimeError: the processes' weights differ (naming the processes that differ from the main one).
+    """
+    if accelerator.num_processes == 1:
+        return
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(accelerator.unwrap_model(model).state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    mine = torch.tensor([int.from_bytes(digest.digest()[:7], "big")], device=accelerator.device)
+    codes = accelerator.gather(mine).tolist()
+    differ = [index for index, code in enumerate(codes) if code != codes[0]]
+    if differ:
+        raise RuntimeError(f"After training, the weights of process(es) {differ} differ from the main process's: "
+                           f"the {len(codes)} replicas diverged, so the saved model is not the one they all trained.")
+    logger.info("Weights identical on all %d processes.", len(codes))
 
 
 def best_model(model: torch.nn.Module, best_path: Path) -> torch.nn.Module:
@@ -397,7 +448,7 @@ class Run:
 
         run = Run(cfg, accelerator, model, optimizer, scheduler, shape)   # before accelerator.prepare
         state = run.state
-        ...  run.save()  ...  run.elapsed()  ...  model = best_model(model, run.best_path)
+        ...  run.save()  ...  run.end_epoch(value=..., ...)  ...  model = run.finish(model)   # the best weights
 
     Args:
         model, optimizer, scheduler: restored in place on a resume; `save` writes them (accelerate's prepared
@@ -436,9 +487,21 @@ class Run:
             save_checkpoint(self.output_dir, self.state.global_step, self.model, self.optimizer, self.scheduler,
                             self.state, self.total_limit, self.extra)
 
-    def finish(self) -> None:
-        """Record the training time at the loop's end (the last `save` may be some batches before)."""
+    def end_epoch(self, *, value: float, val_loss: float, improved: bool, model: torch.nn.Module,
+                  patience: int = 0) -> None:
+        """`end_epoch` for this run: the best weights kept at best_path, written by the main process."""
+        end_epoch(self.state, value=value, val_loss=val_loss, improved=improved, model=model, best_path=self.best_path,
+                  patience=patience, save=self.accelerator.is_main_process)
+
+    def finish(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The loop's end: record the training time (the last `save` may be some batches before), check that every
+        process trained the same weights (`check_replicas`), and return `best_model` (read once the main process has
+        written it)."""
         self.state.seconds = self.elapsed()
+        sync_buffers(self.accelerator, model)
+        check_replicas(self.accelerator, model)
+        self.accelerator.wait_for_everyone()
+        return best_model(self.accelerator.unwrap_model(model), self.best_path)
 
 
 def record_batch(state: LoopState, progress: Any, batch: Batch, losses: list[float], loss: float, lr: float) -> None:

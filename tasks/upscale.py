@@ -246,7 +246,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(n_items, cfg))
     shape = {"arch": cfg.arch, **training.loop_shape(cfg, accelerator)}
     run = training.Run(cfg, accelerator, model, optimizer, scheduler, shape)
-    state, best_path = run.state, run.best_path
+    state = run.state
     model, optimizer = accelerator.prepare(model, optimizer)
     logger.info("***** upscale: training %s *****\n  %d photos × %d patches, %d parameters\n  epochs = %d, steps = %d, "
                 "batch = %d, lr = %g, device = %s", cfg.arch, len(photos), cfg.patches_per_image,
@@ -270,17 +270,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 run.save()
         else:
+            training.sync_buffers(accelerator, model)  # every process validates the same weights
             score = score_photos(accelerator.unwrap_model(model), val_photos, cfg.scale)
             logger.info("epoch %d: validation PSNR-Y %.3f dB", state.epoch, score["psnr_y"])
             state.history.setdefault("val_seconds", []).append(run.elapsed())
-            training.end_epoch(state, value=score["psnr_y"], val_loss=-score["psnr_y"],
-                               improved=state.is_better(score["psnr_y"], maximize=True),
-                               model=accelerator.unwrap_model(model), best_path=best_path)
+            run.end_epoch(value=score["psnr_y"], val_loss=-score["psnr_y"],
+                          improved=state.is_better(score["psnr_y"], maximize=True), model=accelerator.unwrap_model(model))
             run.save()
     progress.close()
-    run.finish()
 
-    model = training.best_model(accelerator.unwrap_model(model), best_path)
+    model = run.finish(model)
     if accelerator.is_main_process:
         write_output(model, cfg, state, device=str(accelerator.device))
     accelerator.wait_for_everyone()

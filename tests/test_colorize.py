@@ -233,13 +233,6 @@ def test_evaluate_reports_each_test_person_and_each_split(trained, people, tmp_p
     assert report["n"] == 6 and report["test_people"] == 0 and "people" not in report and "by_split" not in report
 
 
-def test_resume_continues_from_the_saved_step(people, tmp_path):
-    colorize.train(tiny_config(tmp_path, people, num_epochs=2, max_train_steps=1))
-    colorize.train(tiny_config(tmp_path, people, num_epochs=2, max_train_steps=3, resume_from_checkpoint="latest"))
-    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert summary["steps"] == 3 and summary["resumed"] == [{"from": "checkpoint-1"}]
-
-
 @pytest.mark.parametrize("decay", ["constant", "cosine"])
 def test_lr_decay_sets_the_schedule(people, tmp_path, decay):
     colorize.train(tiny_config(tmp_path, people, num_epochs=2, max_train_steps=6, lr_warmup_steps=1, lr_decay=decay))

@@ -113,13 +113,6 @@ def test_smoke_run_writes_the_output_folder(trained):
     assert summary["steps"] == 2 and 0.0 <= summary["test_dice"] <= 1.0 and summary["test_photos"] == 2
 
 
-def test_resume_continues_from_the_saved_step(carvana, tmp_path):
-    mask.train(tiny_config(tmp_path, carvana, num_epochs=2, max_train_steps=1))
-    mask.train(tiny_config(tmp_path, carvana, num_epochs=2, max_train_steps=3, resume_from_checkpoint="latest"))
-    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert summary["steps"] == 3 and summary["resumed"] == [{"from": "checkpoint-1"}]
-
-
 @pytest.mark.parametrize("size", [(96, 64), (333, 200)])
 def test_mask_and_cutout_have_the_photo_size_and_alpha_is_the_mask(trained, carvana, size):
     model = mask.load(str(trained))

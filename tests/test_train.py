@@ -42,6 +42,19 @@ def test_help_lists_fields_with_their_comments():
     assert "--patience PATIENCE stop after this many epochs without a better validation loss" in text
 
 
+def test_processes_that_do_not_train_together_are_refused_and_a_single_cpu_launch_is_named(caplog):
+    alone = SimpleNamespace(num_processes=1)
+    with pytest.raises(SystemExit, match="2 processes were launched .* a group of 1: each would train alone"):
+        train_script.check_processes(alone, {"WORLD_SIZE": "2"})  # e.g. `accelerate launch --multi_gpu` gone wrong
+    train_script.check_processes(SimpleNamespace(num_processes=2), {"WORLD_SIZE": "2"})
+    train_script.check_processes(alone, {})  # plain python
+    assert "started one process" not in caplog.text
+    # what `accelerate launch --cpu --num_processes 2` hands its one process
+    train_script.check_processes(alone, {"ACCELERATE_USE_CPU": "True", "MASTER_PORT": "29500"})
+    assert "`accelerate launch --cpu --num_processes N` started one process" in caplog.text
+    assert "accelerate launch --multi_gpu --num_processes N" in caplog.text
+
+
 def test_unknown_task_is_refused():
     with pytest.raises(SystemExit, match="unknown task 'paint'"):
         train_script.parse_config(["paint"])
@@ -67,38 +80,6 @@ def test_two_step_smoke_run_writes_the_model_folder(tiny_fashion, tmp_path):
     assert model.weights.path == reloaded.weights.path == out.resolve() and model.metrics == summary
     images = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(reloaded.model(images), model.model(images), rtol=0, atol=0)
-
-
-def test_interrupted_run_resumes_to_the_same_weights(tiny_fashion, tmp_path, monkeypatch):
-    # 36 training images / batch 8 = 5 steps per epoch; 2 epochs = 10 steps, validation in between
-    straight = classify.train(tiny_config(tiny_fashion, tmp_path / "straight", num_epochs=2))
-
-    class Interrupted(Exception):
-        pass
-
-    real_save = training.save_checkpoint
-
-    def save_then_die(output_dir, step, *args, **kwargs):
-        folder = real_save(output_dir, step, *args, **kwargs)
-        if step == 7:
-            raise Interrupted
-        return folder
-
-    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
-    with pytest.raises(Interrupted):
-        classify.train(tiny_config(tiny_fashion, tmp_path / "resumed", num_epochs=2))
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
-    assert training.find_checkpoint(tmp_path / "resumed", "latest").name == "checkpoint-7"
-    assert not (tmp_path / "resumed" / "model.safetensors").exists()
-
-    resumed = classify.train(tiny_config(tiny_fashion, tmp_path / "resumed", num_epochs=2,
-                                         resume_from_checkpoint="latest"))
-    summary = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
-    assert summary["steps"] == 10 and summary["epochs_trained"] == 2
-    assert summary["resumed"] == [{"from": "checkpoint-7", "patience": classify.Config.patience}]
-    assert "Resumed from `checkpoint-7`" in (tmp_path / "resumed" / "README.md").read_text()
-    for key, value in straight.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_checkpoints_are_pruned_and_safetensors(tiny_fashion, tmp_path):
@@ -203,6 +184,15 @@ def test_epoch_batches_accumulate_in_order_and_resume_mid_epoch_exactly(accumula
     assert len(resumed) == 6 - state.step_in_epoch
     for before, after in zip(whole[state.step_in_epoch:], resumed, strict=True):
         assert torch.equal(before.indices, after.indices) and (before.sync, before.draw) == (after.sync, after.draw)
+
+
+def test_each_process_takes_its_share_of_every_batch_and_never_an_empty_one():
+    batch = torch.arange(5)
+    shares = [training.process_share(batch, index, 2) for index in range(2)]
+    assert [share.tolist() for share in shares] == [[0, 2, 4], [1, 3]]
+    # a last batch smaller than the number of processes is repeated, as accelerate's even_batches does
+    assert [training.process_share(torch.tensor([7]), index, 2).tolist() for index in range(2)] == [[7], [7]]
+    assert [training.process_share(torch.tensor([7, 8]), index, 3).tolist() for index in range(3)] == [[7], [8], [7]]
 
 
 def test_accumulated_steps_match_one_large_batch_and_clip_to_max_grad_norm():

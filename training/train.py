@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import inspect
 import logging
+import os
 import sys
 import typing
 from pathlib import Path
@@ -85,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.mixed_precision != "no" and not _has_gpu():
         logger.warning("No GPU: --mixed_precision %s is ignored; training in fp32.", cfg.mixed_precision)
         cfg.mixed_precision = "no"
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not _has_gpu())  # no GPU: gloo between
+    check_processes(accelerator)  # the processes, however they were launched
     module.train(cfg, accelerator)
-    logger.info("Wrote %s", Path(cfg.output_dir).resolve())
+    if accelerator.is_main_process:
+        logger.info("Wrote %s", Path(cfg.output_dir).resolve())
     if cfg.push_to_hub and accelerator.is_main_process:
         try:
             url = hub.push(cfg.output_dir, cfg.hub_model_id, commit_message=f"Train {task}", private=cfg.hub_private)
@@ -98,6 +101,27 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         logger.info("Pushed to %s", url)
     return 0
+
+
+def check_processes(accelerator, environ=os.environ) -> None:
+    """Make sure the processes launched are the processes training together.
+
+    `accelerate launch --cpu --num_processes N` starts one process (accelerate's multi-CPU launch needs MPI,
+    `--mpirun_hostfile`): warn, with the command that starts N. N processes that did not form one group would each
+    train alone and write the same folder: refuse.
+
+    Raises:
+        SystemExit: the launcher started WORLD_SIZE processes but this one trains alone.
+    """
+    launched = int(environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise SystemExit(f"{launched} processes were launched (WORLD_SIZE), but Accelerate formed a group of "
+                         f"{accelerator.num_processes}: each would train alone and write the same output folder.")
+    if launched == 1 and environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_PORT" in environ:
+        logger.warning("`accelerate launch --cpu --num_processes N` started one process: accelerate launches several "
+                       "CPU processes only through MPI (--mpirun_hostfile). On one machine, start N with "
+                       "`accelerate launch --multi_gpu --num_processes N training/train.py ...` or `torchrun "
+                       "--nproc_per_node N training/train.py ...`: without a GPU they train over gloo.")
 
 
 def _has_gpu() -> bool:

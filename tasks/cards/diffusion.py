@@ -525,6 +525,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
 
     # 5. the EMA weights as a DDPMPipeline folder, plus our config, report and card
     model = ema_model()
+    for trained in (unet, model.unet):  # the weights every process trained, and their EMA: the same everywhere
+        training.check_replicas(accelerator, trained)
     if accelerator.is_main_process:
         write_output(model, noise_scheduler, cfg, state, len(images))
     accelerator.wait_for_everyone()

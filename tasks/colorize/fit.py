@@ -108,7 +108,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
 
     # 3. resume
     run = training.Run(cfg, accelerator, pair, optimizer, scheduler, training.loop_shape(cfg, accelerator))
-    state, best_path = run.state, run.best_path
+    state = run.state
     pair, optimizer = accelerator.prepare(pair, optimizer)
     logger.info(
         "***** colorize: training *****\n  people train/val/test = %d / %d / %d, photos = %d / %d / %d\n  colorizer "
@@ -141,17 +141,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 run.save()
         else:  # 5. a full epoch: validation MAE (on held-out people unless refit), keep the best colorizer
+            training.sync_buffers(accelerator, pair)  # every process validates the same weights
             val_mae = score(accelerator.unwrap_model(pair).colorizer, val_x)["mae"]
             logger.info("epoch %d: val MAE %.4f", state.epoch, val_mae)
-            training.end_epoch(state, value=val_mae, val_loss=val_mae,  # refit: keep the last
-                               improved=cfg.refit or state.is_better(val_mae),
-                               model=accelerator.unwrap_model(pair), best_path=best_path)
+            run.end_epoch(value=val_mae, val_loss=val_mae, improved=cfg.refit or state.is_better(val_mae),  # refit:
+                          model=accelerator.unwrap_model(pair))  # keep the last
             run.save()
     progress.close()
-    run.finish()
 
     # 6. best weights, report on the test people and the transfer photos, output folder
-    pair = training.best_model(accelerator.unwrap_model(pair), best_path)
+    pair = run.finish(pair)
     if accelerator.is_main_process:
         write_output(pair.colorizer, pair.mean_color, cfg, state, data, mean_ab)
     accelerator.wait_for_everyone()

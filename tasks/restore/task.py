@@ -232,12 +232,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
     losses: list[float] = []
     while state.epoch < cfg.num_epochs and state.global_step < total_steps:
         if cfg.conditioning == "cluster" and clusterer is None and state.epoch >= cfg.cluster_epoch:
+            # every process fits the same clusterer (the same weights and photos, seeded); the main one saves it
             clusterer, state.extra["photo_classes"] = fit_clusterer(accelerator.unwrap_model(model), photos_pil, cfg)
-            clusterer.save(clusterer_dir)
             accelerator.unwrap_model(model).freeze_encoder()  # the features the clusterer was fitted on stay put
+            if accelerator.num_processes > 1:  # DDP reduces the gradients of the parameters it was built with
+                model = accelerator.prepare(accelerator.unwrap_model(model))
             # the served net must be one that uses the classes: the epochs before them no longer compete
             state.best_metric, state.best_epoch, state.bad_epochs = None, -1, 0
-            best_path.unlink(missing_ok=True)
+            if accelerator.is_main_process:
+                clusterer.save(clusterer_dir)
+                best_path.unlink(missing_ok=True)
             logger.info("epoch %d: %d clusters (HDBSCAN found %d), sizes %s", state.epoch, clusterer.k,
                         clusterer.report.hdbscan_clusters, clusterer.report.sizes)
         classes = torch.tensor(state.extra.get("photo_classes", [0] * len(photos)), dtype=torch.long)
@@ -261,19 +265,18 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
             if batch.sync and state.global_step % cfg.checkpointing_steps == 0:
                 run.save()
         else:
+            training.sync_buffers(accelerator, model)  # every process validates the same weights
             served = hub.Served(model=accelerator.unwrap_model(model), weights=None, metrics={},
                                 facts={"clusterer": clusterer})
             score = score_photos(served, val_photos, cfg.damage_seed, recipe, lpips=False)
             logger.info("epoch %d: validation PSNR %.3f dB (damaged %.3f)", state.epoch, score["psnr"],
                         score["damaged_psnr"])
             state.history.setdefault("val_seconds", []).append(run.elapsed())
-            training.end_epoch(state, value=score["psnr"], val_loss=-score["psnr"],
-                               improved=state.is_better(score["psnr"], maximize=True),
-                               model=accelerator.unwrap_model(model), best_path=best_path)
+            run.end_epoch(value=score["psnr"], val_loss=-score["psnr"], improved=state.is_better(score["psnr"], maximize=True),
+                          model=accelerator.unwrap_model(model))
             run.save()
     progress.close()
-    run.finish()
-    model = training.best_model(accelerator.unwrap_model(model), best_path)
+    model = run.finish(model)
     if accelerator.is_main_process:
         write_output(model, clusterer, photos_pil, cfg, state)
     accelerator.wait_for_everyone()
