@@ -21,6 +21,7 @@ ENDPOINTS = {  # endpoint -> (the arguments after the upload, whether the main o
     "restore": (("It is already damaged", [], 1.0, 0), True),
 }
 REFUSED = ("text", "truncated", "empty", "huge")  # never an image out of these
+KEY, KEYED_BLOCK = (1, 2, 3), (slice(10, 30), slice(0, 20))  # the "keyed" upload's transparent colour, and where
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,10 @@ def uploads(tmp_path_factory):
     rgba = photo.convert("RGBA")
     rgba.putalpha(Image.linear_gradient("L").resize(photo.size))
     deep = Image.fromarray((np.asarray(photo.convert("L"), dtype=np.uint16) * 257).astype(np.uint16))
+    keyed = np.asarray(photo).copy()
+    keyed[KEYED_BLOCK] = KEY  # a block of the PNG's transparent colour (tRNS), which must not show as that colour
+    noise = rng.integers(-6, 7, (40, 60, 3))
+    near_gray = np.clip(np.asarray(photo.convert("L"), dtype=int)[..., None] + noise, 0, 255).astype(np.uint8)
     return {
         "text": (root / "text.jpg", None),
         "truncated": (root / "truncated.jpg", None),
@@ -68,6 +73,8 @@ def uploads(tmp_path_factory):
         "rgba": (_save(rgba, root / "rgba.png"), (60, 40)),
         "exif-rotated": (_save(photo, root / "phone.jpg", exif=exif, quality=90), (40, 60)),
         "webp": (_save(photo, root / "photo.webp", quality=90), (60, 40)),
+        "keyed": (_save(Image.fromarray(keyed), root / "keyed.png", transparency=KEY), (60, 40)),
+        "near-gray": (_save(Image.fromarray(near_gray), root / "near-gray.png"), (60, 40)),
     }
 
 
@@ -88,7 +95,8 @@ def _is_a_sentence(message: str) -> bool:
 
 
 @pytest.mark.parametrize("upload", ["text", "truncated", "empty", "huge", "dot", "strip", "16-bit", "cmyk",
-                                    "palette-gif", "animated-gif", "rgba", "exif-rotated", "webp"])
+                                    "palette-gif", "animated-gif", "rgba", "exif-rotated", "webp", "keyed",
+                                    "near-gray"])
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 def test_every_image_endpoint_answers_each_upload_rightly_and_keeps_serving(client, uploads, endpoint, upload):
     arguments, keeps_size = ENDPOINTS[endpoint]
@@ -104,9 +112,18 @@ def test_every_image_endpoint_answers_each_upload_rightly_and_keeps_serving(clie
     assert upload not in REFUSED, f"{upload} gave a result: {result}"
     images = _images(result)
     assert images, result
+    assert all(Image.open(image).format == "PNG" for image in images), images  # lossless, what predict gave
+    scale = 2 if endpoint == "upscale" else 1
+    if upload == "keyed":  # the colour-keyed block is transparent: kept so, or composited onto white, in every
+        for image in map(Image.open, images):  # colour image of the photo's size; never the key colour itself
+            if image.size == (scale * upright[0], scale * upright[1]) and image.mode in ("RGB", "RGBA"):
+                block = np.asarray(image.convert("RGBA").resize((60, 40), Image.Resampling.BOX))[KEYED_BLOCK]
+                inner = block[3:-3, 3:-3]
+                assert inner[..., 3].max() < 128 or inner[..., :3].mean() > 200, (endpoint, image.mode, inner.mean())
+    if upload == "near-gray" and endpoint == "colorize":  # sensor noise on a gray photo is not colour to score
+        assert "grayscale" in result[-1] and "error" not in result[-1], result[-1]
     if keeps_size:  # upright, and the photo's own size (x2 for the upscaler), in every image that is the photo
         first = Image.open(images[0])
-        scale = 2 if endpoint == "upscale" else 1
         assert first.size == (scale * upright[0], scale * upright[1]), (endpoint, upload, first.size)
     if upload == "animated-gif" and endpoint == "restore":  # the first frame (red), not the second
         assert np.asarray(Image.open(images[0]).convert("RGB"))[..., 0].mean() > 150
@@ -118,6 +135,9 @@ KNOBS = {  # case -> (endpoint, arguments); an upload is the good photo
     "cards n = 10^6": ("cards", ("SMALL", 1, 10**6, 2, "DPM-Solver++", 3.0, "")),
     "cards steps = 0": ("cards", ("SMALL", 1, 1, 0, "DPM-Solver++", 3.0, "")),
     "cards guidance 0": ("cards", ("SMALL", 1, 1, 2, "DPM-Solver++", 0.0, "")),
+    "cards steps = 10^6": ("cards", ("SMALL", 1, 1, 10**6, "DPM-Solver++", 3.0, "")),
+    "cards DDIM steps = 10^6": ("cards", ("SMALL", 1, 1, 10**6, "DDIM", 3.0, "")),
+    "cards sampler unknown": ("cards", ("SMALL", 1, 1, 2, "Euler", 3.0, "")),
     "cards model ../../etc": ("cards", ("SMALL", 1, 1, 2, "DPM-Solver++", 3.0, "../../etc")),
     "cards model /etc": ("cards", ("SMALL", 1, 1, 2, "DPM-Solver++", 3.0, "/etc")),
     "cards model http://x": ("cards", ("SMALL", 1, 1, 2, "DPM-Solver++", 3.0, "http://x")),
@@ -127,6 +147,7 @@ KNOBS = {  # case -> (endpoint, arguments); an upload is the good photo
     "mask threshold 0": ("mask", ("upload", 0.0, "#ffffff")),
     "mask threshold 1": ("mask", ("upload", 1.0, "#ffffff")),
     "mask background not a colour": ("mask", ("upload", 0.5, "not-a-colour")),
+    "mask background rgba()": ("mask", ("upload", 0.5, "rgba(12, 200, 40, 0.5)")),
     "upscale factor x3": ("upscale", ("upload", "×3")),
     "restore negative seed": ("restore", ("upload", "Damage it for me", ["stains"], 1.0, -3)),
     "restore strength 10": ("restore", ("upload", "Damage it for me", ["stains"], 10.0, 0)),
