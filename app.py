@@ -518,7 +518,11 @@ def run_restore(path: str | None, mode: str, kinds: list[str], strength: float, 
         raise said(error) from error
     clusterer = served.facts.get("clusterer")
     same = [path for path, found in example_clusters(served).items() if found == result.photo_class]
-    if clusterer is not None:
+    if clusterer is not None and clusterer.k == 1:
+        same = []  # every example is in the one cluster: showing them says nothing
+        line = ("This model's clusterer found no groups among its training photos (k = 1), so every photo is "
+                "restored as the same class.")
+    elif clusterer is not None:
         photos = served.metrics.get("photos_per_cluster") or clusterer.report.sizes
         line = (f"Restored as cluster **{result.photo_class}** of {clusterer.k}: {photos[result.photo_class]} of the "
                 f"{sum(photos)} training photos (BSDS photos, which may not be shown here)"
@@ -559,7 +563,8 @@ def scores_line(restored: Image.Image, damaged: Image.Image, original: Image.Ima
         lpips = f", LPIPS {before['lpips']:.3f} → **{after['lpips']:.3f}**"
     except (LPIPSUnavailable, ValueError) as error:  # no weights here, or a photo too small for AlexNet
         before, after = (restore.image_scores(image, original, lpips=False) for image in (damaged, restored))
-        lpips = " (LPIPS unavailable on this server)" if isinstance(error, LPIPSUnavailable) else f" ({error})"
+        lpips = (" (LPIPS unavailable on this server)" if isinstance(error, LPIPSUnavailable)
+                 else f" ({str(error).rstrip('.')})")
     ssim = (f", SSIM {before['ssim']:.3f} → **{after['ssim']:.3f}**" if after["ssim"] == after["ssim"]
             else " (SSIM needs at least 7×7 pixels)")
     return f"Against your original: PSNR {before['psnr']:.2f} → **{after['psnr']:.2f} dB**{ssim}{lpips}."
@@ -568,9 +573,11 @@ def scores_line(restored: Image.Image, damaged: Image.Image, original: Image.Ima
 @tab("restore", "Restore")
 def restore_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
-        "Repair an old or damaged photo: scratches, stains, holes, dust, grain, fading, blur and JPEG blocks. Upload "
+        "Repair an old or damaged photo: fading, scratches, stains, holes, grain, blur and JPEG blocks. Upload "
         "a damaged photo, or a clean one and have it damaged here (then the scores say how close the repair came "
-        "to your original). A U-Net does the repair, conditioned on the cluster of photos yours resembles."
+        "to your original). A U-Net does the repair, conditioned on the cluster of photos yours resembles. It "
+        "learned on one mix of damage, always with fading: on a photo that is not faded it shifts the colours, so a "
+        "clean or lightly damaged photo can come out worse than it went in."
     )
     with gr.Row():
         with gr.Column():

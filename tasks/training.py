@@ -575,10 +575,15 @@ def plot_training_curves(history: dict[str, list], path: str | os.PathLike, titl
         window = max(5, len(losses) // 50)
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
         ax_loss.plot(steps[window - 1:], smooth, color="C0", label=f"train loss ({window}-step mean)")
-    if history.get("val_loss"):
-        ax_loss.plot(history["val_step"], history["val_loss"], "o-", color="C3", label=val_label)
     ax_loss.set(xlabel="optimizer step", ylabel="loss", title=title, yscale="log")
-    ax_loss.legend(fontsize=8)
+    handles = list(ax_loss.get_lines())
+    if history.get("val_loss"):
+        # a validation score that can be 0 or less (e.g. -PSNR) gets an axis of its own: a log axis would hide it
+        ax_val = ax_loss if min(history["val_loss"]) > 0 else ax_loss.twinx()
+        handles += ax_val.plot(history["val_step"], history["val_loss"], "o-", color="C3", label=val_label)
+        if ax_val is not ax_loss:
+            ax_val.set_ylabel(val_label, color="C3")
+    ax_loss.legend(handles=handles, fontsize=8)
     ax_lr.plot(steps, history["lr"], color="C2")
     ax_lr.set(xlabel="optimizer step", ylabel="learning rate", title="schedule")
     fig.tight_layout()

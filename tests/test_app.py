@@ -514,7 +514,11 @@ def test_restore_damages_a_real_photo_restores_it_and_scores_it_against_the_orig
     result = restore.predict(served, expected_damage)
     _assert_same(restored, result.image)
     _assert_same(original["value"], photo)
-    assert original["visible"] is True and "PSNR" in note and "dB" in note and f"cluster **{result.photo_class}**" in note
+    assert original["visible"] is True and "PSNR" in note and "dB" in note
+    if served.facts["clusterer"].k == 1:  # the bundled model's: nothing to tell apart, no examples shown as "alike"
+        assert "found no groups among its training photos (k = 1)" in note and not gallery["visible"]
+        return
+    assert f"cluster **{result.photo_class}**" in note
     # the examples shown are those the clusterer puts in the same cluster (each damaged by the recipe, seed 0)
     same = [example for example in app.examples("restore")
             if restore.cluster_of(served, restore.damaged_copy(load_rgb(example), 0)) == result.photo_class]
@@ -542,6 +546,7 @@ def test_restore_an_already_damaged_one_pixel_image_and_refuse_a_non_image(clien
     (_, restored), original, note, _ = client.predict(handle_file(str(dot)), app.DAMAGE_FOR_ME, ["stains"], 1.0, 0,
                                                       api_name="/restore")
     assert "PSNR" in note and "SSIM needs at least 7×7 pixels" in note and "LPIPS needs images of at least 31" in note
+    assert ".)." not in note
     with pytest.raises(AppError, match="Seed is empty"):
         client.predict(handle_file(str(dot)), app.DAMAGE_FOR_ME, ["stains"], 1.0, None, api_name="/restore")
 

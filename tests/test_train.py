@@ -353,3 +353,16 @@ def test_final_weights_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         training.save_weights(torch.nn.Linear(2, 2), best)
     assert set(load_file(best)) == set(old.state_dict())  # the previous best, whole
+
+
+def test_a_validation_score_below_zero_is_drawn_on_an_axis_of_its_own(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    history = {"step": [1, 2, 3], "loss": [0.3, 0.2, 0.1], "lr": [1e-3] * 3, "val_step": [3], "val_loss": [-23.4]}
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda figure, *args, **kwargs: saved.append(figure))
+    training.plot_training_curves(history, tmp_path / "curves.png", "restore: L1", "validation: -PSNR")
+    loss_axes = saved[0].axes[0]
+    validation = [axes for axes in saved[0].axes if any(line.get_label() == "validation: -PSNR" for line in axes.lines)]
+    assert validation and validation[0] is not loss_axes and validation[0].get_yscale() == "linear"
+    assert "validation: -PSNR" in [text.get_text() for text in loss_axes.get_legend().get_texts()]

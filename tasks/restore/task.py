@@ -341,6 +341,7 @@ def write_output(model: RestoreUNet, clusterer: Clusterer | None, photos: list[I
                "best_val_psnr": state.best_metric, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
                "steps": state.global_step, "training_seconds": round(state.seconds, 3),
                "clusters": clusterer.report.sizes if clusterer is not None else None,  # views per cluster
+               "hdbscan_clusters": clusterer.report.hdbscan_clusters if clusterer is not None else None,
                "photos_per_cluster": (np.bincount(state.extra["photo_classes"], minlength=clusterer.k).tolist()
                                       if clusterer is not None else None),
                "recipe": {"name": damages.DEFAULT_RECIPE_NAME, **damages.DEFAULT_RECIPE},
@@ -366,11 +367,18 @@ def write_card(folder: str | Path, bench: dict | None = None) -> None:
     cfg = summary["config"]
     recipe = summary["recipe"]
     recipe_row = ", ".join(f"{kind} {value:g}" for kind, value in recipe.items() if kind != "name")
-    clusters = (f"{len(summary['clusters'])} clusters of the training photos' features (PCA {cfg['n_components']} → "
+    found = summary.get("hdbscan_clusters")
+    if found is None and (folder / CLUSTERER).is_dir():  # folders written before metrics.json recorded it
+        found = Clusterer.load(folder / CLUSTERER).report.hdbscan_clusters
+    n_clusters = len(summary["clusters"] or [])
+    one_class = (f" HDBSCAN found {'no dense group' if found == 0 else f'{found} group'} among the views, so k = 1: "
+                 "every photo gets the same class, and the clusterer conditions nothing."
+                 if n_clusters == 1 else "")
+    clusters = (f"{n_clusters} cluster{'s' if n_clusters != 1 else ''} of the training photos' features (PCA {cfg['n_components']} → "
                 f"HDBSCAN min_samples {cfg['min_samples']}, min_cluster_size {cfg['min_cluster_size']} for k → KMeans) "
                 f"over {cfg.get('cluster_views', 1)} views of each (crops, damage seeds), fitted after epoch "
                 f"{cfg['cluster_epoch']}: views per cluster {summary['clusters']}, photos per cluster (by the most of "
-                f"their views) {summary.get('photos_per_cluster')}: `clusters.png`."
+                f"their views) {summary.get('photos_per_cluster')}: `clusters.png`.{one_class}"
                 if summary.get("clusters") else "No clusterer: class 0 always (the BASELINE row).")
     loss = "L1 loss" + (f" + {cfg['lpips_weight']:g} × LPIPS (alex)" if cfg.get("lpips_weight") else "")
     validation = (f"the first {cfg['val_images']} photos of {Path(cfg['val_data']).name}" if cfg.get("val_data") else
