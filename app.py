@@ -139,6 +139,28 @@ QUEUE = {"default_concurrency_limit": 2, "max_size": 64}
 SLOW = {"concurrency_limit": 1, "concurrency_id": "slow"}
 MAX_FILE_SIZE = "100mb"  # uploads: a 40-megapixel PNG (the pixel limit, tasks/images.py) fits; larger is refused
 DELETE_CACHE = (1800, 3600)  # every 30 min, delete Gradio's cached uploads and results older than an hour
+TRIM_SECONDS = 10.0  # how often the C heap's freed pages go back to the system (`release_freed_memory`)
+
+
+def release_freed_memory() -> bool:
+    """Hand the pages that requests freed back to the system (glibc's `malloc_trim(0)`); False where there is no
+    glibc. Under a crowd, glibc keeps what the request threads freed in its per-thread arenas: the server's resident
+    memory climbed ~60-120 MiB a minute with no Python object left behind (measured over four 40-s rounds of 16
+    users: Python objects flat, resident memory +200 MiB, ~200 MiB of it returned by malloc_trim)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # musl, macOS, Windows: nothing to trim this way
+        return False
+
+
+def keep_trimming(every: float = TRIM_SECONDS, stop: threading.Event | None = None) -> None:
+    """`release_freed_memory` every `every` seconds until `stop` is set (a daemon thread beside the server)."""
+    stop = stop or threading.Event()
+    while not stop.wait(every):
+        release_freed_memory()
 _LOADING = threading.Lock()
 
 
@@ -705,4 +727,5 @@ if __name__ == "__main__":
     # every tab's model loaded (and a broken one logged) beside the server's start, not before it: the page is up at
     # once, and a request that comes first waits for its own model only (load_served loads one at a time)
     threading.Thread(target=check_models, name="check-models", daemon=True).start()
+    threading.Thread(target=keep_trimming, name="trim-memory", daemon=True).start()
     serve()

@@ -563,7 +563,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     if args.task == "load":
         from bench.load import bench_load
 
-        return bench_load(args.users, args.seconds, args.timeout)
+        return bench_load(args.users, args.seconds, args.timeout, warmup_s=args.warmup_seconds, rounds=args.rounds)
     return bench_task(args.task, args)
 
 
@@ -586,7 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--card", action="store_true",
                         help="upscale-archs, restore: also write the table (and figures) into the served folder's model card")
     parser.add_argument("--users", type=int, default=16, help="load: concurrent gradio_client users")
-    parser.add_argument("--seconds", type=float, default=60.0, help="load: how long the crowd runs")
+    parser.add_argument("--seconds", type=float, default=60.0, help="load: how long each measured round of the crowd runs")
+    parser.add_argument("--warmup_seconds", type=float, default=60.0, help="load: the crowd's warm-up before the rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="load: measured rounds of the crowd, one after another")
     parser.add_argument("--megapixels", type=float, default=40.0, help="memory: the large photo's size (upscale: at most 6 MP)")
     return parser
 

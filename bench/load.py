@@ -5,9 +5,12 @@ Three phases on one fresh server (bundled weights, loopback only):
 1. classify alone: one user calling /classify back to back (its latency with nothing else running);
 2. classify beside card sampling: the same user while two others ask /cards without pause; the ratio of the two
    p95s is `classify_p95_ratio` (a slow job must not starve the fast tabs);
-3. the crowd: `users` users for `seconds`, each going round every endpoint with real photos, after a warm-up of the
-   same crowd (models loaded, thread pools and allocator arenas grown). `memory_growth` is the server's resident
-   memory after the crowd over its memory after the warm-up, minus 1.
+3. the crowd: `users` users, each going round every endpoint with real photos, first for `warmup_s` as a warm-up
+   (models loaded, thread pools and allocator arenas grown, every path taken at least once), then for `rounds`
+   rounds of `seconds` each, the server's resident memory read after the warm-up and after each round.
+   `memory_growth` is the memory after the last round over the memory after the warm-up, minus 1; with two rounds
+   or more, `memory_growth_per_round` tells a leak (the same growth every round) from a warm-up that had not
+   ended (growth that dies away).
 
 Each request's latency is from submit to result; its queue wait, from submit until the job's status first reads
 PROCESSING (polled every 20 ms). An error is any request that raised, with its message kept (the first of each kind).
@@ -117,9 +120,15 @@ def run_users(url: str, plans: list[list[str]], calls: dict[str, tuple], seconds
     return recorder
 
 
-def bench_load(users: int, seconds: float, timeout_s: float, warmup_s: float = 15.0) -> dict[str, Any]:
-    """The three phases on one fresh server; the JSON keys other checks read: errors, requests, memory_growth,
-    classify_p95_ratio."""
+def bench_load(users: int, seconds: float, timeout_s: float, warmup_s: float = 60.0, rounds: int = 2) -> dict[str, Any]:
+    """The three phases on one fresh server; the JSON keys other checks read: errors, requests (of the last round),
+    memory_growth, classify_p95_ratio.
+
+    Raises:
+        ValueError: rounds < 1.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be 1 or more; got {rounds}.")
     import tempfile
 
     from bench.__main__ import THREADS, app_server, process_memory_mb
@@ -134,19 +143,25 @@ def bench_load(users: int, seconds: float, timeout_s: float, warmup_s: float = 1
         beside = run_users(url, [["classify"], ["cards"], ["cards"]], calls, min(20.0, seconds / 2)).summary()
         crowd = [endpoints[index % len(endpoints):] + endpoints[:index % len(endpoints)] for index in range(users)]
         warm = run_users(url, crowd, calls, warmup_s).summary()
-        rss_warm = process_memory_mb(server.pid)["rss"]
-        loaded = run_users(url, crowd, calls, seconds).summary()
-        rss_end = process_memory_mb(server.pid)["rss"]
+        resident = [process_memory_mb(server.pid)["rss"]]
+        measured = []
+        for _ in range(rounds):
+            measured.append(run_users(url, crowd, calls, seconds).summary())
+            resident.append(process_memory_mb(server.pid)["rss"])
     p95_alone = alone["endpoints"]["classify"]["p95_ms"]
     p95_beside = beside["endpoints"]["classify"]["p95_ms"]
     return {
-        "task": "load", "users": users, "seconds": seconds, "threads": THREADS,
-        "requests": loaded["requests"], "errors": loaded["errors"] + warm["errors"],
-        "memory_mb": {"after_warmup": round(rss_warm), "after": round(rss_end)},
-        "memory_growth": round(rss_end / rss_warm - 1, 4),
+        "task": "load", "users": users, "seconds": seconds, "warmup_seconds": warmup_s, "rounds": rounds,
+        "threads": THREADS, "requests": measured[-1]["requests"],
+        "errors": warm["errors"] + sum(phase["errors"] for phase in measured),
+        "memory_mb": {"after_warmup": round(resident[0]), "after_rounds": [round(rss) for rss in resident[1:]],
+                      "after": round(resident[-1])},
+        "memory_growth": round(resident[-1] / resident[0] - 1, 4),
+        "memory_growth_per_round": [round(after / before - 1, 4) for before, after in zip(resident, resident[1:])],
         "classify_p95_ms": {"alone": p95_alone, "beside_cards": p95_beside},
         "classify_p95_ratio": round(p95_beside / p95_alone, 3) if p95_alone and p95_beside else None,
-        "phases": {"classify_alone": alone, "classify_beside_cards": beside, "warmup": warm, "crowd": loaded},
+        "phases": {"classify_alone": alone, "classify_beside_cards": beside, "warmup": warm, "crowd": measured[-1],
+                   "rounds": measured},
     }
 
 
@@ -155,6 +170,10 @@ def load_table(result: dict[str, Any]) -> str:
     rows = [f"| {name} | {row['requests']} | {row['errors']} | {row['p50_ms']} | {row['p95_ms']} | "
             f"{row['queue_p50_ms']} | {row['queue_p95_ms']} |" for name, row in result["phases"]["crowd"]["endpoints"].items()]
     return ("| endpoint | requests | errors | p50 ms | p95 ms | queue p50 ms | queue p95 ms |\n|---|---|---|---|---|---|---|\n"
-            + "\n".join(rows) + f"\n\n{result['users']} users, {result['seconds']:g} s: {result['requests']} requests, "
-            f"{result['errors']} errors; memory {result['memory_mb']['after_warmup']} → {result['memory_mb']['after']} MiB "
-            f"({result['memory_growth']:+.1%}); /classify p95 beside card sampling / alone = {result['classify_p95_ratio']}")
+            + "\n".join(rows) + f"\n\n{result['users']} users, {result['rounds']} × {result['seconds']:g} s after a "
+            f"{result['warmup_seconds']:g} s warm-up (the table: the last round): {result['requests']} requests in the "
+            f"last round, {result['errors']} errors in all; memory " + " → ".join(
+                f"{mb:,}" for mb in [result['memory_mb']['after_warmup'], *result['memory_mb']['after_rounds']])
+            + f" MiB ({result['memory_growth']:+.1%}; per round " + ", ".join(
+                f"{growth:+.1%}" for growth in result["memory_growth_per_round"])
+            + f"); /classify p95 beside card sampling / alone = {result['classify_p95_ratio']}")

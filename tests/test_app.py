@@ -349,6 +349,42 @@ def test_bench_app_says_when_the_server_never_answers():
         bench_app(timeout_s=0.0, n_latency=1)
 
 
+def test_the_load_bench_reads_memory_after_each_round_so_a_leak_shows_as_growth_every_round():
+    from bench.load import bench_load, load_table
+
+    with pytest.raises(ValueError, match="rounds must be 1 or more"):
+        bench_load(users=1, seconds=1, timeout_s=1, rounds=0)  # refused before any server starts
+    endpoint = {"requests": 9, "errors": 0, "p50_ms": 300.0, "p95_ms": 400.0, "queue_p50_ms": 1.0, "queue_p95_ms": 2.0}
+    result = {"users": 16, "seconds": 60.0, "warmup_seconds": 60.0, "rounds": 2, "requests": 90, "errors": 0,
+              "memory_mb": {"after_warmup": 1300, "after_rounds": [1400, 1410], "after": 1410},
+              "memory_growth": 0.0846, "memory_growth_per_round": [0.0769, 0.0071], "classify_p95_ratio": 1.5,
+              "phases": {"crowd": {"endpoints": {"classify": endpoint}}}}
+    table = load_table(result)
+    assert "| classify | 9 | 0 | 300.0 | 400.0 | 1.0 | 2.0 |" in table
+    assert "memory 1,300 → 1,400 → 1,410 MiB (+8.5%; per round +7.7%, +0.7%)" in table
+
+
+def test_freed_heap_memory_goes_back_to_the_system_and_the_trimming_thread_stops_when_told():
+    import threading
+
+    import app
+    from bench.__main__ import process_memory_mb
+
+    blocks = [bytearray(64 * 1024) for _ in range(3000)]  # ~190 MiB of 64-KiB chunks: glibc's heap, not mmap
+    for block in blocks:
+        block[::4096] = b"x" * len(block[::4096])  # resident
+    del blocks[:-1]  # freed, but the live chunk at the top keeps glibc from shrinking the heap by itself
+    before = process_memory_mb("self")["rss"]
+    assert app.release_freed_memory()
+    assert process_memory_mb("self")["rss"] < before - 100
+    stop = threading.Event()
+    thread = threading.Thread(target=app.keep_trimming, args=(0.01, stop), daemon=True)
+    thread.start()
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
 def test_every_image_the_app_shows_or_offers_for_download_is_png():
     import gradio as gr
 
