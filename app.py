@@ -161,6 +161,8 @@ def keep_trimming(every: float = TRIM_SECONDS, stop: threading.Event | None = No
     stop = stop or threading.Event()
     while not stop.wait(every):
         release_freed_memory()
+
+
 _LOADING = threading.Lock()
 
 

@@ -153,6 +153,13 @@ def loop_shape(cfg: TrainingArgs, accelerator: Any) -> dict[str, Any]:
             "num_processes": accelerator.num_processes}
 
 
+def cpu_processes(environ: dict[str, str] = os.environ) -> bool:
+    """Whether this is one of several launched processes (WORLD_SIZE > 1) on a machine without CUDA: Accelerate must
+    then be asked for the CPU, or each process trains alone (it looks for GPUs to group; gloo groups CPUs). A single
+    process is left to Accelerate's own choice (the CPU, or Apple's MPS)."""
+    return int(environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def make_accelerator(cfg: TrainingArgs, accelerator: Any = None) -> Any:
     """The run's Accelerator: `accelerator` when given, else a new one at cfg.mixed_precision. Gradient accumulation
     is the loop's own (`epoch_batches`), so the Accelerator's stays 1 (it would divide the loss a second time).
@@ -164,7 +171,7 @@ def make_accelerator(cfg: TrainingArgs, accelerator: Any = None) -> Any:
 
     if cfg.gradient_accumulation_steps < 1:
         raise ValueError(f"gradient_accumulation_steps must be at least 1; got {cfg.gradient_accumulation_steps}.")
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu_processes())
     if accelerator.gradient_accumulation_steps != 1:
         raise ValueError("Set gradient accumulation with the Config's --gradient_accumulation_steps, not on the "
                          "Accelerator: the loop accumulates itself, so that a resumed run accumulates alike.")
@@ -284,12 +291,17 @@ def save_checkpoint(
     save_weights(model, partial / "model.safetensors")
     torch.save(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],  # dropout on a GPU
          "extra": {name: value.state_dict() for name, value in (extra or {}).items()}},
         partial / "training_state.pt",
     )
     (partial / "trainer_state.json").write_text(json.dumps(asdict(state)))
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)  # a crash mid-write leaves only a .partial folder, never a half checkpoint
+    old = root / f".checkpoint-{step}.old"  # the epoch's end saves the step its last batch saved: set that one aside
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    partial.rename(folder)  # a crash mid-write leaves only a .partial (or .old) folder, never a half checkpoint
+    shutil.rmtree(old, ignore_errors=True)
     for old in sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-max(total_limit, 1)]:
         shutil.rmtree(old)
     return folder
@@ -436,6 +448,8 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     optimizer.load_state_dict(training_state["optimizer"])
     scheduler.load_state_dict(training_state["scheduler"])
     torch.set_rng_state(training_state["torch_rng"])
+    if training_state.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(training_state["cuda_rng"])
     for name, value in (extra or {}).items():
         value.load_state_dict(training_state["extra"][name])
     state.extra.update(expect)  # recorded from now on, also when the checkpoint predates an entry
@@ -489,7 +503,13 @@ class Run:
 
     def end_epoch(self, *, value: float, val_loss: float, improved: bool, model: torch.nn.Module,
                   patience: int = 0) -> None:
-        """`end_epoch` for this run: the best weights kept at best_path, written by the main process."""
+        """`end_epoch` for this run: the best weights kept at best_path, written by the main process. With several
+        processes, the main process's validation decides for all (a score one ulp apart elsewhere, from a GPU's
+        non-deterministic kernels, must not let one process stop early while the others train on)."""
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            value, val_loss, improved = broadcast_object_list([value, val_loss, improved], from_process=0)
         end_epoch(self.state, value=value, val_loss=val_loss, improved=improved, model=model, best_path=self.best_path,
                   patience=patience, save=self.accelerator.is_main_process)
 

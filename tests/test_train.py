@@ -330,6 +330,42 @@ def test_a_checkpoint_save_interrupted_before_its_rename_leaves_the_previous_one
     assert state.global_step == 1 and all(torch.equal(fresh.state_dict()[key], saved[key]) for key in saved)
 
 
+def test_a_checkpoint_saved_again_is_never_half_deleted_however_the_save_is_interrupted(tmp_path, monkeypatch):
+    # the epoch's end saves the step its last batch saved: the first save of that step is replaced, not removed first
+    model, optimizer, scheduler = _tiny_state_objects()
+    training.save_checkpoint(tmp_path, 1, model, optimizer, scheduler, training.LoopState(global_step=1), 3)
+    training.save_checkpoint(tmp_path, 2, model, optimizer, scheduler, training.LoopState(global_step=2), 3)
+    real_rename, calls = training.Path.rename, []
+
+    def second_rename_dies(self, target):  # the old checkpoint-2 set aside, then killed before the new one is in
+        calls.append(target)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(training.Path, "rename", second_rename_dies)
+    with pytest.raises(KeyboardInterrupt):
+        training.save_checkpoint(tmp_path, 2, model, optimizer, scheduler, training.LoopState(global_step=2, epoch=1), 3)
+    monkeypatch.undo()
+    latest = training.find_checkpoint(tmp_path, "latest")  # checkpoint-1: whole; never a checkpoint-2 half gone
+    fresh, fresh_optimizer, fresh_scheduler = _tiny_state_objects()
+    assert training.load_checkpoint(latest, fresh, fresh_optimizer, fresh_scheduler, {}).global_step == latest_step(latest)
+    # uninterrupted, the second save of a step replaces the first whole
+    training.save_checkpoint(tmp_path, 2, model, optimizer, scheduler, training.LoopState(global_step=2, epoch=1), 3)
+    assert training.load_checkpoint(training.find_checkpoint(tmp_path, "latest"), fresh, fresh_optimizer,
+                                    fresh_scheduler, {}).epoch == 1
+    assert not list((tmp_path / "checkpoints").glob(".checkpoint-2.*"))
+
+
+def latest_step(folder) -> int:
+    return int(folder.name.split("-")[1])
+
+
+def test_several_processes_without_cuda_ask_accelerate_for_the_cpu_and_one_process_does_not():
+    assert training.cpu_processes({"WORLD_SIZE": "2"}) is (not torch.cuda.is_available())
+    assert training.cpu_processes({}) is False and training.cpu_processes({"WORLD_SIZE": "1"}) is False
+
+
 def test_final_weights_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     from tasks.upscale import FastSR
 

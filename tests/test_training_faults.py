@@ -1,6 +1,7 @@
 """Every task's training as the command line runs it, in real subprocesses on tiny configs: a run SIGKILLed mid-epoch
 and resumed with `--resume_from_checkpoint latest` ends with the weights of an unbroken run, and a run under
-`accelerate launch --num_processes 2 --cpu` (gloo) trains the same weights on both processes and writes one folder."""
+`accelerate launch --multi_gpu --num_processes 2` on the CPU (gloo) trains the same weights on both processes and
+writes one folder."""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def finished(process: subprocess.Popen, log: Path, processes: int = 1, timeout: 
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        raise
+        pytest.fail(f"no end within {timeout} s:\n" + "\n".join(
+            path.read_text()[-3000:] for path in sorted(log.parent.glob(f"{log.stem}*.log"))))
     texts = [log.with_suffix(f".process{rank}.log").read_text() for rank in range(processes)]
     assert process.returncode == 0, log.read_text()[-2000:] + "\n".join(text[-3000:] for text in texts)
     logs = []
@@ -138,9 +140,10 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def killed(data, tmp_path_factory):
-    """Each task: an unbroken run, and a run SIGKILLed (its whole process group) once its second checkpoint is
-    written, then resumed with --resume_from_checkpoint latest. The unbroken runs go in turn in one process, beside
-    the runs to kill (one core each)."""
+    """Each task: an unbroken run, and a run SIGKILLed (its whole process group) as soon as its first checkpoint is
+    written (every task has 3+ steps an epoch: the kill lands mid-epoch, with two steps to spare), then resumed with
+    --resume_from_checkpoint latest. The unbroken runs go in turn in one process, beside the runs to kill (one core
+    each)."""
     root = tmp_path_factory.mktemp("killed")
     straight = {task: configs(task, data, root / task / "straight") for task in TASKS}
     broken = {task: configs(task, data, root / task / "broken") for task in TASKS}
@@ -150,13 +153,16 @@ def killed(data, tmp_path_factory):
         process = launch([[task, *flags(cfg)]], root / f"{task}-broken.log")
         checkpoints = Path(cfg.output_dir) / "checkpoints"
         deadline = time.monotonic() + 120
-        while not (checkpoints / "checkpoint-2").is_dir() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
+        while not (checkpoints / "checkpoint-1").is_dir() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-        latest = max(checkpoints.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
-        kills[task] = (process.returncode, latest, json.loads((latest / "trainer_state.json").read_text()))
-        assert all(path.name.startswith("checkpoint-") for path in checkpoints.iterdir() if path.is_dir())
+        written = sorted(checkpoints.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+        assert written, (root / f"{task}-broken.log").read_text()[-3000:]  # no checkpoint within the deadline
+        # a kill during a save leaves a .checkpoint-N.partial (or .old) folder beside them, never a half checkpoint
+        assert all(path.name.startswith(("checkpoint-", ".checkpoint-")) for path in checkpoints.iterdir()
+                   if path.is_dir())
+        kills[task] = (process.returncode, written[-1], json.loads((written[-1] / "trainer_state.json").read_text()))
     [straight_log] = finished(unbroken, root / "straight.log")
     halves = [TASKS[0::2], TASKS[1::2]]  # resumed in two processes side by side
     resumed = [launch([[task, *flags(broken[task]), "--resume_from_checkpoint", "latest"] for task in half],

@@ -5,8 +5,8 @@
 
 Each process writes its output to RUNS.process<RANK>.log (under `accelerate launch`, one log per process, so that
 what each process did can be told apart). Before each run it prints "=== run N: TASK" (the tests split the log
-there) and after it "=== run N exited RC"; a run that raises is printed with its traceback and the next one goes on.
-Exits 1 if any run failed.
+there) and after it "=== run N exited RC"; a run that raises is printed with its traceback and the next one goes on
+(in a single process; among several, the first failure ends them all). Exits 1 if any run failed.
 """
 
 import json
@@ -37,6 +37,8 @@ def main(path: str) -> int:
         sys.stderr.flush()
         print(f"=== run {index} exited {code}", flush=True)
         failed += code != 0
+        if failed and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return 1  # the other processes may wait in this run's collectives: end, and the launcher ends them
     return 1 if failed else 0
 
 

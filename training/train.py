@@ -77,7 +77,7 @@ def parse_config(argv: list[str]) -> tuple[str, typing.Any, typing.Any]:
 def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator
 
-    from tasks import hub
+    from tasks import hub, training
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     task, module, cfg = parse_config(sys.argv[1:] if argv is None else argv)
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.mixed_precision != "no" and not _has_gpu():
         logger.warning("No GPU: --mixed_precision %s is ignored; training in fp32.", cfg.mixed_precision)
         cfg.mixed_precision = "no"
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not _has_gpu())  # no GPU: gloo between
-    check_processes(accelerator)  # the processes, however they were launched
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=training.cpu_processes())  # no GPU: gloo
+    check_processes(accelerator)  # between the processes, however they were launched
     module.train(cfg, accelerator)
     if accelerator.is_main_process:
         logger.info("Wrote %s", Path(cfg.output_dir).resolve())
