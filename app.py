@@ -142,18 +142,25 @@ DELETE_CACHE = (1800, 3600)  # every 30 min, delete Gradio's cached uploads and 
 TRIM_SECONDS = 10.0  # how often the C heap's freed pages go back to the system (`release_freed_memory`)
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, looked up once (find_library runs ldconfig: ~13 ms and a subprocess); None without it."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl, macOS, Windows: nothing to trim this way
+        return None
+
+
 def release_freed_memory() -> bool:
     """Hand the pages that requests freed back to the system (glibc's `malloc_trim(0)`); False where there is no
     glibc. Under a crowd, glibc keeps what the request threads freed in its per-thread arenas: the server's resident
     memory climbed ~60-120 MiB a minute with no Python object left behind (measured over four 40-s rounds of 16
     users: Python objects flat, resident memory +200 MiB, ~200 MiB of it returned by malloc_trim)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):  # musl, macOS, Windows: nothing to trim this way
-        return False
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
 
 
 def keep_trimming(every: float = TRIM_SECONDS, stop: threading.Event | None = None) -> None:
