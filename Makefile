@@ -34,7 +34,7 @@ lpips-weights: $(VENV)/.dev
 	$(PY) -m tasks.perceptual rebuild
 
 test: $(VENV)/.dev system-deps lpips-weights
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 --dist loadfile  # both cores; a test file's tests stay in one worker
 
 bench: $(VENV)/.dev system-deps
 	$(PY) -m bench classify --data /usr/share/datasets/fashion-mnist --json bench/results/classify.json

@@ -3,17 +3,25 @@ network, and nothing needs ../shared."""
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import os
+import shutil
 import socket
 import struct
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 for _name in [name for name in os.environ if name.startswith("DARKROOM_")]:  # every tab serves its bundled weights
     os.environ.pop(_name)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers, each with its own app server: keep their
+    _scratch = tempfile.mkdtemp(prefix=f"darkroom-{os.environ['PYTEST_XDIST_WORKER']}-")  # uploads, results and cached
+    os.environ["GRADIO_TEMP_DIR"] = os.path.join(_scratch, "gradio")  # examples apart (the examples cache is under
+    os.environ["GRADIO_EXAMPLES_CACHE"] = os.path.join(_scratch, "examples")  # the working directory otherwise)
+    atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -59,3 +67,17 @@ def app_url():
     app.serve(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)  # the Space's queue
     yield f"http://127.0.0.1:{port}/"
     app.demo.close()
+
+
+# The longest files first (seconds on 2 cores, `pytest --durations`): `make test` hands whole files to its two
+# workers in collection order, so a long file collected last would run alone at the end.
+LONGEST_FIRST = ("test_training_faults.py", "test_bad_input.py", "test_memory.py", "test_app.py", "test_browser.py",
+                 "test_cards_diffusion.py", "test_colorize.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept
