@@ -53,9 +53,12 @@ def image_upload(**kwargs) -> gr.Image:
 
 
 def whole(value: float | None, name: str) -> int:
-    """A number field's value as an int; an emptied field (None) is a gr.Error naming it."""
+    """A number field's value as an int; an emptied field (None) or a fraction (2.5: which seed was meant?) is a
+    gr.Error naming it."""
     if value is None:
         raise gr.Error(f"{name} is empty: type a whole number.")
+    if float(value) != int(value):
+        raise gr.Error(f"{name} must be a whole number; got {float(value):g}.")
     return int(value)
 
 
@@ -619,7 +622,7 @@ def restore_tab(demo: gr.Blocks) -> None:
                                          label="Damage to add")
                 strength = gr.Slider(0, 2, value=1, step=0.1, label="Strength",
                                      info=f"1 = the recipe the model was trained on ({damages.DEFAULT_RECIPE_NAME})")
-                seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+                seed = gr.Number(value=0, step=1, label="Seed", minimum=0)  # 2.5 is refused (`whole`), not rounded
             button = gr.Button("Restore", variant="primary")
         with gr.Column():
             slider = gr.ImageSlider(format="png", label="Damaged ↔ restored", type="pil", height=320,
