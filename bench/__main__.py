@@ -184,18 +184,25 @@ def cards_finish(result: dict, served: Served, args: argparse.Namespace) -> dict
 
 
 def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """MAE on the test people of `data` and on the `--transfer` photos, each beside the training-mean baseline and the
-    cast-matched oracle; a 95% interval over the test people, each split's MAE (and which parts it trained on), and
-    each person's MAE and mean color (true and predicted, under "people" in the JSON); the spread of the people's
-    mean a*, b* beside how far RGB scaling at ±15% and ±5% moves a photo's (standard deviations, CIELAB units)."""
+    """Both models of a Colorize folder (the general-photo one at its top, the faces one in faces/; a folder of one
+    model is both). The photos model on the `--transfer` scenes (scenes_*: MAE beside the training-mean and all-gray
+    baselines and the cast-matched oracle, colourfulness of its results and of the photos) and on the test people of
+    `data` (photos_faces_*). The faces model as before (faces_*): MAE on the test people of `data` beside the baseline
+    and the oracle, a 95% interval over the test people, each split's MAE (and which parts it trained on), each
+    person's MAE and mean color (true and predicted, under "people" in the JSON), the spread of the people's mean a*,
+    b* beside how far RGB scaling at ±15% and ±5% moves a photo's (standard deviations, CIELAB units); and on the
+    scenes (faces_model_scenes_mae)."""
     import torch
 
     from tasks import colorize
 
-    faces = colorize.evaluate(served, data)
+    has_faces = (served.folder / colorize.MODELS["faces"] / "config.json").is_file()
+    faces_served = colorize.load(str(served.folder), model="faces") if has_faces else served
+    faces = colorize.evaluate(faces_served, data)
     quality: dict[str, Any] = {
         "faces_mae": faces["mae"], "faces_baseline_mae": faces["baseline_mae"], "faces_photos": faces["n"],
         "test_people": faces["test_people"], "faces_cast_matched_mae": faces["cast_matched_mae"],
+        "faces_colorfulness": faces["colorfulness"], "faces_true_colorfulness": faces["true_colorfulness"],
         "faces_mae_interval95/low": faces["interval"][0], "faces_mae_interval95/high": faces["interval"][1]}
     quality.update({f"faces_mae_by_split/{part}": value for part, value in faces.get("by_split", {}).items()})
     if "mean_color_mse" in faces:
@@ -207,17 +214,26 @@ def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tup
         def tints(rgb: torch.Tensor) -> torch.Tensor:  # each photo's mean a*, b* (CIELAB units)
             return colorize.ab_units(colorize.rgb_to_lab(rgb)[:, 1:].mean((2, 3)))
 
-        photos = colorize.load_photos(colorize.folder_photos(data), served.model.size)
+        photos = colorize.load_photos(colorize.folder_photos(data), faces_served.model.size)
         for color in (0.15, 0.05):
             scaled = colorize.augment(photos, torch.Generator().manual_seed(0), zoom=0.0, shift=0.0, color=color)
             quality.update({f"tint_std/rgb_scaling_{color:g}/{axis}": float(value)
                             for axis, value in zip("ab", (tints(scaled) - tints(photos)).std(0))})
+    if has_faces:
+        on_faces = colorize.evaluate(served, data)
+        quality.update(photos_faces_mae=on_faces["mae"], photos_faces_colorfulness=on_faces["colorfulness"],
+                       photos_faces_vs_faces_model=on_faces["mae"] - faces["mae"])
     transfer = args.transfer or colorize.DEFAULT_TRANSFER
     if transfer and Path(transfer).is_dir():
         scenes = colorize.evaluate(served, transfer)
-        quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"], scenes_photos=scenes["n"],
-                       scenes_cast_matched_mae=scenes["cast_matched_mae"])
-    return quality, {"n": faces["n"], "trained_on": faces.get("trained_on"), "people": faces.get("people", {})}
+        quality.update(scenes_mae=scenes["mae"], scenes_baseline_mae=scenes["baseline_mae"],
+                       scenes_neutral_mae=scenes["neutral_mae"], scenes_photos=scenes["n"],
+                       scenes_cast_matched_mae=scenes["cast_matched_mae"], scenes_colorfulness=scenes["colorfulness"],
+                       scenes_true_colorfulness=scenes["true_colorfulness"])
+        if has_faces:
+            quality["faces_model_scenes_mae"] = colorize.evaluate(faces_served, transfer)["mae"]
+    return quality, {"n": faces["n"], "trained_on": faces.get("trained_on"), "people": faces.get("people", {}),
+                     "faces_model": faces_served.weights.name}
 
 
 def colorize_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:

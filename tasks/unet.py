@@ -1,4 +1,5 @@
-"""The suite's U-Net (Ronneberger et al. 2015): the Mask task's car segmenter and Restore's restorer are built on it.
+"""The suite's U-Net (Ronneberger et al. 2015): the Mask task's car segmenter, Restore's restorer and the general-photo
+colorizer are built on it.
 
     DoubleConv(w) ─pool─ DoubleConv(2w) ─pool─ … DoubleConv(2^depth·w) [bottleneck] ─up─ cat ─ DoubleConv … ─ 1×1 conv
 

@@ -258,6 +258,28 @@ def test_colorize_a_grayscale_photo_says_there_is_nothing_to_compare(client, tmp
     assert original["visible"] is False and original["value"] is None and "grayscale" in note
 
 
+def test_colorize_serves_both_models_by_the_model_parameter(client, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import app
+    from tasks import colorize
+    from tasks.images import load_rgb
+
+    path = _texture(tmp_path, "L")
+    results = {}
+    for model in colorize.MODELS:
+        (_, colorized), _, _ = client.predict(handle_file(str(path)), 1.0, model, api_name="/colorize")
+        expected = colorize.predict(app.load_served("colorize", "", model), load_rgb(path))
+        _assert_same(colorized, expected.image)
+        results[model] = np.asarray(expected.image, dtype=np.int16)
+    assert np.abs(results["photos"] - results["faces"]).mean() > 1  # two models, not one served twice
+    (_, default), _, _ = client.predict(handle_file(str(path)), 1.0, api_name="/colorize")  # the default: photos
+    _assert_same(default, Image.fromarray(results["photos"].astype(np.uint8)))
+    with pytest.raises(AppError, match="photos|faces"):
+        client.predict(handle_file(str(path)), 1.0, "../../etc", api_name="/colorize")
+
+
 def test_colorize_bad_upload_is_a_clear_error(client, tmp_path):
     text = tmp_path / "face.jpg"
     text.write_text("not a photo")
@@ -265,16 +287,17 @@ def test_colorize_bad_upload_is_a_clear_error(client, tmp_path):
         client.predict(handle_file(str(text)), 1.0, api_name="/colorize")
 
 
-@pytest.mark.parametrize("task", ["cards", "classify", "mask", "colorize", "upscale"])
-def test_each_tab_reports_its_serving_model_card_and_its_figures(task):
+@pytest.mark.parametrize("task, model", [("cards", ""), ("classify", ""), ("mask", ""), ("colorize", "photos"),
+                                         ("colorize", "faces"), ("upscale", "")])
+def test_each_tab_reports_its_serving_model_card_and_its_figures(task, model):
     import app
     from tasks import TASKS
 
     assert task in TASKS
-    serving, text, figures = app.report_view(task)
-    folder = ASSETS_DIR / "models" / task
+    serving, text, figures = app.report_view(task, model)
+    folder = ASSETS_DIR / "models" / task / ("faces" if model == "faces" else "")
     card = (folder / "README.md").read_text()
-    assert "(bundled)" in serving and f"assets/models/{task}" in serving
+    assert "(bundled)" in serving and f"assets/models/{task}{'/faces' if model == 'faces' else ''}" in serving
     assert card.split("\n# ", 1)[1].splitlines()[0] in text and "license:" not in text  # the title, no Hub metadata
     assert "](" not in text  # the page cannot show the card's relative image links: they are figures instead
     shown = {Path(path).name for path, _ in figures}
@@ -284,7 +307,9 @@ def test_each_tab_reports_its_serving_model_card_and_its_figures(task):
                 "colorize": f"{summary.get('test_mae', 0):.4f}", "cards": f"{summary.get('parameters', 0):,}",
                 "upscale": f"{summary.get('best_val_psnr_y', 0):.3f}"}[task]
     assert headline in text
-    if task == "colorize":  # each test person's MAE, and the interval over people
+    if model == "photos":  # the scenes it is for, and how colourful it paints them
+        assert f"{summary['scenes_mae']:.4f}" in text and f"{summary['scenes_colorfulness']:.1f}" in text
+    if model == "faces":  # each test person's MAE, and the interval over people
         low, high = summary["test_mae_interval95"]
         assert f"[{low:.4f}, {high:.4f}]" in text
         for person, value in summary["test_mae_by_person"].items():

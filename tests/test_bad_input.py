@@ -156,6 +156,7 @@ KNOBS = {  # case -> (endpoint, arguments); an upload is the good photo
     "restore seed emptied": ("restore", ("upload", "Damage it for me", ["stains"], 1.0, None)),
     "restore seed 2.5": ("restore", ("upload", "Damage it for me", ["stains"], 1.0, 2.5)),
     "cards seed 2.5": ("cards", ("SMALL", 2.5, 1, 2, "DPM-Solver++", 3.0, "")),
+    "colorize model unknown": ("colorize", ("upload", 1.0, "../../etc")),
 }
 GOOD_CALLS = {"cards": CARDS_OK, "stain": ("upload", "centre", "SMALL", 1, ""), "colorize": ("upload", 1.0),
               "mask": ("upload", 0.5, "#ffffff"), "upscale": ("upload", "×2"),

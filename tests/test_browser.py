@@ -98,3 +98,19 @@ def test_each_tab_runs_and_its_model_report_shows_the_model_card_and_figures(pag
     expect(report.get_by_role("heading", level=1)).to_contain_text(f"Darkroom {title}")  # the card's own title
     expect(report.locator("img")).to_have_count(len(figures), timeout=30_000)
     report.get_by_text("Model report").click()  # closed again for the next tab
+
+
+def test_colorize_offers_both_models_each_with_its_report(page):
+    page.get_by_role("tab", name="Colorize").click()
+    page.locator("#colorize-upload input[type=file]").set_input_files(
+        str(ASSETS_DIR / "examples" / "colorize" / "chelsea.jpg"))
+    page.get_by_label("Faces (the original experiment)").check()
+    page.get_by_role("button", name="Colorize", exact=True).click()
+    expect(page.get_by_text("on faces it never saw")).to_be_visible(timeout=60_000)  # the faces model's own score
+    report = page.locator("#colorize-faces-report")
+    report.get_by_text("Model report").click()
+    expect(report.get_by_role("heading", level=1)).to_contain_text("trained on faces")
+    report.get_by_text("Model report").click()
+    page.get_by_label("Photos (general)").check()  # back to the default for the tests after
+    page.get_by_role("button", name="Colorize", exact=True).click()
+    expect(page.get_by_text("scenes it never saw")).to_be_visible(timeout=60_000)

@@ -170,7 +170,7 @@ def test_training_augments_each_batch_with_the_configured_color_jitter(people, t
     monkeypatch.setattr(colorize.fit, "augment", lambda rgb, generator, **kwargs: calls.append(kwargs) or original(
         rgb, generator, **kwargs))
     colorize.train(tiny_config(tmp_path, people, max_train_steps=2, color_jitter=0.07, augment=augment))
-    assert calls == ([{"color": 0.07}] * 2 if augment else [])
+    assert calls == ([{"color": 0.07, "flip": False}] * 2 if augment else [])
 
 
 def test_match_cast_removes_a_global_tint_and_nothing_else():
@@ -523,3 +523,77 @@ def test_a_bad_shard_is_refused(spec):
 
     with pytest.raises(SystemExit, match="--shard takes K/N"):
         sweep.parse_shard(spec)
+
+
+def test_colorfulness_on_hand_checkable_images():
+    gray = torch.full((1, 3, 8, 8), 0.5)
+    red = torch.zeros(1, 3, 8, 8)
+    red[:, 0] = 1.0  # rg = 255, yb = 127.5 everywhere: no spread, M = 0.3 · √(255² + 127.5²)
+    halves = torch.zeros(1, 3, 8, 8)
+    halves[:, 0, :, :4], halves[:, 1, :, 4:] = 1.0, 1.0  # red | green: rg = ±255 (σ 255, μ 0), yb = 127.5 (σ 0)
+    scores = colorize.colorfulness(torch.cat([gray, red, halves]))
+    torch.testing.assert_close(scores, torch.tensor([0.0, 0.3 * (255 ** 2 + 127.5 ** 2) ** 0.5,
+                                                     255 + 0.3 * 127.5]), rtol=0, atol=1e-3)
+
+
+def test_extra_photos_skip_grayscale_ones_and_count_them(tmp_path):
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    Image.new("RGB", (20, 10), (200, 40, 40)).save(folders[0] / "red.png")
+    Image.new("L", (20, 10), 128).save(folders[0] / "gray.png")  # a gray photo saved as L
+    Image.new("RGB", (20, 10), (90, 90, 90)).save(folders[1] / "gray-rgb.png")  # and one saved as RGB
+    Image.new("RGB", (20, 10), (30, 160, 60)).save(folders[1] / "green.png")
+    extra = colorize.load_extra_photos(f"{folders[0]}, {folders[1]}", size=8)
+    assert extra.rgb.shape == (2, 3, 8, 8)
+    assert extra.photos == {str(folders[0]): 1, str(folders[1]): 1}
+    assert extra.skipped_gray == {str(folders[0]): 1, str(folders[1]): 1}
+    with pytest.raises(FileNotFoundError):
+        colorize.load_extra_photos(str(tmp_path / "missing"), size=8)
+
+
+def test_flip_mirrors_half_the_views_and_changes_nothing_else():
+    rgb = torch.rand(64, 3, 8, 8)
+    plain = colorize.augment(rgb, torch.Generator().manual_seed(3), zoom=0.0, shift=0.0, color=0.1)
+    flipped = colorize.augment(rgb, torch.Generator().manual_seed(3), zoom=0.0, shift=0.0, color=0.1, flip=True)
+    mirrored = torch.tensor([torch.allclose(f, p.flip(-1), atol=1e-5) for f, p in zip(flipped, plain)])
+    same = torch.tensor([torch.allclose(f, p, atol=1e-5) for f, p in zip(flipped, plain)])
+    assert (mirrored | same).all() and 16 < int(mirrored.sum()) < 48  # each view one or the other, about half flipped
+
+
+def test_the_general_photo_model_trains_loads_and_colorizes(people, tmp_path):
+    extra = tmp_path / "scenes"
+    extra.mkdir()
+    for index in range(4):
+        Image.new("RGB", (30, 20), (40 * index, 200, 90)).save(extra / f"scene{index}.png")
+    Image.new("L", (30, 20), 100).save(extra / "gray.png")
+    cfg = tiny_config(tmp_path, people, arch="unet", width=4, depth=2, size=16, extra_train=str(extra), max_train_steps=2,
+                      transfer_data=str(extra), validate_on_transfer=True, keep_last=True, flip=True, people_repeats=2)
+    served = colorize.train(cfg)
+    assert isinstance(served.model, colorize.PhotoColorizer) and served.model.size == 16
+    again = colorize.load(cfg.output_dir)  # from its folder, by its config.json
+    assert isinstance(again.model, colorize.PhotoColorizer)
+    summary = json.loads((Path(cfg.output_dir) / "metrics.json").read_text())
+    assert summary["steps"] == 2 and summary["extra_photos"] == {str(extra): 4}
+    assert summary["skipped_gray"] == {str(extra): 1}
+    assert summary["scenes_colorfulness"] >= 0 and summary["scenes_true_colorfulness"] > 10
+    card = (Path(cfg.output_dir) / "README.md").read_text()
+    assert "a general-photo colorizer" in card and "skipped as already grayscale" in card
+    result = colorize.predict(again, Image.new("RGB", (37, 23), (120, 60, 30)))
+    assert result.image.size == (37, 23) and result.was_color
+    with pytest.raises(ValueError, match="multiple of 4"):
+        colorize.train(tiny_config(tmp_path, people, arch="unet", depth=2, size=18))
+    with pytest.raises(ValueError, match="arch must be one of"):
+        colorize.train(tiny_config(tmp_path, people, arch="vit"))
+
+
+def test_load_picks_either_model_of_a_colorize_folder(trained, tmp_path):
+    bundled = {model: colorize.load(model=model) for model in colorize.MODELS}
+    assert isinstance(bundled["photos"].model, colorize.PhotoColorizer)  # the default, at the folder's top
+    assert isinstance(bundled["faces"].model, colorize.ColorizerEnsemble)  # the original experiment, in faces/
+    assert bundled["faces"].folder == bundled["photos"].folder / "faces"
+    assert bundled["faces"].weights.name == bundled["photos"].weights.name + "/faces"
+    with pytest.raises(FileNotFoundError, match="has no faces model"):  # one trained folder holds one model
+        colorize.load(str(trained), model="faces")
+    with pytest.raises(ValueError, match="photos, faces"):
+        colorize.load(model="landscapes")

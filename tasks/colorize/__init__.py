@@ -1,7 +1,9 @@
-"""Colorize: predict a photo's a*b* color channels from its lightness L (CIELAB), trained on face photos.
+"""Colorize: predict a photo's a*b* color channels from its lightness L (CIELAB).
 
-Two models, as in the original course project: a tiny regressor for an image's mean a*b* (`MeanColor`), and the
-colorizer (`Colorizer`), a fully convolutional net with one BatchNorm at the input, 3 stride-2 convolutions down, 3
+Two colorizers are served (`MODELS`): "photos", the general-photo model (`PhotoColorizer`, the suite's U-Net with a
+global-context branch, trained on varied photos and faces), and "faces", the original course project's experiment.
+That project had two models: a tiny regressor for an image's mean a*b* (`MeanColor`), and the colorizer
+(`Colorizer`), a fully convolutional net with one BatchNorm at the input, 3 stride-2 convolutions down, 3
 convolutions, 3 upsampling convolutions back up, MAE loss; `skip=True` adds U-Net skip connections.
 
     RGB ─▶ L*a*b* ─▶ L (B,1,128,128) ─BN─down ×3─▶ (B,w,16,16) ─conv ×3─up ×3─▶ a*b* (B,2,128,128) in [0, 1]
@@ -11,9 +13,9 @@ convolutions, 3 upsampling convolutions back up, MAE loss; `skip=True` adds U-Ne
 so no detail is lost. All MAE figures are on a*b* normalised as in `lab`, comparable with the original's.
 
     lab.py       the normalised CIELAB conversion, both ways
-    data.py      photos by person, the split by person, augmentation
-    models.py    MeanColor, Colorizer, ColorizerEnsemble
-    scoring.py   MAE per photo and per person, the tint oracle, the mean-color regressor's MSE
+    data.py      photos by person, the split by person, extra photos (grayscale ones skipped), augmentation
+    models.py    MeanColor, Colorizer, ColorizerEnsemble, PhotoColorizer
+    scoring.py   MAE per photo and per person, the tint oracle, the mean-color regressor's MSE, colourfulness
     fit.py       Config, train, the output folder and model card
     serve.py     load, predict, evaluate
     ensemble.py  build_ensemble and `python -m tasks.colorize ensemble`
@@ -22,18 +24,19 @@ The task contract (Config, train, load, predict, evaluate) and the names the app
 use are re-exported here.
 """
 
-from tasks.colorize.data import (DEFAULT_DATA, DEFAULT_TRANSFER, augment, folder_photos, load_photos, load_split_photos,
-                                 photo_groups, square)
+from tasks.colorize.data import (DEFAULT_DATA, DEFAULT_TRANSFER, augment, folder_photos, load_extra_photos, load_photos,
+                                 load_split_photos, photo_groups, square)
 from tasks.colorize.ensemble import build_ensemble, main
 from tasks.colorize.fit import Config, train
 from tasks.colorize.lab import (A_RANGE, B_RANGE, NEUTRAL_AB, ab_units, gray_from_lightness, has_color, lab_to_rgb,
                                 normalise_ab, rgb_to_lab)
-from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model, count_parameters
-from tasks.colorize.scoring import by_group, mae, match_cast, score, score_mean_color
-from tasks.colorize.serve import Colorized, evaluate, load, predict
+from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model, PhotoColorizer, count_parameters
+from tasks.colorize.scoring import by_group, colorfulness, mae, match_cast, score, score_mean_color
+from tasks.colorize.serve import DEFAULT_MODEL, MODELS, Colorized, evaluate, load, predict
 
-__all__ = ["A_RANGE", "B_RANGE", "DEFAULT_DATA", "DEFAULT_TRANSFER", "NEUTRAL_AB", "Colorized", "Colorizer",
-           "ColorizerEnsemble", "Config", "MeanColor", "Model", "ab_units", "augment", "build_ensemble", "by_group",
-           "count_parameters", "evaluate", "folder_photos", "gray_from_lightness", "has_color", "lab_to_rgb", "load",
-           "load_photos", "load_split_photos", "main", "match_cast", "mae", "normalise_ab", "photo_groups", "predict",
-           "rgb_to_lab", "score", "score_mean_color", "square", "train"]
+__all__ = ["A_RANGE", "B_RANGE", "Colorized", "Colorizer", "ColorizerEnsemble", "Config", "DEFAULT_DATA",
+           "DEFAULT_MODEL", "DEFAULT_TRANSFER", "MODELS", "MeanColor", "Model", "NEUTRAL_AB", "PhotoColorizer",
+           "ab_units", "augment", "build_ensemble", "by_group", "colorfulness", "count_parameters", "evaluate",
+           "folder_photos", "gray_from_lightness", "has_color", "lab_to_rgb", "load", "load_extra_photos",
+           "load_photos", "load_split_photos", "mae", "main", "match_cast", "normalise_ab", "photo_groups",
+           "predict", "rgb_to_lab", "score", "score_mean_color", "square", "train"]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tasks import training
-from tasks.colorize.lab import to_tensor
+from tasks.colorize.lab import has_color, to_tensor
 from tasks.images import IMAGE_SUFFIXES, load_rgb
 
 if TYPE_CHECKING:
@@ -55,6 +55,37 @@ def load_photos(paths: list[Path], size: int) -> torch.Tensor:
 
 
 @dataclass
+class ExtraPhotos:
+    """The color photos of `extra_train`'s folders at the training size, and what was left out."""
+
+    rgb: torch.Tensor  # (N, 3, S, S) in [0, 1]
+    photos: dict[str, int]  # photos kept per folder
+    skipped_gray: dict[str, int]  # photos already grayscale (`has_color` false) per folder: nothing to learn from
+
+
+def load_extra_photos(folders: str, size: int) -> ExtraPhotos:
+    """Every color photo in a comma-separated list of folders (each read as `folder_photos` reads one), squashed to
+    size × size like the training photos; grayscale ones (`has_color`) are skipped and counted, as a gray photo
+    teaches a colorizer that everything is gray.
+
+    Raises:
+        FileNotFoundError: a folder that does not exist or holds no photos.
+    """
+    pictures, kept, skipped = [], {}, {}
+    for folder in (part.strip() for part in folders.split(",") if part.strip()):
+        kept[folder] = skipped[folder] = 0
+        for path in folder_photos(folder):
+            photo = load_rgb(path)
+            if has_color(photo):
+                pictures.append(square(photo, size))
+                kept[folder] += 1
+            else:
+                skipped[folder] += 1
+    rgb = to_tensor(pictures) if pictures else torch.empty(0, 3, size, size)
+    return ExtraPhotos(rgb=rgb, photos=kept, skipped_gray=skipped)
+
+
+@dataclass
 class SplitPhotos:
     """The photos of each part of the split ("train", "val", "test"), at the training size."""
 
@@ -88,8 +119,10 @@ def load_split_photos(cfg: Config) -> SplitPhotos:
 
 
 def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, shift: float = 0.1,
-            color: float = 0.15) -> torch.Tensor:
-    """The original's four augmentations on a batch (B, 3, H, W) in [0, 1], one draw per image.
+            color: float = 0.15, flip: bool = False) -> torch.Tensor:
+    """The original's four augmentations on a batch (B, 3, H, W) in [0, 1], one draw per image, and optionally a
+    horizontal flip of half of them (`flip`; drawn after the others, so the same generator gives the same zoom, shift
+    and scaling with or without it).
 
     Zoom (crop up to 1/(1+zoom) of the side), horizontal and vertical shift (up to ±shift of the side, reflected at
     the border), and RGB scaling (each channel × U(1 - color, 1 + color)): the last one teaches the colorizer
@@ -98,10 +131,12 @@ def augment(rgb: torch.Tensor, generator: torch.Generator, zoom: float = 0.25, s
     count = len(rgb)
     scale = 1.0 / (1.0 + zoom * torch.rand(count, generator=generator))
     offsets = shift * (2 * torch.rand(count, 2, generator=generator) - 1)
+    gains = 1 + color * (2 * torch.rand(count, 3, 1, 1, generator=generator) - 1)
     theta = torch.zeros(count, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = scale, scale
     theta[:, :, 2] = offsets
+    if flip:  # a mirrored x axis in the same sampling grid: one resampling for all of it
+        theta[:, 0, 0] *= 1 - 2 * (torch.rand(count, generator=generator) < 0.5).float()
     grid = F.affine_grid(theta, list(rgb.shape), align_corners=False)
     moved = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    gains = 1 + color * (2 * torch.rand(count, 3, 1, 1, generator=generator) - 1)
     return (moved * gains).clamp(0, 1)

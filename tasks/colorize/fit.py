@@ -19,10 +19,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, training
-from tasks.colorize.data import (DATA_FILE, DEFAULT_DATA, DEFAULT_TRANSFER, SplitPhotos, augment, folder_photos,
-                                 load_photos, load_split_photos)
+from tasks.colorize.data import (DATA_FILE, DEFAULT_DATA, DEFAULT_TRANSFER, ExtraPhotos, SplitPhotos, augment,
+                                 folder_photos, load_extra_photos, load_photos, load_split_photos)
 from tasks.colorize.lab import A_RANGE, B_RANGE, gray_from_lightness, lab_to_rgb, rgb_to_lab
-from tasks.colorize.models import Colorizer, MeanColor, Model, count_parameters
+from tasks.colorize.models import Colorizer, MeanColor, Model, PhotoColorizer, count_parameters
 from tasks.colorize.scoring import colorize_batch, score, score_mean_color, score_people
 from tasks.colorize.serve import colorize_photo, load
 
@@ -33,12 +33,20 @@ logger = logging.getLogger(__name__)
 class Config(training.TrainingArgs):
     data: str = DEFAULT_DATA  # folder of per-person sub-folders (faces/sNN/), a flat image folder, or a Hub dataset id
     transfer_data: str = DEFAULT_TRANSFER  # out-of-domain test photos (natural scenes); "" = skip
-    extra_train: str = ""  # a folder of photos added to training only (e.g. scenes): never validated or tested on
+    extra_train: str = ""  # comma-separated folders of photos added to training only (e.g. scenes): never validated
+    #                        or tested on; grayscale ones are skipped and counted
     output_dir: str = "outputs/colorize"
-    size: int = 128  # training resolution (square); a multiple of 8
-    width: int = 64  # filters per conv layer of the colorizer
-    skip: bool = False  # U-Net skip connections between the down and up paths
-    context: bool = False  # a global-context branch: the whole photo's pooled features bias the middle convs
+    arch: str = "colorizer"  # "colorizer" (the original's small net: faces) or "unet" (PhotoColorizer: any photo)
+    size: int = 128  # training resolution (square); a multiple of 8 ("colorizer") or of 2^depth ("unet")
+    width: int = 64  # filters per conv layer of the colorizer; the U-Net's first level ("unet")
+    depth: int = 4  # "unet": poolings down to the bottleneck
+    skip: bool = False  # "colorizer": U-Net skip connections between the down and up paths
+    context: bool = False  # "colorizer": a global-context branch (the whole photo's pooled features bias the middle
+    #                        convs); "unet" always has one
+    people_repeats: int = 1  # each training person's photo this many times an epoch (weighs faces against extras)
+    validate_on_transfer: bool = False  # validation MAE over the validation people's photos and `transfer_data`'s
+    keep_last: bool = False  # keep the last epoch, not the one with the lowest validation MAE (validation is then a
+    #                          curve only: nothing is chosen on photos that are also reported)
     val_fraction: float = 0.16  # share of the people held out for model selection
     test_fraction: float = 0.20  # share of the people held out for the final report
     init_seed: int = -1  # init, data order and augmentation (-1: seed); others on one split train ensemble members
@@ -51,6 +59,7 @@ class Config(training.TrainingArgs):
     lr_warmup_steps: int = 50
     lr_decay: str = "constant"  # after warmup: "constant" (the original's plain Adam) or "cosine" (to zero)
     augment: bool = True  # zoom/crop, horizontal and vertical shift, RGB scaling, on the fly
+    flip: bool = False  # and a horizontal flip of half the views
     color_jitter: float = 0.15  # RGB scaling: each channel × U(1 ± color_jitter); the bundled model: 0.05
     max_grad_norm: float = 0.0  # clip the gradients' global norm to this; 0 = none (the bundled model had none)
     checkpointing_steps: int = 200
@@ -63,12 +72,31 @@ class Config(training.TrainingArgs):
         return self.seed if self.init_seed < 0 else self.init_seed
 
 
+ARCHS = ("colorizer", "unet")
+
+
+def make_colorizer(cfg: Config) -> Colorizer | PhotoColorizer:
+    """The untrained colorizer `cfg.arch` names.
+
+    Raises:
+        ValueError: an unknown arch, or a size the architecture cannot take.
+    """
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {cfg.arch!r}.")
+    multiple = 8 if cfg.arch == "colorizer" else 2 ** cfg.depth
+    if cfg.size % multiple:
+        raise ValueError(f"size must be a multiple of {multiple} for arch {cfg.arch!r}; got {cfg.size}.")
+    if cfg.arch == "unet":
+        return PhotoColorizer(width=cfg.width, depth=cfg.depth, size=cfg.size)
+    return Colorizer(width=cfg.width, skip=cfg.skip, size=cfg.size, context=cfg.context)
+
+
 class _Pair(nn.Module):
     """Colorizer and mean-color regressor as one module: one optimizer, one checkpoint, one `prepare`."""
 
     def __init__(self, cfg: Config):
         super().__init__()
-        self.colorizer = Colorizer(width=cfg.width, skip=cfg.skip, size=cfg.size, context=cfg.context)
+        self.colorizer = make_colorizer(cfg)
         self.mean_color = MeanColor(size=cfg.size)
 
     def forward(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,8 +111,9 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
         `load(cfg.output_dir)`: the best colorizer, on CPU in eval mode, with its split and training mean a*b*.
     """
     # 1. set-up and data, split by person
-    if cfg.size % 8:
-        raise ValueError(f"size must be a multiple of 8; got {cfg.size}.")
+    make_colorizer(cfg)  # an arch or size it cannot build is refused before any photo is read
+    if cfg.people_repeats < 1:
+        raise ValueError(f"people_repeats must be 1 or more; got {cfg.people_repeats}.")
     training.require_sweep(cfg.sweep_results)
     accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
@@ -95,10 +124,16 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     if cfg.refit:
         train_x = torch.cat([train_x, photos["val"]])
     mean_ab = rgb_to_lab(train_x)[:, 1:].mean((0, 2, 3))  # the training people's mean color: the trivial baseline
+    train_x = train_x.repeat(cfg.people_repeats, 1, 1, 1)  # each repeat its own augmentation draw
+    extra = None
     if cfg.extra_train:  # never validated or tested on, and not part of the baseline's mean color
-        extra = load_photos(folder_photos(cfg.extra_train), cfg.size)
-        train_x = torch.cat([train_x, extra])
-        logger.info("colorize: %d extra training photos from %s", len(extra), cfg.extra_train)
+        extra = load_extra_photos(cfg.extra_train, cfg.size)
+        train_x = torch.cat([train_x, extra.rgb])
+        logger.info("colorize: %d extra training photos (%s); grayscale, skipped: %s", len(extra.rgb),
+                    ", ".join(f"{folder} {count}" for folder, count in extra.photos.items()),
+                    ", ".join(f"{folder} {count}" for folder, count in extra.skipped_gray.items()))
+    if cfg.validate_on_transfer and cfg.transfer_data:
+        val_x = torch.cat([photos["val"], load_photos(folder_photos(cfg.transfer_data), cfg.size)])
 
     # 2. models (one module), Adam, warmup then constant or cosine
     pair = _Pair(cfg)
@@ -129,7 +164,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
                 break
             rgb = train_x[batch.indices]
             if cfg.augment:
-                rgb = augment(rgb, torch.Generator().manual_seed(batch.draw), color=cfg.color_jitter)
+                rgb = augment(rgb, torch.Generator().manual_seed(batch.draw), color=cfg.color_jitter, flip=cfg.flip)
             lab = rgb_to_lab(rgb.to(accelerator.device))
             lightness, true_ab = lab[:, :1], lab[:, 1:]
             with training.accumulating(accelerator, pair, batch):
@@ -144,29 +179,32 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
             training.sync_buffers(accelerator, pair)  # every process validates the same weights
             val_mae = score(accelerator.unwrap_model(pair).colorizer, val_x)["mae"]
             logger.info("epoch %d: val MAE %.4f", state.epoch, val_mae)
-            run.end_epoch(value=val_mae, val_loss=val_mae, improved=cfg.refit or state.is_better(val_mae),  # refit:
-                          model=accelerator.unwrap_model(pair))  # keep the last
+            run.end_epoch(value=val_mae, val_loss=val_mae, model=accelerator.unwrap_model(pair),
+                          improved=cfg.refit or cfg.keep_last or state.is_better(val_mae))  # refit, keep_last: the last
             run.save()
     progress.close()
 
     # 6. best weights, report on the test people and the transfer photos, output folder
     pair = run.finish(pair)
     if accelerator.is_main_process:
-        write_output(pair.colorizer, pair.mean_color, cfg, state, data, mean_ab)
+        write_output(pair.colorizer, pair.mean_color, cfg, state, data, mean_ab, extra=extra)
     accelerator.wait_for_everyone()
     return load(str(output_dir))
 
 
 def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: training.LoopState, data: SplitPhotos,
-                 mean_ab: torch.Tensor, members: list[dict] | None = None) -> None:
+                 mean_ab: torch.Tensor, members: list[dict] | None = None, extra: ExtraPhotos | None = None) -> None:
     """Weights (colorizer at the top, mean-color regressor in mean_color/), data.json, report, metrics, card; the
-    training curves from `state.history` when there is one. `members`: an ensemble's (see `build_ensemble`)."""
+    training curves from `state.history` when there is one. `members`: an ensemble's (see `build_ensemble`);
+    `extra`: the `extra_train` photos trained on (their counts go into data.json and the card)."""
     output_dir = Path(cfg.output_dir)
     training.save_atomically(colorizer.save_pretrained, output_dir)
     training.save_atomically(mean_color.save_pretrained, output_dir / "mean_color")
     (output_dir / DATA_FILE).write_text(json.dumps({"data": cfg.data, "seed": cfg.seed, "split": data.split,
                                                       "trained_on": ["train", "val"] if cfg.refit else ["train"],
                                                       "extra_train": cfg.extra_train,
+                                                      "extra_photos": extra.photos if extra else {},
+                                                      "skipped_gray": extra.skipped_gray if extra else {},
                                                       "train_mean_ab": mean_ab.tolist()}, indent=2))
     test_part = "test" if len(data.rgb["test"]) else "val"
     test_x, test_names = data.rgb[test_part], data.names[test_part]
@@ -185,7 +223,8 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: tr
     else:
         (output_dir / "examples.png").unlink(missing_ok=True)  # never leave an earlier run's pictures behind
     if state.history:
-        val_label = "validation people (per epoch)" + (", trained on: refit" if cfg.refit else "")
+        val_label = ("validation people" + (f" + {Path(cfg.transfer_data).name}" if cfg.validate_on_transfer else "")
+                     + " (per epoch)" + (", trained on: refit" if cfg.refit else ""))
         training.plot_training_curves(state.history, output_dir / "training_curves.png", "colorize: a*b* MAE",
                                       val_label)
     sweep = training.copy_sweep(cfg.sweep_results, output_dir)
@@ -194,6 +233,11 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: tr
         "test_mae_interval95": faces["interval"], "test_mae_by_person": faces["per_person"],
         "test_cast_matched_mae": faces["cast_matched_mae"], "mae_by_split": by_split,
         "scenes_mae": scenes["mae"] if scenes else None, "scenes_baseline_mae": scenes["baseline_mae"] if scenes else None,
+        "scenes_neutral_mae": scenes["neutral_mae"] if scenes else None,
+        "scenes_colorfulness": scenes["colorfulness"] if scenes else None,
+        "scenes_true_colorfulness": scenes["true_colorfulness"] if scenes else None,
+        "test_neutral_mae": faces["neutral_mae"], "test_colorfulness": faces["colorfulness"], "test_true_colorfulness": faces["true_colorfulness"],
+        "extra_photos": extra.photos if extra else {}, "skipped_gray": extra.skipped_gray if extra else {},
         "scenes_photos": len(scene_x) if scenes else 0, "mean_color_test_mse": mean_color_scores["mse"],
         "mean_color_test_baseline_mse": mean_color_scores["baseline_mse"],
         "best_test_photos": ranked[:3], "worst_test_photos": ranked[::-1][:3],
@@ -203,8 +247,9 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: tr
         "members": members or [], "config": asdict(cfg),
     }
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    training.write_model_card(output_dir, title="Darkroom Colorize: L*a*b* colorization trained on faces",
-                              body=_model_card(summary, cfg, sweep), metadata={
+    title, card = (("Darkroom Colorize: a general-photo colorizer", _photos_card(summary, cfg)) if cfg.arch == "unet"
+                   else ("Darkroom Colorize: L*a*b* colorization trained on faces", _model_card(summary, cfg, sweep)))
+    training.write_model_card(output_dir, title=title, body=card, metadata={
                                   "license": "mit", "library_name": "darkroom", "pipeline_tag": "image-to-image",
                                   "tags": ["image-to-image", "colorization", "darkroom"]})
 
@@ -335,6 +380,69 @@ tone, white balance, the color of the light), which its lightness barely tells.
 - {summary['steps']:,} steps{f" over its {len(members)} members" if members else ""}; `predict` on a 1024×768 photo:
   {summary['latency_ms_1024x768']:.0f} ms on the training machine (the bench gives the 2-thread figure). Curves:
   `training_curves.png`.
+
+{training.config_table(cfg)}
+"""
+
+
+def _photos_card(summary: dict, cfg: Config) -> str:
+    """The model card of a general-photo colorizer (`arch` "unet")."""
+    def counted(counts: dict[str, int]) -> str:
+        return ", ".join(f"`{folder}` {count:,}" for folder, count in counts.items()) or "none"
+
+    scenes = (f"| natural scenes (`{Path(cfg.transfer_data).name}`, {summary['scenes_photos']} photos) | "
+              f"{summary['scenes_mae']:.4f} | {summary['scenes_baseline_mae']:.4f} | {summary['scenes_neutral_mae']:.4f} | "
+              f"{summary['scenes_colorfulness']:.1f} | {summary['scenes_true_colorfulness']:.1f} |"
+              if summary["scenes_mae"] is not None else "")
+    kept = ("the last epoch is kept: the validation MAE is a curve, never a choice"
+            if cfg.keep_last or cfg.refit else
+            f"the epoch with the lowest validation MAE is kept (epoch {summary['best_epoch']}, "
+            f"{training.figure(summary['best_val_mae'])})")
+    validation = (f"the validation people's photos and `{Path(cfg.transfer_data).name}`" if cfg.validate_on_transfer
+                  else "the validation people's photos")
+    pictures = ("\n\n![best and worst examples](examples.png)" if cfg.report_photos else
+                "\n\n(No pictures of the photos here: neither the face photos nor the training photos may be"
+                " redistributed.)")
+    return f"""
+Predicts the a*b* color channels of any photo from its lightness L (CIELAB): a {summary['parameters']:,}-parameter
+U-Net (the suite's `tasks/unet.py`, width {cfg.width}, depth {cfg.depth}) with a global-context branch at its
+bottleneck, seeing the whole photo at {cfg.size}×{cfg.size}. It is the default model of the Colorize tab of the
+Darkroom Space; at use the predicted a*b* is upsampled and joined with the photo's own full-resolution L.
+
+Why this model: the score people compare colorizers by here is the MAE over a*b*, and an L1 regression optimises
+exactly that. Its known fault is that it paints the median color where it is unsure, which is grayish brown, so the
+colourfulness of its results is reported beside the MAE (Hasler & Süsstrunk 2003, M^(3): 0 gray, 33 moderately,
+59 quite colourful) against that of the true photos. Classification over quantised a*b* with class rebalancing (Zhang
+et al., "Colorful Image Colorization", 2016) paints more saturated colors, at a higher MAE, and needs far more data and
+training than {summary['steps']:,} steps on 2 CPU cores to learn where they go. The U-Net's skips keep the color
+edges on the objects' edges; the context branch (as Iizuka et al., 2016, fuse a global feature) lets the whole scene
+(a beach, a street, a face) bear on every pixel.
+
+## Results
+
+MAE over a*b* normalised to [0, 1] (L/100; a* over [{A_RANGE[0]}, {A_RANGE[1]}], b* over [{B_RANGE[0]}, {B_RANGE[1]}],
+the sRGB gamut), at {cfg.size}×{cfg.size}. Baseline: the training people's mean a*b* everywhere (as for the faces
+model); gray: a* = b* = 0 everywhere, the guess an L1 regression drifts towards where it is unsure. Colourfulness: of
+the colorized photos (their L, the predicted a*b*) and of the photos themselves.
+
+| test set | MAE | baseline MAE | gray MAE | colourfulness | true colourfulness |
+|---|---|---|---|---|---|
+{scenes}
+| faces of the {len(summary['split']['test'])} test people ({summary['test_photos']} photos) | {summary['test_mae']:.4f} | {summary['test_baseline_mae']:.4f} | {summary['test_neutral_mae']:.4f} | {summary['test_colorfulness']:.1f} | {summary['test_true_colorfulness']:.1f} |{pictures}
+
+## Training
+
+- Data: the training people of `{Path(cfg.data).name}` (split by person, seed {cfg.seed}: the faces model's split;
+  test people {', '.join(summary['split']['test'])}){f", each photo {cfg.people_repeats} times an epoch" if
+  cfg.people_repeats > 1 else ""}, and every color photo of the extra folders (`extra_train`):
+  {counted(summary['extra_photos'])}; skipped as already grayscale: {counted(summary['skipped_gray'])}.
+- Augmentation on the fly: zoom/crop (up to 1/{1 + 0.25:g} of the side), shifts (±10%),
+  {"horizontal flips, " if cfg.flip else ""}RGB scaling by ±{cfg.color_jitter:.0%} per channel.
+- Adam (lr {cfg.learning_rate:g}, {cfg.lr_warmup_steps}-step warmup, then {cfg.lr_decay}), batch {cfg.train_batch_size},
+  {summary['epochs_trained']} epochs, {summary['steps']:,} steps, L1 loss; validation on {validation} after each
+  epoch; {kept}.
+- `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training machine (the bench gives the
+  2-thread figure). Curves: `training_curves.png`.
 
 {training.config_table(cfg)}
 """

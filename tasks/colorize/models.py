@@ -1,6 +1,7 @@
 """The two models, as in the original course project: the mean-color regressor (`MeanColor`) and the colorizer
 (`Colorizer`, plain or U-Net, with an optional global-context branch); `ColorizerEnsemble` averages several
-colorizers trained alike with different seeds."""
+colorizers trained alike with different seeds; `PhotoColorizer`, the suite's U-Net with a global-context branch, is
+the general-photo model."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from tasks.training import count_parameters  # noqa: F401  (re-exported: colorize.count_parameters)
+from tasks.unet import UNet
 
 HUB_KWARGS = dict(library_name="darkroom", license="mit", repo_url="https://huggingface.co/spaces/darkroom/darkroom",
                   tags=["image-to-image", "colorization", "darkroom"])
@@ -106,5 +108,31 @@ class ColorizerEnsemble(nn.Module, PyTorchModelHubMixin, **HUB_KWARGS):
         return torch.stack([member(lightness) for member in self.members]).mean(0)
 
 
-Model = Colorizer | ColorizerEnsemble  # what `load`'s Served holds; every scoring and serving function takes either
+class PhotoColorizer(UNet, PyTorchModelHubMixin, **HUB_KWARGS):
+    """The general-photo colorizer: L (B,1,S,S) in [0,1] → a*b* (B,2,S,S) in [0,1]; S a multiple of 2^depth.
+
+        L ─ DoubleConv(w) ─pool─ … DoubleConv(2^depth·w) ─(+ context)─ up, cat ─ … ─ 1×1 conv ─ sigmoid ─ a*b*
+
+    The suite's U-Net (`tasks.unet`, as Mask and Restore) with one input and two outputs. At the bottleneck (S/16 at
+    depth 4, each position seeing ~200 px of the input) a global-context branch adds the whole photo's pooled features
+    back to every position, as one bias per channel (Iizuka et al., "Let there be Color!", SIGGRAPH 2016, fuse a
+    global feature vector at the same place): whether it is a beach, a street or a face bears on every pixel's color.
+    """
+
+    def __init__(self, width: int = 16, depth: int = 4, size: int = 128):
+        super().__init__(in_channels=1, out_channels=2, width=width, depth=depth)
+        self.size = size
+        channels = self.channels[-1]
+        self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, channels), nn.ReLU(),
+                                     nn.Linear(channels, channels))
+
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.context(x)[:, :, None, None]
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().forward(lightness - 0.5))
+
+
+Model = Colorizer | ColorizerEnsemble | PhotoColorizer  # what `load`'s Served holds; every scoring and serving
+#                                                         function takes any of them
 

@@ -14,7 +14,7 @@ from tasks import hub
 from tasks.colorize.data import DATA_FILE, DEFAULT_DATA, load_photos, photo_groups
 from tasks.colorize.lab import (NEUTRAL_AB, ab_units, gray_from_lightness, has_color, lab_to_rgb, rgb_to_lab, to_tensor,
                                 to_uint8)
-from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model
+from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model, PhotoColorizer
 from tasks.colorize.scoring import by_group, mae, score_mean_color, score_people
 from tasks.images import load_rgb
 
@@ -31,20 +31,38 @@ class Colorized:
     was_color: bool = False
 
 
-def load(source: str | None = None) -> hub.Served[Model]:
-    """The colorizer (or an ensemble of them, as its config.json says): `source` > $DARKROOM_COLORIZE_MODEL > bundled;
-    CPU, eval mode. From data.json: the split by person, and as facts the rest (the training people's mean a*b*
-    "train_mean_ab", the parts it "trained_on", its "data", "seed" and "extra_train").
+MODELS = {"photos": "", "faces": "faces"}  # each model the tab offers → its sub-folder of a Colorize model folder
+DEFAULT_MODEL = "photos"
+
+
+def load(source: str | None = None, model: str = DEFAULT_MODEL) -> hub.Served[Model]:
+    """A colorizer (an ensemble of them, or the general-photo U-Net, as its config.json says); CPU, eval mode.
+
+    The folder is `source` > $DARKROOM_COLORIZE_MODEL > bundled (`hub.resolve`). It holds the general-photo model
+    ("photos") at its top and the faces model of the original experiment ("faces") in its faces/ sub-folder, as
+    assets/models/colorize/ does; a folder of one trained model (training/train.py's output) is that model, "photos"
+    whatever it was trained on. From data.json: the split by person, and as facts the rest (the training people's
+    mean a*b* "train_mean_ab", the parts it "trained_on", its "data", "seed", "extra_train").
 
     Raises:
-        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`).
+        ValueError: a model other than MODELS'.
+        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`), or a
+            folder without the sub-folder `model` names.
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}.")
     weights = hub.resolve(TASK, source)
-    kind = ColorizerEnsemble if "members" in hub.read_json(weights.path, "config.json") else Colorizer
-    model = kind.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
+    if MODELS[model]:
+        inside = weights.path / MODELS[model]
+        if not (inside / "config.json").is_file():
+            raise FileNotFoundError(f"{weights.name} has no {model} model (no {MODELS[model]}/config.json in it).")
+        weights = hub.Weights(path=inside, origin=weights.origin, name=f"{weights.name}/{MODELS[model]}")
+    config = hub.read_json(weights.path, "config.json")
+    kind = ColorizerEnsemble if "members" in config else PhotoColorizer if "depth" in config else Colorizer
+    net = kind.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
     facts = hub.read_json(weights.path, DATA_FILE)
     split = facts.pop("split", {})
-    return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"), split=split,
+    return hub.Served(model=net, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"), split=split,
                       facts=facts)
 
 
@@ -128,7 +146,8 @@ def evaluate(served: hub.Served[Model], data: str = DEFAULT_DATA) -> dict:
     in `data` (one group per sub-folder, or per photo).
 
     Returns:
-        mae, baseline_mae (the training mean a*b* everywhere), cast_matched_mae (see `match_cast`), n (photos),
+        mae, baseline_mae (the training mean a*b* everywhere), cast_matched_mae (see `match_cast`), neutral_mae (gray
+        everywhere), colorfulness and true_colorfulness (`colorfulness`: the colorized photos', the photos'), n (photos),
         test_people, interval (95% bootstrap of the MAE over people, or photos), mean_color_mse and
         mean_color_baseline_mse (see `score_mean_color`; when the weights have mean_color/); on its training folder also
         by_split (MAE of each part of its split, the training people's own photos included), trained_on (the parts
@@ -147,6 +166,8 @@ def evaluate(served: hub.Served[Model], data: str = DEFAULT_DATA) -> dict:
 
     photos, result = run(units)
     report = {"mae": result["mae"], "baseline_mae": result["baseline_mae"], "cast_matched_mae": result["cast_matched_mae"],
+              "neutral_mae": result["neutral_mae"], "colorfulness": result["colorfulness"],
+              "true_colorfulness": result["true_colorfulness"],
               "n": float(len(result["per_image"])), "test_people": float(len(split.get("test", []))),
               "interval": result["interval"]}
     mean_color_folder = served.folder / "mean_color"
