@@ -145,16 +145,34 @@ DELETE_CACHE = (1800, 3600)  # every 30 min, delete Gradio's cached uploads and 
 TRIM_SECONDS = 10.0  # how often the C heap's freed pages go back to the system (`release_freed_memory`)
 
 
+MALLOC_ARENAS = 2  # glibc malloc arenas for the whole server (`limit_malloc_arenas`): one per core here
+
+
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, looked up once (find_library runs ldconfig: ~13 ms and a subprocess); None without it."""
+def _libc() -> Any | None:
+    """glibc, looked up once (find_library runs ldconfig: ~13 ms and a subprocess); None where there is none."""
     import ctypes
     import ctypes.util
 
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # musl, macOS, Windows: nothing to trim this way
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:  # musl, macOS, Windows: nothing to tune this way
         return None
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    libc = _libc()
+    return libc.malloc_trim if libc is not None else None
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas (mallopt(M_ARENA_MAX), glibc's mallopt(3); the MALLOC_ARENA_MAX variable's
+    setting, made from inside): by default glibc gives threads up to 8 × cores arenas, and each keeps the pages its
+    threads freed, so a server whose requests run on many worker threads holds more than it uses. Call it before the
+    server's threads start. False where there is no glibc or the call failed."""
+    libc = _libc()
+    return bool(libc.mallopt(-8, int(arenas))) if libc is not None else False  # M_ARENA_MAX is -8 in malloc.h
 
 
 def release_freed_memory() -> bool:
@@ -757,6 +775,7 @@ if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     # every tab's model loaded (and a broken one logged) beside the server's start, not before it: the page is up at
     # once, and a request that comes first waits for its own model only (load_served loads one at a time)
+    limit_malloc_arenas()  # before the threads that allocate start
     threading.Thread(target=check_models, name="check-models", daemon=True).start()
     threading.Thread(target=keep_trimming, name="trim-memory", daemon=True).start()
     serve()

@@ -389,6 +389,39 @@ def test_the_load_bench_reads_memory_after_each_round_so_a_leak_shows_as_growth_
     assert "memory 1,300 → 1,400 → 1,410 MiB (+8.5%; per round +7.7%, +0.7%)" in table
 
 
+def _malloc_heaps() -> int:
+    """How many malloc arenas ("heaps") glibc has in this process, from its malloc_info(3) report."""
+    import ctypes
+    import tempfile
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.fopen.restype = ctypes.c_void_p
+    with tempfile.NamedTemporaryFile(suffix=".xml") as report:
+        stream = ctypes.c_void_p(libc.fopen(report.name.encode(), b"w"))
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        return Path(report.name).read_text().count("<heap nr=")
+
+
+def test_new_threads_allocate_in_the_arenas_there_are_once_they_are_limited():
+    import threading
+
+    import app
+
+    def allocate():  # small blocks, freed: what a request thread leaves in an arena of its own
+        blocks = [bytearray(1000) for _ in range(20_000)]
+        del blocks
+
+    heaps = _malloc_heaps()
+    assert app.limit_malloc_arenas(heaps)  # no arena beyond those already made (glibc's default: 8 per core)
+    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _malloc_heaps() == heaps
+
+
 def test_freed_heap_memory_goes_back_to_the_system_and_the_trimming_thread_stops_when_told(monkeypatch):
     import threading
 
