@@ -9,7 +9,9 @@ loaded on first use, once, from $DARKROOM_<TASK>_MODEL (a Hub id or folder) or t
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import math
 import random
 import shutil
 import tempfile
@@ -57,7 +59,7 @@ def whole(value: float | None, name: str) -> int:
     gr.Error naming it."""
     if value is None:
         raise gr.Error(f"{name} is empty: type a whole number.")
-    if float(value) != int(value):
+    if not math.isfinite(float(value)) or float(value) != int(value):
         raise gr.Error(f"{name} must be a whole number; got {float(value):g}.")
     return int(value)
 
@@ -195,7 +197,12 @@ _LOADING = threading.Lock()
 
 
 def model_loader(load: Callable[..., T]) -> Callable[..., T]:
-    """Keep the loaded models (per argument, the last eight) and run loads one at a time, app-wide.
+    """Keep the loaded models (per model asked for, the last eight) and run loads one at a time, app-wide.
+
+    One model is one key however it is asked for: the arguments are bound to `load`'s signature with its defaults,
+    and the task's default model (its module's DEFAULT_MODEL, where it has several) counts as "" (the default), so
+    `load_served("colorize")`, `load_served("colorize", "", "")` and `load_served("colorize", "", "photos")` share
+    one loaded copy.
 
     Opening the page asks every tab for its model at once, each in its own worker thread, and diffusers is not safe to
     load beside anything else: its first imports fail in a second thread ("cannot import name"), and while it builds a
@@ -203,21 +210,31 @@ def model_loader(load: Callable[..., T]) -> Callable[..., T]:
     loaded. A model already loaded is returned without the lock, so a slow load (a Hub download) never holds up a
     request that has its model."""
     models: dict[tuple, T] = {}
+    signature = inspect.signature(load)
+
+    def key(*args: str) -> tuple:
+        bound = signature.bind(*args)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        if "model" in values and values["model"] == getattr(task_module(values["task"]), "DEFAULT_MODEL", None):
+            values["model"] = ""
+        return tuple(values.values())
 
     @functools.wraps(load)
     def one_at_a_time(*args: str) -> T:
-        model = models.get(args)
+        asked = key(*args)
+        model = models.get(asked)
         if model is None:
             with _LOADING:
-                model = models.get(args)
+                model = models.get(asked)
                 if model is None:
-                    model = models[args] = load(*args)
+                    model = models[asked] = load(*args)
                     if len(models) > 8:
                         models.pop(next(iter(models)))
         return model
 
     one_at_a_time.cache_clear = models.clear  # type: ignore[attr-defined]
-    one_at_a_time.forget = lambda *args: models.pop(args, None)  # type: ignore[attr-defined]  # one model, reloaded next
+    one_at_a_time.forget = lambda *args: models.pop(key(*args), None)  # type: ignore[attr-defined]  # one model, reloaded next
     return one_at_a_time
 
 
@@ -449,7 +466,8 @@ def run_colorize(path: str | None, saturation: float, model: str = colorize.DEFA
     if result.was_color:
         scores = served.metrics
         if scores.get("scenes_mae") is not None and model == "photos":
-            known = f"the model scores {scores['scenes_mae']:.4f} on {scores.get('scenes_photos', 0)} scenes it never saw"
+            known = (f"the model scores {scores['scenes_mae']:.4f} on {scores.get('scenes_photos', 0)} scenes it was "
+                     "never trained on")
         else:
             known = f"the model scores {scores.get('test_mae', float('nan')):.4f} on faces it never saw"
         note = f"Your photo had color: mean a\\*b\\* error **{result.mae:.4f}** against it (normalised; {known})."

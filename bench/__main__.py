@@ -233,7 +233,7 @@ def colorize_quality(served: Served, data: str, args: argparse.Namespace) -> tup
         if has_faces:
             quality["faces_model_scenes_mae"] = colorize.evaluate(faces_served, transfer)["mae"]
     return quality, {"n": faces["n"], "trained_on": faces.get("trained_on"), "people": faces.get("people", {}),
-                     "faces_model": faces_served.weights.name}
+                     "faces_model": f"{served.weights.name}/{colorize.MODELS['faces']}" if has_faces else served.weights.name}
 
 
 def colorize_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:

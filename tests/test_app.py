@@ -675,6 +675,27 @@ def test_a_corrupt_weights_file_stops_its_tab_with_the_file_named_and_the_other_
         app.load_served.forget("classify")  # the next tests load the bundled classifier again
 
 
+def test_a_model_asked_for_in_any_spelling_is_loaded_once(monkeypatch):
+    import app
+    from tasks import colorize
+
+    loads, original = [], colorize.load
+    monkeypatch.setattr(colorize, "load", lambda *args, **kwargs: loads.append(kwargs) or original(*args, **kwargs))
+    for model in ("", "faces"):
+        app.load_served.forget("colorize", "", model)
+    try:
+        photos = [app.load_served("colorize"), app.load_served("colorize", "", ""),
+                  app.load_served("colorize", "", "photos")]  # the startup check, a page open, a request
+        app.report_view("colorize")
+        assert len(loads) == 1 and all(served is photos[0] for served in photos)
+        faces = app.load_served("colorize", "", "faces")
+        app.report_view("colorize", "faces")
+        assert len(loads) == 2 and faces is not photos[0] and isinstance(faces.model, colorize.ColorizerEnsemble)
+    finally:
+        for model in ("", "faces"):
+            app.load_served.forget("colorize", "", model)  # loaded again, unpatched, by the next test that asks
+
+
 def test_slow_endpoints_share_one_worker_and_each_fast_one_keeps_its_own_queue():
     import app
 
@@ -701,3 +722,12 @@ def test_image_outputs_are_files_of_their_own_so_equal_results_never_share_a_fil
     results = [app.run_classify(str(EXAMPLES[0])) for _ in range(2)]
     assert all(isinstance(result[0], str) for result in results) and results[0][0] != results[1][0]
     assert open(results[0][0], "rb").read() == open(results[1][0], "rb").read() and results[0][1] == results[1][1]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2.5])
+def test_a_seed_that_is_no_whole_number_is_a_sentence(value):
+    import app
+
+    with pytest.raises(gr.Error, match="must be a whole number"):
+        app.whole(value, "Seed")
+    assert app.whole(7.0, "Seed") == 7

@@ -581,6 +581,8 @@ def test_the_general_photo_model_trains_loads_and_colorizes(people, tmp_path):
     assert "a general-photo colorizer" in card and "skipped as already grayscale" in card
     result = colorize.predict(again, Image.new("RGB", (37, 23), (120, 60, 30)))
     assert result.image.size == (37, 23) and result.was_color
+    with pytest.raises(ValueError, match="general-photo U-Net"):  # an ensemble averages faces colorizers only
+        colorize.build_ensemble([cfg.output_dir, cfg.output_dir], str(tmp_path / "ensemble"))
     with pytest.raises(ValueError, match="multiple of 4"):
         colorize.train(tiny_config(tmp_path, people, arch="unet", depth=2, size=18))
     with pytest.raises(ValueError, match="arch must be one of"):

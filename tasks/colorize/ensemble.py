@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tasks.colorize.data import load_split_photos
 from tasks.colorize.fit import Config, write_output
-from tasks.colorize.models import ColorizerEnsemble, MeanColor
+from tasks.colorize.models import ColorizerEnsemble, MeanColor, PhotoColorizer
 from tasks.colorize.scoring import score
 from tasks.colorize.serve import load
 from tasks.hub import Served
@@ -30,7 +30,8 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> Served[ColorizerE
     is the config in the card, `init_seed` aside); training_curves.png stacks the members' own.
 
     Raises:
-        ValueError: fewer than two members, one that is itself an ensemble or has no metrics.json, members trained on
+        ValueError: fewer than two members, one that is itself an ensemble, a general-photo U-Net or has no
+            metrics.json, members trained on
             different people or photos (data.json), or two with the same seed (the same model twice).
     """
     if len(member_dirs) < 2:
@@ -45,6 +46,8 @@ def build_ensemble(member_dirs: list[str], output_dir: str) -> Served[ColorizerE
     for folder, served in zip(member_dirs, members):
         if isinstance(served.model, ColorizerEnsemble) or "config" not in served.metrics:
             raise ValueError(f"{folder} is not a trained colorizer folder (an ensemble, or no metrics.json).")
+        if isinstance(served.model, PhotoColorizer):
+            raise ValueError(f"{folder} is a general-photo U-Net (--arch unet): an ensemble averages faces colorizers.")
         differs = [key for key in MEMBER_KEYS if recorded(served, key) != recorded(members[0], key)]
         if differs:
             raise ValueError(f"{folder} was trained on other people or photos than {member_dirs[0]} (data.json: "

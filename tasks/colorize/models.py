@@ -114,7 +114,7 @@ class PhotoColorizer(UNet, PyTorchModelHubMixin, **HUB_KWARGS):
         L ─ DoubleConv(w) ─pool─ … DoubleConv(2^depth·w) ─(+ context)─ up, cat ─ … ─ 1×1 conv ─ sigmoid ─ a*b*
 
     The suite's U-Net (`tasks.unet`, as Mask and Restore) with one input and two outputs. At the bottleneck (S/16 at
-    depth 4, each position seeing ~200 px of the input) a global-context branch adds the whole photo's pooled features
+    depth 4, each position seeing ~140 px of the input) a global-context branch adds the whole photo's pooled features
     back to every position, as one bias per channel (Iizuka et al., "Let there be Color!", SIGGRAPH 2016, fuse a
     global feature vector at the same place): whether it is a beach, a street or a face bears on every pixel's color.
     """
