@@ -113,4 +113,4 @@ def test_colorize_offers_both_models_each_with_its_report(page):
     report.get_by_text("Model report").click()
     page.get_by_label("Photos (general)").check()  # back to the default for the tests after
     page.get_by_role("button", name="Colorize", exact=True).click()
-    expect(page.get_by_text("scenes it never saw")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("scenes it was never trained on")).to_be_visible(timeout=60_000)
