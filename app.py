@@ -248,6 +248,8 @@ def load_served(task: str, source: str = "", model: str = "") -> Served:
     if not source.strip():
         try:
             return module.load(**options)
+        except colorize.NoSuchModel as error:  # a folder of one model asked for the other: nothing is corrupt
+            raise said(error) from error
         except Exception as error:  # the operator's weights: a corrupt file stops this tab only, and says which
             message = hub.load_failure(task, hub.resolve(task), error)
             logger.error(message)

@@ -696,6 +696,23 @@ def test_a_model_asked_for_in_any_spelling_is_loaded_once(monkeypatch):
             app.load_served.forget("colorize", "", model)  # loaded again, unpatched, by the next test that asks
 
 
+def test_a_colorize_folder_of_one_model_says_it_has_no_faces_model(tmp_path, monkeypatch):
+    import shutil
+
+    import app
+
+    folder = shutil.copytree(ASSETS_DIR / "models" / "colorize", tmp_path / "photos-only",
+                             ignore=shutil.ignore_patterns("faces"))
+    monkeypatch.setenv("DARKROOM_COLORIZE_MODEL", str(folder))
+    app.load_served.forget("colorize", "", "faces")
+    try:
+        with pytest.raises(gr.Error, match="has no faces model") as raised:
+            app.load_served("colorize", "", "faces")
+        assert "Replace the file" not in raised.value.message  # not the broken-file sentence: nothing is broken
+    finally:
+        app.load_served.forget("colorize", "", "faces")
+
+
 def test_slow_endpoints_share_one_worker_and_each_fast_one_keeps_its_own_queue():
     import app
 

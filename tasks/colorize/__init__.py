@@ -32,10 +32,10 @@ from tasks.colorize.lab import (A_RANGE, B_RANGE, NEUTRAL_AB, ab_units, gray_fro
                                 normalise_ab, rgb_to_lab)
 from tasks.colorize.models import Colorizer, ColorizerEnsemble, MeanColor, Model, PhotoColorizer, count_parameters
 from tasks.colorize.scoring import by_group, colorfulness, mae, match_cast, score, score_mean_color
-from tasks.colorize.serve import DEFAULT_MODEL, MODELS, Colorized, evaluate, load, predict
+from tasks.colorize.serve import DEFAULT_MODEL, MODELS, Colorized, NoSuchModel, evaluate, load, predict
 
 __all__ = ["A_RANGE", "B_RANGE", "Colorized", "Colorizer", "ColorizerEnsemble", "Config", "DEFAULT_DATA",
-           "DEFAULT_MODEL", "DEFAULT_TRANSFER", "MODELS", "MeanColor", "Model", "NEUTRAL_AB", "PhotoColorizer",
+           "DEFAULT_MODEL", "DEFAULT_TRANSFER", "MODELS", "MeanColor", "Model", "NEUTRAL_AB", "NoSuchModel", "PhotoColorizer",
            "ab_units", "augment", "build_ensemble", "by_group", "colorfulness", "count_parameters", "evaluate",
            "folder_photos", "gray_from_lightness", "has_color", "lab_to_rgb", "load", "load_extra_photos",
            "load_photos", "load_split_photos", "mae", "main", "match_cast", "normalise_ab", "photo_groups",

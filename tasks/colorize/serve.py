@@ -31,6 +31,10 @@ class Colorized:
     was_color: bool = False
 
 
+class NoSuchModel(FileNotFoundError):
+    """A Colorize folder without the model asked for (a one-model folder asked for "faces"): nothing is broken."""
+
+
 MODELS = {"photos": "", "faces": "faces"}  # each model the tab offers → its sub-folder of a Colorize model folder
 DEFAULT_MODEL = "photos"
 
@@ -46,8 +50,8 @@ def load(source: str | None = None, model: str = DEFAULT_MODEL) -> hub.Served[Mo
 
     Raises:
         ValueError: a model other than MODELS'.
-        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`), or a
-            folder without the sub-folder `model` names.
+        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`);
+            NoSuchModel (one) for a folder without the sub-folder `model` names.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}.")
@@ -55,7 +59,8 @@ def load(source: str | None = None, model: str = DEFAULT_MODEL) -> hub.Served[Mo
     if MODELS[model]:
         inside = weights.path / MODELS[model]
         if not (inside / "config.json").is_file():
-            raise FileNotFoundError(f"{weights.name} has no {model} model (no {MODELS[model]}/config.json in it).")
+            raise NoSuchModel(f"{weights.name} has no {model} model (no {MODELS[model]}/config.json in it): choose "
+                              f"{DEFAULT_MODEL}.")
         weights = hub.Weights(path=inside, origin=weights.origin, name=f"{weights.name}/{MODELS[model]}")
     config = hub.read_json(weights.path, "config.json")
     kind = ColorizerEnsemble if "members" in config else PhotoColorizer if "depth" in config else Colorizer
