@@ -130,8 +130,10 @@ def files_out(handler: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def serving_line(served: Served) -> str:
-    return f"Serving weights: **{served.weights.name}** ({served.weights.origin})."
+def serving_line(served: Served, name: str = "") -> str:
+    """"Serving weights: **folder** (origin)."; "Serving the <name> model: ..." where a tab serves several."""
+    what = f"Serving the {name} model" if name else "Serving weights"
+    return f"{what}: **{served.weights.name}** ({served.weights.origin})."
 
 
 logger = logging.getLogger("darkroom.app")
@@ -261,26 +263,27 @@ def load_served(task: str, source: str = "", model: str = "") -> Served:
         raise said(error) from error
 
 
-def report_view(task: str, model: str = "") -> tuple[str, str, list[tuple[str, str]]]:
-    """The serving line, and the serving weights' model card (written when they were trained) with its figures; the
-    sentence saying why, in place of the serving line, when the tab's model cannot be loaded. `model`: as for
-    `load_served`."""
+def report_view(task: str, model: str = "", name: str = "") -> tuple[str, str, list[tuple[str, str]]]:
+    """The serving line (`serving_line`, naming the model `name` where a tab has several), and the serving weights'
+    model card (written when they were trained) with its figures; the sentence saying why, in place of the serving
+    line, when the tab's model cannot be loaded. `model`: as for `load_served`."""
     try:
         served = load_served(task, "", model)
     except gr.Error as error:
         return f"**This tab cannot serve:** {error.message}", "", []
     card, figures = read_model_card(served.folder)
-    return serving_line(served), card or "These weights came without a model card (README.md).", figures
+    return serving_line(served, name), card or "These weights came without a model card (README.md).", figures
 
 
-def model_report(demo: gr.Blocks, task: str, serving: gr.Markdown, model: str = "", title: str = "Model report") -> None:
+def model_report(demo: gr.Blocks, task: str, serving: gr.Markdown, model: str = "", title: str = "Model report",
+                 name: str = "") -> None:
     """The tab's "Model report" accordion (`report_view`), filled in with the serving line when the page opens; one
-    per model where a tab has several (`model`, as for `load_served`)."""
+    per model where a tab has several (`model`, as for `load_served`; `name`, the model's name in the serving line)."""
     with gr.Accordion(title, open=False, elem_id=f"{task}-{model}-report" if model else f"{task}-report"):
         text = gr.Markdown()
         figures = gr.Gallery(label="Figures from the model folder", columns=2, height="auto", object_fit="contain",
                              format="png", interactive=False)
-    demo.load(functools.partial(report_view, task, model), outputs=[serving, text, figures], api_visibility="private")
+    demo.load(functools.partial(report_view, task, model, name), outputs=[serving, text, figures], api_visibility="private")
 
 
 TABS: dict[str, tuple[str, Callable[[gr.Blocks], None]]] = {}  # task -> (tab title, builder), one per registered task
@@ -333,7 +336,8 @@ def classify_tab(demo: gr.Blocks) -> None:
     serving = gr.Markdown()
     button.click(run_classify, inputs=upload, outputs=[model_input, label], api_name="classify")
     gr.Examples(examples=examples("classify"), inputs=upload, outputs=[model_input, label], fn=run_classify,
-                cache_examples=True, cache_mode="lazy", label="Fashion-MNIST test images (one per class)")
+                cache_examples=True, cache_mode="lazy", label="Fashion-MNIST test images (one per class)",
+                elem_id="classify-examples")
     model_report(demo, "classify", serving)
 
 
@@ -429,7 +433,7 @@ def cards_tab(demo: gr.Blocks) -> None:
     gr.Examples([["FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""],
                  ["SMALL", 42, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["LIGHT", 3, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""]],
                 inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving], fn=run_cards,
-                cache_examples=True, cache_mode="lazy")
+                cache_examples=True, cache_mode="lazy", elem_id="cards-examples")
     with gr.Accordion("Stain this card", open=False):
         gr.Markdown("Upload a clean card back, pick where and what: the model paints a stain there and leaves the rest "
                     "of the card as it was (RePaint-style inpainting), so the stain's mask is known.")
@@ -479,6 +483,11 @@ def run_colorize(path: str | None, saturation: float, model: str = colorize.DEFA
     return (result.gray, result.image), original, note
 
 
+def colorize_example(path: str, model: str, saturation: float):
+    """`run_colorize` with the examples' columns in the form's order (photo, model, saturation)."""
+    return run_colorize(path, saturation, model)
+
+
 @tab("colorize", "Colorize")
 def colorize_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
@@ -504,12 +513,16 @@ def colorize_tab(demo: gr.Blocks) -> None:
     serving, faces_serving = gr.Markdown(), gr.Markdown()
     button.click(run_colorize, inputs=[upload, saturation, model], outputs=[slider, original, note],
                  api_name="colorize")
-    gr.Examples(examples=[[path, 1.0, colorize.DEFAULT_MODEL] for path in examples("colorize")],
-                inputs=[upload, saturation, model], outputs=[slider, original, note], fn=run_colorize,
-                cache_examples=True, cache_mode="lazy",
-                label="Public-domain photos (scikit-image): a face, scenes, and a grayscale original")
-    model_report(demo, "colorize", serving, title="Model report: Photos (general)")  # the default model
-    model_report(demo, "colorize", faces_serving, "faces", "Model report: Faces (the original experiment)")
+    face = str(EXAMPLES_DIR / "colorize" / "astronaut-face.jpg")  # also through the faces model, for comparison
+    gr.Examples(examples=[[path, colorize.DEFAULT_MODEL, 1.0] for path in examples("colorize")] + [[face, "faces", 1.0]],
+                inputs=[upload, model, saturation], outputs=[slider, original, note], fn=colorize_example,
+                cache_examples=False, run_on_click=True,  # run, not cached: Gradio 6.31 cannot cache the original's
+                # gr.update (the Image it rebuilds lacks `info`; gradio-app/gradio#12564), and a colorization is 0.1 s
+                label="Public-domain photos (scikit-image): a face, scenes, a grayscale original, and the face again "
+                      "through the Faces model",
+                elem_id="colorize-examples")
+    model_report(demo, "colorize", serving, title="Model report: Photos (general)", name="Photos")  # the default
+    model_report(demo, "colorize", faces_serving, "faces", "Model report: Faces (the original experiment)", "Faces")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -564,7 +577,7 @@ def upscale_tab(demo: gr.Blocks) -> None:
             download = gr.File(label="Full-resolution PNG")
             note = gr.Markdown()
     gr.Examples(examples=[[path, "×2"] for path in examples("upscale")], inputs=[upload, factor],
-                label="Public-domain photos (scikit-image), halved: pick one, then Upscale")
+                label="Public-domain photos (scikit-image), halved: pick one, then Upscale", elem_id="upscale-examples")
     serving = gr.Markdown()
     button.click(run_upscale, inputs=[upload, factor], outputs=[slider, download, note], api_name="upscale", **SLOW)
     model_report(demo, "upscale", serving)
@@ -690,7 +703,7 @@ def restore_tab(demo: gr.Blocks) -> None:
             same_cluster = gr.Gallery(label="Example photos in the same cluster", visible=False, height=140, format="png",
                                       columns=4, allow_preview=False)
     gr.Examples(examples=[[path, DAMAGE_FOR_ME] for path in examples("restore")], inputs=[upload, mode],
-                label="Public-domain photos (scikit-image): pick one, then Restore")
+                label="Public-domain photos (scikit-image): pick one, then Restore", elem_id="restore-examples")
     serving = gr.Markdown()
     button.click(run_restore, inputs=[upload, mode, kinds, strength, seed],
                  outputs=[slider, original, note, same_cluster], api_name="restore", **SLOW)
@@ -744,7 +757,8 @@ def mask_tab(demo: gr.Blocks) -> None:
     # without a car (an honest, mostly empty mask); bring your own car photo
     gr.Examples(examples=[[str(EXAMPLES_DIR / "colorize" / "coffee.jpg"), 0.5, "#ffffff"]],
                 inputs=[upload, threshold, background], outputs=[mask_image, cutout, slider], fn=run_mask,
-                cache_examples=True, cache_mode="lazy", label="No car in this one: see what the model does")
+                cache_examples=True, cache_mode="lazy", label="No car in this one: see what the model does",
+                elem_id="mask-examples")
     model_report(demo, "mask", serving)
 
 

@@ -114,3 +114,35 @@ def test_colorize_offers_both_models_each_with_its_report(page):
     page.get_by_label("Photos (general)").check()  # back to the default for the tests after
     page.get_by_role("button", name="Colorize", exact=True).click()
     expect(page.get_by_text("scenes it was never trained on")).to_be_visible(timeout=60_000)
+
+
+EXAMPLE_RESULTS = {  # task -> what clicking its first example shows: a cached result, or the example filled in
+    "cards": lambda page: page.locator("#cards-gallery img"),
+    "classify": lambda page: page.get_by_test_id("label-output-value"),
+    "colorize": lambda page: page.get_by_text("Your photo had color"),
+    "mask": lambda page: page.locator("#mask-output img"),
+    "restore": lambda page: page.locator("#restore-upload img"),
+    "upscale": lambda page: page.locator("#upscale-upload img"),
+}
+
+
+@pytest.mark.parametrize("task", list(EXAMPLE_RESULTS))
+def test_clicking_each_tabs_first_example_shows_it_without_an_error(page, task):
+    from tasks import TASKS
+
+    assert set(EXAMPLE_RESULTS) == set(TASKS)  # every tab offers examples
+    page.reload()  # a fresh session: nothing from the tests before
+    page.get_by_role("tab", name=TAB_RUNS[task][0]).click()
+    page.locator(f"#{task}-examples .gallery-item, #{task}-examples tbody tr").first.click()
+    expect(EXAMPLE_RESULTS[task](page).first).to_be_visible(timeout=120_000)
+    expect(page.get_by_test_id("toast-body")).to_have_count(0)  # no "Error" beside it
+
+
+def test_the_faces_example_runs_the_faces_model(page):
+    page.reload()
+    page.get_by_role("tab", name="Colorize").click()
+    page.locator("#colorize-examples .gallery-item, #colorize-examples tbody tr").last.click()
+    expect(page.get_by_label("Faces (the original experiment)")).to_be_checked()
+    expect(page.get_by_text("on faces it never saw")).to_be_visible(timeout=60_000)  # the faces model's own score
+    expect(page.get_by_text("Serving the Faces model: assets/models/colorize/faces")).to_be_attached()
+    page.get_by_label("Photos (general)").check()  # back to the default for the tests after
