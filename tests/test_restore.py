@@ -70,6 +70,34 @@ def test_a_bad_conditioning_or_patch_size_is_refused_before_training(photos, tmp
         restore.train(tiny_config(tmp_path, photos, patch_size=30))
     with pytest.raises(ValueError, match="lpips_weight must be 0 or more"):
         restore.train(tiny_config(tmp_path, photos, lpips_weight=-1))
+    with pytest.raises(ValueError, match="clean_share must be in"):
+        restore.train(tiny_config(tmp_path, photos, random_strength=True, clean_share=1.0))
+
+
+def test_random_strength_damages_each_patch_by_its_own_share_of_the_recipe_and_leaves_some_clean():
+    from tasks.restore.damage import DEFAULT_RECIPE
+    from tasks.restore.task import damage_patches
+
+    smooth = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))  # a photo-like patch, not pixel noise
+    clean = torch.nn.functional.interpolate(smooth, size=(32, 32), mode="bilinear").repeat(64, 1, 1, 1)
+    units = torch.ones(64)
+    full = damage_patches(clean, units, DEFAULT_RECIPE, torch.Generator().manual_seed(0))
+    mixed = damage_patches(clean, units, DEFAULT_RECIPE, torch.Generator().manual_seed(0), True, 0.25)
+    change = lambda damaged: (damaged - clean).abs().flatten(1).mean(1)  # noqa: E731
+    untouched = change(mixed) == 0
+    assert 6 <= int(untouched.sum()) <= 26  # about a quarter of 64 left clean
+    assert change(full).min() > 0.05  # the full recipe changes every patch a lot
+    damaged = change(mixed)[~untouched]
+    assert damaged.min() < change(full).min() / 2 < damaged.max()  # some barely damaged, some heavily
+    again = damage_patches(clean, units, DEFAULT_RECIPE, torch.Generator().manual_seed(0), True, 0.25)
+    torch.testing.assert_close(again, mixed, rtol=0, atol=0)  # seeded: a resumed run sees the same damage
+
+
+def test_a_random_strength_run_trains_and_says_so_in_its_card(photos, tmp_path):
+    served = restore.train(tiny_config(tmp_path, photos, conditioning="none", num_epochs=1, random_strength=True,
+                                       clean_share=0.1))
+    assert served.metrics["config"]["random_strength"] is True
+    assert "trained at random strengths" in (served.folder / "README.md").read_text()
 
 
 def test_the_optional_lpips_term_adds_to_the_l1_loss(photos, tmp_path):

@@ -62,6 +62,8 @@ class Config(training.TrainingArgs):
     patch_size: int = 96  # side of a training patch (a multiple of 2^depth)
     lpips_weight: float = 0.0  # loss = L1 + this × LPIPS (alex, v0.1) of the restored patches (0: L1 alone)
     patches_per_image: int = 8  # random patches of each photo per epoch (flips and quarter turns)
+    random_strength: bool = False  # each patch gets the recipe with every kind's strength × its own U(0, 1) draw
+    clean_share: float = 0.0  # with random_strength: this share of the patches is left undamaged (learn to leave be)
     damage_seed: int = 0  # validation damage: photo i gets seed damage_seed + i
     val_images: int = 20  # validation photos scored per epoch (held out of data, or the first N of val_data)
     num_epochs: int = 30
@@ -110,10 +112,24 @@ def clean_patches(photos: list[np.ndarray], indices: torch.Tensor, size: int,
 
 
 def damage_patches(clean: torch.Tensor, units: torch.Tensor, recipe: dict[str, float],
-                   generator: torch.Generator) -> torch.Tensor:
+                   generator: torch.Generator, random_strength: bool = False, clean_share: float = 0.0) -> torch.Tensor:
     """(B, 3, h, w) clean crops → damaged, each at its own photo's size unit `units` (B,) (crops of one unit damaged
-    together), so a crop gets the damage its whole photo would: marks of the photo's size, as many per pixel."""
+    together), so a crop gets the damage its whole photo would: marks of the photo's size, as many per pixel.
+
+    With `random_strength`, each crop is damaged alone, by the recipe with every kind's strength scaled by its own
+    uniform draw in [0, 1] (so a crop may be faded but barely scratched, or the reverse), and a `clean_share` of the
+    crops is left as it was: a net that only ever saw the full recipe "repairs" a photo that needs none."""
     damaged = torch.empty_like(clean)
+    if random_strength:
+        for index in range(clean.shape[0]):
+            draws = torch.rand(len(recipe) + 1, generator=generator).tolist()
+            if draws[0] < clean_share:
+                damaged[index] = clean[index]
+                continue
+            scaled = {kind: strength * draw for (kind, strength), draw in zip(recipe.items(), draws[1:])}
+            damaged[index] = damages.damage(clean[index:index + 1], scaled, generator,
+                                            unit=float(units[index])).image[0]
+        return damaged
     for unit in torch.unique(units).tolist():
         chosen = (units == unit).nonzero().flatten()
         damaged[chosen] = damages.damage(clean[chosen], recipe, generator, unit=unit).image
@@ -181,7 +197,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
         `load(cfg.output_dir)`.
 
     Raises:
-        ValueError: an unknown conditioning, a patch size that is not a multiple of 2^depth, a negative lpips_weight.
+        ValueError: an unknown conditioning, a patch size that is not a multiple of 2^depth, a negative lpips_weight, a clean_share
+            outside [0, 1).
         tasks.perceptual.LPIPSUnavailable: lpips_weight > 0 without LPIPS's weights on this machine.
     """
     if cfg.conditioning not in CONDITIONINGS:
@@ -190,6 +207,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
         raise ValueError(f"patch_size must be a multiple of 2^depth = {2 ** cfg.depth}; got {cfg.patch_size}.")
     if cfg.lpips_weight < 0:
         raise ValueError(f"lpips_weight must be 0 or more; got {cfg.lpips_weight}.")
+    if not 0 <= cfg.clean_share < 1:
+        raise ValueError(f"clean_share must be in [0, 1); got {cfg.clean_share}.")
     perceptual = None
     if cfg.lpips_weight > 0:  # LPIPSUnavailable (with how to get the weights) before any training
         from tasks.perceptual import lpips_model
@@ -215,6 +234,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
     n_items = len(photos) * cfg.patches_per_image
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(n_items, cfg))
     shape = {"conditioning": cfg.conditioning, "recipe": damages.DEFAULT_RECIPE_NAME,
+             "random_strength": cfg.random_strength, "clean_share": cfg.clean_share,
              **training.loop_shape(cfg, accelerator)}
     run = training.Run(cfg, accelerator, model, optimizer, scheduler, shape)
     state, best_path = run.state, run.best_path
@@ -251,7 +271,8 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Res
                 break
             generator = torch.Generator().manual_seed(batch.draw)
             clean = clean_patches(photos, batch.indices, cfg.patch_size, generator)
-            damaged = damage_patches(clean, units[batch.indices % len(photos)], recipe, generator)
+            damaged = damage_patches(clean, units[batch.indices % len(photos)], recipe, generator,
+                                     cfg.random_strength, cfg.clean_share)
             batch_classes = classes[batch.indices % len(photos)]
             clean, damaged, batch_classes = (t.to(accelerator.device) for t in (clean, damaged, batch_classes))
             with training.accumulating(accelerator, model, batch):
@@ -381,6 +402,9 @@ def write_card(folder: str | Path, bench: dict | None = None) -> None:
                 f"their views) {summary.get('photos_per_cluster')}: `clusters.png`.{one_class}"
                 if summary.get("clusters") else "No clusterer: class 0 always (the BASELINE row).")
     loss = "L1 loss" + (f" + {cfg['lpips_weight']:g} × LPIPS (alex)" if cfg.get("lpips_weight") else "")
+    strengths = (f"; trained at random strengths: each patch's every kind scaled by its own U(0, 1) draw, "
+                 f"{cfg.get('clean_share', 0):.0%} of the patches left clean" if cfg.get("random_strength") else
+                 "; trained at the recipe's full strengths")
     validation = (f"the first {cfg['val_images']} photos of {Path(cfg['val_data']).name}" if cfg.get("val_data") else
                   f"the last {cfg['val_images']} photos of {Path(cfg['data']).name}, held out of training")
     after = (f", chosen among the epochs after the clusterer was fitted (from epoch {cfg['cluster_epoch'] + 1})"
@@ -392,7 +416,7 @@ embedding added at the bottleneck).
 ## Damage: the `{recipe['name']}` recipe
 {recipe_row} (strengths in [0, 1]; `tasks/restore/damage.py`), a new damage for every batch of
 {cfg['patch_size']}×{cfg['patch_size']} patches of {Path(cfg['data']).name} ({cfg['patches_per_image']} per photo per
-epoch, flips and quarter turns). Every figure here is at this recipe.
+epoch, flips and quarter turns){strengths}. Every figure here is at this recipe unless it says otherwise.
 
 ## Clusters
 {clusters}
