@@ -188,10 +188,15 @@ def test_bench_restore_writes_the_keys_other_checks_read_and_the_table_into_the_
     assert table["baseline"]["psnr"] != table["real"]["psnr"]  # the baseline/ net, not the served one at class 0
     assert quality["classical_psnr"] == max(table[name]["psnr"] for name in table if name.startswith(("opencv", "ski")))
     assert 0 <= quality["damaged_lpips"] <= 1 and result["latency_ms"]["p50"] > 0 and result["large_photo"]["seconds"]
+    by_strength = result["by_strength"]  # lighter damage, and none, on the same photos
+    assert list(by_strength) == ["0", "0.25", "0.5", "1"] and by_strength["0"]["damaged_psnr"] is None
+    assert by_strength["0.25"]["damaged_psnr"] > by_strength["0.5"]["damaged_psnr"] > by_strength["1"]["damaged_psnr"]
+    assert by_strength["1"]["psnr"] == pytest.approx(quality["psnr"]) and by_strength["0"]["psnr"] > 0
     card = (folder / "README.md").read_text()
     epochs = served.metrics["epochs_trained"]
     assert f"| {restore.task.ROWS['real']} | {table['real']['l1']:.4f} | {table['real']['psnr']:.2f} |" in card
     assert f"of {epochs} |" in card and "loss (L1)" in card
+    assert f"| × 0.5 | {by_strength['0.5']['damaged_psnr']:.2f} | {by_strength['0.5']['psnr']:.2f} |" in card
 
 
 def test_the_classical_rows_fill_the_masked_pixels_and_auto_levels_undo_a_fade():

@@ -445,6 +445,21 @@ trained. The learned rows are never given the damage mask; the classical rows ar
 |---|---|---|---|---|---|
 {rows}
 """
+        by_strength = bench.get("by_strength")
+        if by_strength:
+            lines = "\n".join(
+                f"| × {scale} | " + (f"{row['damaged_psnr']:.2f} | {row['psnr']:.2f} | {row['gain']:+.2f} |"
+                                     if row["damaged_psnr"] is not None else f"(the clean photo) | {row['psnr']:.2f} | – |")
+                for scale, row in by_strength.items())
+            body += f"""
+## Lighter damage, and none
+The same net on the first photos of that run (up to 20), damaged by the recipe with every strength scaled (× 0: the
+clean photo itself, which a restorer should leave as it is); PSNR on RGB against the clean photo.
+
+| strengths | damaged PSNR (dB) | restored PSNR (dB) | gain (dB) |
+|---|---|---|---|
+{lines}
+"""
     body += "\n![Training curves](training_curves.png)\n"
     if summary.get("clusters"):
         body += "\n![Clusters: sizes and the first three PCA coordinates](clusters.png)\n"
