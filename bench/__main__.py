@@ -133,10 +133,35 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def classify_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
-    """Fashion-MNIST test images, one per call."""
+def classify_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fashion-MNIST test accuracy (the CNN; skipped for a photo model's folder alone) and, with --photos, the photo
+    model on that clothing folder's photos of senders it never trained or chose its epoch on: "photos_accuracy" (the
+    mean over the six labels) and "photos_per_class"."""
     from tasks import classify
 
+    quality: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(served.model, classify.ClothingCNN):
+        quality.update(numbers(classify.evaluate(served, data)))
+    if args.photos:
+        scored = classify.evaluate_photos(served, args.photos)
+        quality.update(photos_accuracy=scored["photos_accuracy"], photos_per_class=scored["photos_per_class"])
+        extra.update(photos=args.photos, photos_n=scored["n"], photos_senders=scored["senders"],
+                     photos_answers=scored["answers"],
+                     photos_parameters=count_parameters(classify.photo_model(served).model))
+        extra.setdefault("n", scored["n"])
+    return quality, extra
+
+
+def classify_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
+    """Fashion-MNIST test images, one per call; with --photos, that folder's photos (the photo model's path)."""
+    from tasks import classify
+    from tasks.classify import photos
+    from tasks.images import load_rgb
+
+    if args.photos:
+        paths = photos.read_clothing(args.photos).paths[:n]
+        return [(load_rgb(path),) for path in paths], "clothing photo (about 400×533)"
     images, _ = classify.load_split(data, "test")
     return [(Image.fromarray(image),) for image in images[:n]], "28×28 Fashion-MNIST test image"
 
@@ -445,7 +470,7 @@ def restore_latency(served: Served, data: str, n: int, args: argparse.Namespace)
 
 
 HOOKS: dict[str, Hook] = {  # only what is truly task-specific; a task without an entry takes the generic path whole
-    "classify": Hook(latency_calls=classify_latency),
+    "classify": Hook(quality=classify_quality, latency_calls=classify_latency),
     "cards": Hook(quality=cards_quality, latency_calls=cards_latency, max_latency_calls=20, warmup=2,
                   finish=cards_finish),
     "colorize": Hook(quality=colorize_quality, latency_calls=colorize_latency, max_latency_calls=30, warmup=3),
@@ -591,7 +616,8 @@ def memory_table(quality: dict[str, float]) -> str:
 
 
 def markdown_row(result: dict) -> str:
-    quality = ", ".join(f"{key} {value:.4g}" for key, value in result["quality"].items() if "/" not in key)
+    quality = ", ".join(f"{key} {value:.4g}" for key, value in result["quality"].items()
+                        if "/" not in key and isinstance(value, (int, float)))
     latency = result["latency_ms"] or {"p50": float("nan"), "p95": float("nan")}  # None: not timed (n_latency 0)
     return (f"| {result['task']} | {quality} | {latency['p50']:.2f} | {latency['p95']:.2f} | {result['threads']} "
             f"| {result['n']} | {result['weights']} |")
@@ -627,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_ddpm", type=int, default=100, help="cards: DDPM-1000 cards judged per category (0 = none)")
     parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
+    parser.add_argument("--photos", default="", help="classify: a clothing folder (images/ + labels.csv) for the photo model")
     parser.add_argument("--n_photos", type=int, default=0, help="restore: score the first N photos (0 = all)")
     parser.add_argument("--card", action="store_true",
                         help="upscale-archs, restore: also write the table (and figures) into the served folder's model card")

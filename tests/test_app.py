@@ -517,9 +517,15 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     backdrop.paste(photo, mask=expected.mask)
     _assert_same(after, backdrop)
 
-    shown, _ = client.predict(handle_file(str(path)), api_name="/classify")
-    seen = classify.predict(app.load_served("classify"), photo).model_input
-    _assert_same(shown, seen.resize((8 * classify.SIZE,) * 2, Image.Resampling.NEAREST))
+    shown, _ = client.predict(handle_file(str(path)), api_name="/classify")  # a colour photo: the photo model's input
+    seen = classify.predict(app.load_served("classify"), photo)
+    assert seen.model == "photos"
+    _assert_same(shown, seen.model_input)
+    picture = ASSETS_DIR / "examples" / "classify" / "1-trouser.png"  # a Fashion-MNIST one: the CNN's, at 8×
+    shown, _ = client.predict(handle_file(str(picture)), api_name="/classify")
+    seen = classify.predict(app.load_served("classify"), load_rgb(picture))
+    assert seen.model == "fashion-mnist"
+    _assert_same(shown, seen.model_input.resize((8 * classify.SIZE,) * 2, Image.Resampling.NEAREST))
 
     (_, stained), region = client.predict(handle_file(str(path)), "centre", "SMALL", 3, "", api_name="/stain")
     model = app.load_served("cards")

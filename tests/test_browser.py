@@ -146,3 +146,15 @@ def test_the_faces_example_runs_the_faces_model(page):
     expect(page.get_by_text("on faces it never saw")).to_be_visible(timeout=60_000)  # the faces model's own score
     expect(page.get_by_text("Serving the Faces model: assets/models/colorize/faces")).to_be_attached()
     page.get_by_label("Photos (general)").check()  # back to the default for the tests after
+
+
+def test_a_clothing_photo_example_is_classified_by_the_photo_model(page):
+    page.reload()
+    page.get_by_role("tab", name="Classify").click()
+    page.locator("#classify-photo-examples .gallery-item, #classify-photo-examples tbody tr").first.click()
+    expect(page.get_by_test_id("label-output-value")).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("toast-body")).to_have_count(0)
+    report = page.locator("#classify-photos-report")
+    report.get_by_text("Model report").click()
+    expect(report.get_by_role("heading", level=1)).to_contain_text("photos of clothes")
+    report.get_by_text("Model report").click()

@@ -1,6 +1,11 @@
-"""Classify: a small CNN for Fashion-MNIST clothing pictures, with the report a person needs to trust it.
+"""Classify: a small CNN for Fashion-MNIST clothing pictures, with the report a person needs to trust it, and a
+photo model for the pictures people take of their clothes.
 
-    photo ──preprocess──▶ 28×28 light-on-black ──ClothingCNN──▶ 10 class probabilities
+    Fashion-MNIST-like picture ──preprocess──▶ 28×28 light-on-black ──ClothingCNN──▶ 10 class probabilities
+    photo ──letterbox──▶ 160×160 colour ──photos.PhotoClassifier──▶ the same 10 classes
+
+`predict` routes each input (`looks_like_fashion_mnist`); the photo model is in the folder's photos/ sub-folder
+(`tasks.classify.photos`, trained with `--model photos`).
 
 Data is the original IDX gzip files (the Debian package `dataset-fashion-mnist` by default) or any `datasets`
 dataset with `image` and `label` columns and `train`/`test` splits (e.g. the Hub's `zalando-datasets/fashion_mnist`).
@@ -27,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks import hub, metrics, training
+from tasks.classify import photos
 from tasks.training import count_parameters
 from tasks.images import load_rgb, shrink
 
@@ -57,6 +63,13 @@ class Config(training.TrainingArgs):
     width: int = 32  # channels of the first stage; stages use width, 2*width, 4*width
     dropout: float = 0.2  # before the classifier
     augment: bool = True  # random horizontal flip and ±2 px shifts on the training batches
+    model: str = "fashion-mnist"  # "fashion-mnist": the 28×28 CNN on `data`; "photos": the photo model on `photos`
+    photos: str = ""  # model "photos": a clothing folder (images/ + labels.csv: image, label, sender_id)
+    photo_size: int = 160  # model "photos": the letterboxed input's side (pixels)
+    frozen_layers: int = 6  # model "photos": AlexNet feature layers kept as ImageNet trained them (6: conv1, conv2)
+    photo_learning_rate: float = 3e-4  # model "photos": AdamW peak lr of the fine-tuning
+    backbone: str = ""  # model "photos": ImageNet AlexNet features (safetensors); "" = tasks.perceptual's file
+    test_fraction: float = 0.2  # model "photos": share of the senders held out for the test report (val: val_fraction)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -194,7 +207,14 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Clo
 
     Returns:
         `load(cfg.output_dir)`: the model with the best validation loss, on CPU in eval mode.
+
+    Raises:
+        ValueError: a model other than "fashion-mnist" or "photos" (see `photos.train` for that one's).
     """
+    if cfg.model == "photos":
+        return photos.train(cfg, accelerator)
+    if cfg.model != "fashion-mnist":
+        raise ValueError(f"model must be fashion-mnist or photos; got {cfg.model!r}.")
     # 1. set-up: accelerator, seed (before the split and the model), data
     accelerator = training.make_accelerator(cfg, accelerator)
     output_dir = Path(cfg.output_dir)
@@ -444,21 +464,67 @@ def write_report(model: ClothingCNN, images: np.ndarray, labels: np.ndarray, fol
 
 @dataclass
 class Prediction:
-    """What `predict` returns: class probabilities (highest first) and the 28×28 picture the model saw."""
+    """What `predict` returns: class probabilities (highest first), the picture the model saw (28×28 gray for the
+    Fashion-MNIST CNN, photo_size² colour for the photo model) and which model answered ("fashion-mnist", "photos")."""
 
     probabilities: dict[str, float] = field(default_factory=dict)
     model_input: Image.Image | None = None
+    model: str = "fashion-mnist"
 
 
-def load(source: str | None = None) -> hub.Served[ClothingCNN]:
+PHOTOS = "photos"  # the sub-folder of a classify folder that holds its photo model
+
+
+def load(source: str | None = None, model: str = "") -> hub.Served:
     """Load the classifier: `source` (folder or Hub id) > $DARKROOM_CLASSIFY_MODEL > bundled; CPU, eval mode.
 
+    A folder holds the Fashion-MNIST CNN at its top and, where there is one, the photo model in photos/ (as
+    assets/models/classify/ does), served as facts["photos"]; a folder of the photo model alone (`--model photos`'s
+    output) serves it for every input. `model="photos"`: the photo model alone (the one in photos/, or the folder's).
+
     Raises:
-        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`).
+        FileNotFoundError: an explicit `source` that is neither a folder nor a Hub id (see `hub.resolve`), or
+            model "photos" and no photo model in it.
+        ValueError: a model other than "" and "photos".
     """
+    if model not in ("", PHOTOS):
+        raise ValueError(f"model must be '' (the default) or {PHOTOS!r}; got {model!r}.")
     weights = hub.resolve(TASK, source)
+    if "size" in hub.read_json(weights.path, "config.json"):  # a photo model's folder
+        return _load_photos(weights)
+    if model == PHOTOS:
+        if not (weights.path / PHOTOS / "config.json").is_file():
+            raise FileNotFoundError(f"{weights.name} has no photo model (no {PHOTOS}/config.json in it).")
+        return _load_photos(hub.Weights(path=weights.path / PHOTOS, origin=weights.origin,
+                                        name=f"{weights.name}/{PHOTOS}"))
     model = ClothingCNN.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
+    facts = {}
+    if (weights.path / PHOTOS / "config.json").is_file():
+        facts[PHOTOS] = _load_photos(hub.Weights(path=weights.path / PHOTOS, origin=weights.origin,
+                                                 name=f"{weights.name}/{PHOTOS}"))
+    return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"), facts=facts)
+
+
+def _load_photos(weights: hub.Weights) -> hub.Served[photos.PhotoClassifier]:
+    model = photos.PhotoClassifier.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
     return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"))
+
+
+def photo_model(served: hub.Served) -> hub.Served | None:
+    """The photo model `served` answers photos with: itself (a photo model's folder), its photos/ one, or None."""
+    if isinstance(served.model, photos.PhotoClassifier):
+        return served
+    return served.facts.get(PHOTOS)
+
+
+def looks_like_fashion_mnist(image: Image.Image) -> bool:
+    """Whether an RGB image is a Fashion-MNIST-like picture (gray, light item on a black background) rather than a
+    photo: its channels agree (mean spread under 8 of 255) and its border's median is under 26 of 255."""
+    pixels = np.asarray(shrink(image, 64), dtype=np.int16)
+    spread = float((pixels.max(-1) - pixels.min(-1)).mean())
+    gray = pixels.mean(-1)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return spread < 8 and float(np.median(border)) < 26
 
 
 ITEM_CONTRAST = 0.1  # how far (0-1 gray levels) a pixel must differ from the background to count as item
@@ -467,6 +533,24 @@ MIN_ITEM_SHARE = 0.005  # share of the photo such pixels must cover; below it no
 
 class NoItemError(ValueError):
     """Nothing in the photo stands out from its background, so there is no item to classify."""
+
+
+def standing_out(image: Image.Image) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: each pixel's gray-level difference from the background (the median of the border)
+    of `image` shrunk to at most 256 px.
+
+    Raises:
+        NoItemError: less than MIN_ITEM_SHARE of it differs by ITEM_CONTRAST (see `preprocess`).
+    """
+    gray = np.asarray(shrink(image, 256).convert("L"), dtype=np.float32) / 255.0  # (H, W)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    difference = np.abs(gray - float(np.median(border)))
+    if (difference > ITEM_CONTRAST).mean() < MIN_ITEM_SHARE:
+        raise NoItemError(
+            "No item stands out from the background of this photo (the brightness along its border), so there is "
+            "nothing to classify: photograph the item whole, on a plain background lighter or darker than it."
+        )
+    return difference
 
 
 def preprocess(image: Image.Image) -> Image.Image:
@@ -484,15 +568,7 @@ def preprocess(image: Image.Image) -> Image.Image:
         NoItemError: less than MIN_ITEM_SHARE of the photo differs from the background by ITEM_CONTRAST (a blank
             photo, an item the color of its background, or a close-up with no background at its border).
     """
-    gray = np.asarray(shrink(image, 256).convert("L"), dtype=np.float32) / 255.0  # (H, W)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    difference = np.abs(gray - float(np.median(border)))
-    item = difference > ITEM_CONTRAST
-    if item.mean() < MIN_ITEM_SHARE:
-        raise NoItemError(
-            "No item stands out from the background of this photo (the brightness along its border), so there is "
-            "nothing to classify: photograph the item whole, on a plain background lighter or darker than it."
-        )
+    difference = standing_out(image)
     difference = np.clip(difference / float(difference.max()), 0.0, 1.0)
     rows, cols = np.nonzero(difference > 0.05)  # the item's faint edges too
     difference = difference[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
@@ -514,13 +590,22 @@ def predict(served: hub.Served[ClothingCNN], image: Image.Image | str) -> Predic
         image: a PIL image or anything `images.load_rgb` accepts (a path, bytes).
 
     Returns:
-        Prediction with all class probabilities, highest first, and the 28×28 model input.
+        Prediction with all class probabilities, highest first, the model input and which model answered: the
+        photo model for photos, where `served` has one; the Fashion-MNIST CNN for Fashion-MNIST-like pictures
+        (`looks_like_fashion_mnist`) and where there is no photo model.
 
     Raises:
-        NoItemError: nothing in the photo stands out from its background (see `preprocess`).
+        NoItemError: nothing in the photo stands out from its background (see `standing_out`).
         ValueError: an image `images.load_rgb` refuses.
     """
     rgb = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
+    photo = photo_model(served)
+    if photo is not None and (photo is served or not looks_like_fashion_mnist(rgb)):
+        standing_out(rgb)  # a blank photo gets a sentence, not a guess (none of the 2,664 clothing photos does)
+        seen = photos.letterbox(rgb, photo.model.size)
+        probs = photos.probabilities(photo.model, photos.to_tensor([seen]))[0].tolist()
+        ranked = sorted(zip(photo.model.class_names, probs), key=lambda pair: -pair[1])
+        return Prediction(probabilities=dict(ranked), model_input=seen, model="photos")
     model_input = preprocess(rgb)
     tensor = torch.from_numpy(np.asarray(model_input, dtype=np.float32) / 255.0)[None, None]  # (1, 1, 28, 28)
     probs = served.model(tensor)[0].softmax(-1).tolist()
@@ -540,6 +625,25 @@ def score(model: ClothingCNN, images: np.ndarray, labels: np.ndarray) -> dict:
         "confusion": confusion.tolist(),
         "predictions": predictions,
     }
+
+
+def evaluate_photos(served: hub.Served, folder: str) -> dict:
+    """The photo model (`photo_model`) on the clothing photos of `folder` whose senders it never trained or chose its
+    epoch on (all of them for a folder of other senders): `photos.score`'s mean per-label accuracy
+    ("photos_accuracy"), per label ("photos_per_class"), "n", "answers", and "senders" scored.
+
+    Raises:
+        ValueError: `served` has no photo model.
+        FileNotFoundError: `folder` is not a clothing folder (see `photos.read_clothing`).
+    """
+    photo = photo_model(served)
+    if photo is None:
+        raise ValueError(f"{served.weights.name} has no photo model (no {PHOTOS}/ folder in it).")
+    every = photos.read_clothing(folder)
+    seen = set(photo.metrics.get("split", {}).get("train", [])) | set(photo.metrics.get("split", {}).get("val", []))
+    unseen = every.subset(set(every.senders) - seen)
+    result = photos.score(photo.model, photos.load_part(unseen, photo.model.size), unseen.labels)
+    return result | {"senders": len(set(unseen.senders))}
 
 
 def evaluate(served: hub.Served[ClothingCNN], data: str = DEFAULT_DATA) -> dict[str, float]:
