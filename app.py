@@ -250,7 +250,7 @@ def load_served(task: str, source: str = "", model: str = "") -> Served:
     if not source.strip():
         try:
             return module.load(**options)
-        except colorize.NoSuchModel as error:  # a folder of one model asked for the other: nothing is corrupt
+        except hub.NoSuchModel as error:  # a folder of one model asked for the other: nothing is corrupt
             raise said(error) from error
         except Exception as error:  # the operator's weights: a corrupt file stops this tab only, and says which
             message = hub.load_failure(task, hub.resolve(task), error)
@@ -328,8 +328,9 @@ def classify_tab(demo: gr.Blocks) -> None:
         "Sort a picture of a clothing item into the ten Fashion-MNIST classes. A photo (a shirt on the bed, shoes "
         "on the floor) goes to a photo model fine-tuned on ordinary people's photos of T-shirts, trousers, "
         "dresses, shirts, coats and shoes; a Fashion-MNIST-like picture (gray, the item on black) goes to the "
-        "28×28 CNN. On the right, what the model saw. The photo model knows no bags or pullovers, and for shoes "
-        "its choice among sandal, sneaker and ankle boot is a guess (its photos only said \"shoes\")."
+        "28×28 CNN. On the right, what the model saw. The photo model learned those six kinds only: a hoodie or a "
+        "long-sleeved top comes out as a coat or a T-shirt, a bag as anything; for shoes its choice among sandal, "
+        "sneaker and ankle boot is a guess (its photos only said \"shoes\")."
     )
     with gr.Row():
         with gr.Column():

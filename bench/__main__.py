@@ -146,10 +146,14 @@ def classify_quality(served: Served, data: str, args: argparse.Namespace) -> tup
     if args.photos:
         scored = classify.evaluate_photos(served, args.photos)
         quality.update(photos_accuracy=scored["photos_accuracy"], photos_per_class=scored["photos_per_class"])
+        if "cnn_photos_accuracy" in scored:
+            quality.update(cnn_photos_accuracy=scored["cnn_photos_accuracy"],
+                           cnn_photos_per_class=scored["cnn_photos_per_class"])
         extra.update(photos=args.photos, photos_n=scored["n"], photos_senders=scored["senders"],
                      photos_answers=scored["answers"],
                      photos_parameters=count_parameters(classify.photo_model(served).model))
-        extra.setdefault("n", scored["n"])
+        if "n" not in quality:  # a photo model's folder alone: n is the photos scored (else Fashion-MNIST's test set)
+            extra["n"] = scored["n"]
     return quality, extra
 
 

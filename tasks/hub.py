@@ -43,6 +43,11 @@ class Weights:
 ModelT = TypeVar("ModelT")
 
 
+class NoSuchModel(FileNotFoundError):
+    """A task folder without the model asked for (a one-model folder asked for its other one): nothing is broken,
+    the sentence says which models there are."""
+
+
 @dataclass(frozen=True)
 class Served(Generic[ModelT]):
     """A loaded model and what came with its weights: what every task's `load` and `train` return, and what its

@@ -14,7 +14,8 @@ from tasks.classify import photos
 from tasks.hub import ASSETS_DIR
 
 COLOURS = {"T-Shirt": (230, 40, 40), "Pants": (30, 30, 200), "Dress": (10, 120, 10), "Shirt": (250, 250, 120),
-           "Outwear": (90, 40, 10), "Shoes": (20, 20, 20), "Hat": (250, 0, 250)}  # Hat: a label that is not scored
+           "Outwear": (90, 40, 10), "Shoes": (20, 20, 20), "Longsleeve": (40, 200, 200),  # learned, not scored
+           "Hat": (250, 0, 250)}  # Hat: neither learned nor scored
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,8 @@ def trained(clothing, backbone, tmp_path_factory):
 def test_the_folder_is_read_with_its_scored_labels_only(clothing, tmp_path):
     read = photos.read_clothing(clothing)
     assert len(read.paths) == 10 * 6 and "Hat" not in read.labels and len(set(read.senders)) == 10
+    learned = photos.read_clothing(clothing, photos.LEARNED)
+    assert len(learned.paths) == 10 * 7 and "Longsleeve" in learned.labels and "Hat" not in learned.labels
     with pytest.raises(FileNotFoundError, match="labels.csv"):
         photos.read_clothing(tmp_path)
 
@@ -110,6 +113,7 @@ def test_a_short_training_run_writes_a_servable_folder_with_its_split(trained, c
     split = metrics["split"]
     assert not set(split["train"]) & set(split["test"]) and metrics["epochs_trained"] == 2
     assert metrics["test"]["n"] == 6 * len(split["test"]) and 0 <= metrics["test"]["photos_accuracy"] <= 1
+    assert list(metrics["test_also_learned"]["photos_per_class"]) == ["Longsleeve"]  # reported, not scored
     assert "Darkroom Classify: photos of clothes" in (folder / "README.md").read_text()
     photo = next((clothing / "images").glob("*-Dress.jpg"))
     prediction = classify.predict(trained, str(photo))  # a photo model's folder answers every input
@@ -117,13 +121,22 @@ def test_a_short_training_run_writes_a_servable_folder_with_its_split(trained, c
     assert abs(sum(prediction.probabilities.values()) - 1) < 1e-5
 
 
-def test_an_interrupted_photo_run_resumes(clothing, backbone, tmp_path):
-    values = dict(model="photos", photos=str(clothing), backbone=str(backbone), photo_size=64,
-                  output_dir=str(tmp_path / "run"), num_epochs=2, train_batch_size=8, lr_warmup_steps=1,
-                  val_fraction=0.2, test_fraction=0.2, checkpointing_steps=2)
-    classify.train(classify.Config(**values, max_train_steps=4))
-    again = classify.train(classify.Config(**values, resume_from_checkpoint="latest"))
-    assert again.metrics["resumed"][0]["from"] == "checkpoint-4" and again.metrics["epochs_trained"] == 2
+def test_an_interrupted_photo_run_resumes_to_the_weights_of_an_unbroken_one(clothing, backbone, tmp_path):
+    import shutil
+
+    values = dict(model="photos", photos=str(clothing), backbone=str(backbone), photo_size=64, num_epochs=2,
+                  train_batch_size=8, lr_warmup_steps=1, val_fraction=0.2, test_fraction=0.2, checkpointing_steps=2)
+    whole = classify.train(classify.Config(**values, output_dir=str(tmp_path / "whole")))
+    kept = sorted((tmp_path / "whole" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    first = next(path for path in kept if int(path.name.split("-")[1]) < whole.metrics["steps"])  # mid-run
+    (tmp_path / "broken" / "checkpoints").mkdir(parents=True)  # as if killed right after that checkpoint
+    shutil.copytree(first, tmp_path / "broken" / "checkpoints" / first.name)
+    shutil.copy(tmp_path / "whole" / "checkpoints" / "best.safetensors", tmp_path / "broken" / "checkpoints")
+    again = classify.train(classify.Config(**values, output_dir=str(tmp_path / "broken"),
+                                           resume_from_checkpoint="latest"))
+    assert again.metrics["resumed"][0]["from"] == first.name and again.metrics["steps"] == whole.metrics["steps"]
+    for (name, a), (_, b) in zip(whole.model.state_dict().items(), again.model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)  # the same batches, shifts, dropout
 
 
 def test_a_bad_frozen_layers_is_refused(clothing, backbone, tmp_path):
@@ -147,6 +160,34 @@ def test_the_bundled_folder_routes_photos_to_the_photo_model():
     assert classify.load(model="photos").model is not None
 
 
+def test_augment_shifts_and_flips_but_keeps_the_scale():
+    image = torch.zeros(1, 3, 40, 40, dtype=torch.uint8)
+    image[:, :, 10:30, 15:25] = 200  # a 20 × 10 item
+    out = photos.augment(image.repeat(8, 1, 1, 1), torch.Generator().manual_seed(0))
+    assert out.shape == (8, 3, 40, 40) and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    for picture in out:
+        bright = picture[0] > 0.3
+        rows, cols = bright.any(1).nonzero(), bright.any(0).nonzero()
+        assert len(rows) == 20 and len(cols) == 10  # moved, not enlarged
+    assert len({tuple(picture[0].nonzero()[0].tolist()) for picture in out}) > 1  # moved differently
+
+
+def test_a_folder_without_a_photo_model_or_its_split_says_so(trained, tmp_path, clothing):
+    import shutil
+
+    from tasks import hub
+
+    cnn_only = tmp_path / "cnn"
+    shutil.copytree(ASSETS_DIR / "models" / "classify", cnn_only, ignore=shutil.ignore_patterns("photos"))
+    with pytest.raises(hub.NoSuchModel, match="no photo model"):
+        classify.load(str(cnn_only), model="photos")
+    no_split = tmp_path / "no-split"
+    shutil.copytree(trained.folder, no_split, ignore=shutil.ignore_patterns("checkpoints"))
+    (no_split / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match="senders it trained on"):
+        classify.evaluate_photos(classify.load(str(no_split)), str(clothing))
+
+
 def test_bench_scores_only_the_senders_the_model_never_saw(trained, clothing, tmp_path):
     from bench.__main__ import main
 
@@ -159,3 +200,27 @@ def test_bench_scores_only_the_senders_the_model_never_saw(trained, clothing, tm
     assert result["quality"]["photos_accuracy"] == pytest.approx(scored["photos_accuracy"])
     assert set(result["quality"]["photos_per_class"]) == set(photos.PHOTO_LABELS)
     assert result["latency_ms"]["p50"] > 0 and "accuracy" not in result["quality"]  # no CNN in this folder
+    assert result["n"] == scored["n"] == 6 * scored["senders"]
+
+
+def test_with_the_cnn_beside_it_the_bench_also_scores_the_cnn_on_the_same_photos(trained, clothing, tmp_path):
+    import shutil
+
+    from bench.__main__ import main
+
+    both = tmp_path / "both"
+    shutil.copytree(ASSETS_DIR / "models" / "classify", both, ignore=shutil.ignore_patterns("photos"))
+    shutil.copytree(trained.folder, both / "photos", ignore=shutil.ignore_patterns("checkpoints"))
+    out = tmp_path / "classify.json"
+    main(["classify", "--weights", str(both), "--data", str(_fashion_folder()), "--photos", str(clothing),
+          "--n_latency", "2", "--json", str(out)])
+    result = json.loads(out.read_text())
+    quality = result["quality"]
+    assert 0 <= quality["cnn_photos_accuracy"] <= 1 and set(quality["cnn_photos_per_class"]) == set(photos.PHOTO_LABELS)
+    assert result["n"] == quality["n"] and result["photos_n"] == 6 * result["photos_senders"]  # each set its own n
+
+
+def _fashion_folder():
+    from tasks.classify import DEFAULT_DATA
+
+    return DEFAULT_DATA

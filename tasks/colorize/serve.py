@@ -31,8 +31,7 @@ class Colorized:
     was_color: bool = False
 
 
-class NoSuchModel(FileNotFoundError):
-    """A Colorize folder without the model asked for (a one-model folder asked for "faces"): nothing is broken."""
+NoSuchModel = hub.NoSuchModel  # a one-model folder asked for "faces": nothing is broken
 
 
 MODELS = {"photos": "", "faces": "faces"}  # each model the tab offers → its sub-folder of a Colorize model folder
