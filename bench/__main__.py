@@ -145,7 +145,8 @@ def classify_quality(served: Served, data: str, args: argparse.Namespace) -> tup
         quality.update(numbers(classify.evaluate(served, data)))
     if args.photos:
         scored = classify.evaluate_photos(served, args.photos)
-        quality.update(photos_accuracy=scored["photos_accuracy"], photos_per_class=scored["photos_per_class"])
+        quality.update(photos_accuracy=scored["photos_accuracy"], photos_per_class=scored["photos_per_class"],
+                       photos_accuracy_low=scored["interval"][0], photos_accuracy_high=scored["interval"][1])
         if "cnn_photos_accuracy" in scored:
             quality.update(cnn_photos_accuracy=scored["cnn_photos_accuracy"],
                            cnn_photos_per_class=scored["cnn_photos_per_class"])

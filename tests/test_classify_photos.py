@@ -201,6 +201,8 @@ def test_bench_scores_only_the_senders_the_model_never_saw(trained, clothing, tm
     assert set(result["quality"]["photos_per_class"]) == set(photos.PHOTO_LABELS)
     assert result["latency_ms"]["p50"] > 0 and "accuracy" not in result["quality"]  # no CNN in this folder
     assert result["n"] == scored["n"] == 6 * scored["senders"]
+    low, high = result["quality"]["photos_accuracy_low"], result["quality"]["photos_accuracy_high"]
+    assert 0 <= low <= result["quality"]["photos_accuracy"] <= high <= 1
 
 
 def test_with_the_cnn_beside_it_the_bench_also_scores_the_cnn_on_the_same_photos(trained, clothing, tmp_path):
@@ -224,3 +226,12 @@ def _fashion_folder():
     from tasks.classify import DEFAULT_DATA
 
     return DEFAULT_DATA
+
+
+def test_the_interval_resamples_senders_not_photos():
+    labels = ["Dress"] * 4 + ["Shoes"] * 4
+    senders = ["a", "a", "b", "b"] * 2
+    said = ["Dress", "Dress", "Coat", "Coat", "Sneaker", "Sneaker", "Coat", "Coat"]  # sender a right, b wrong
+    low, high = photos.sender_interval(said, labels, senders)
+    assert low == 0.0 and high == 1.0  # either sender alone can be drawn twice
+    assert photos.sender_interval(["Dress"] * 4 + ["Sneaker"] * 4, labels, ["a"] * 8) == (1.0, 1.0)  # all right

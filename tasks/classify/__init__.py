@@ -633,7 +633,8 @@ def score(model: ClothingCNN, images: np.ndarray, labels: np.ndarray) -> dict:
 def evaluate_photos(served: hub.Served, folder: str) -> dict:
     """The photo model (`photo_model`) on the clothing photos of `folder` whose senders it never trained or chose its
     epoch on (all of them for a folder of other senders): `photos.score`'s mean per-label accuracy
-    ("photos_accuracy"), per label ("photos_per_class"), "n", "answers", and "senders" scored; where `served` has the
+    ("photos_accuracy"), per label ("photos_per_class"), "n", "answers", "senders" scored and the 95% bootstrap
+    "interval" of photos_accuracy over senders (`photos.sender_interval`); where `served` has the
     Fashion-MNIST CNN too, its score on the same photos through `preprocess` ("cnn_photos_accuracy",
     "cnn_photos_per_class"; a photo it refuses counts as wrong).
 
@@ -653,6 +654,7 @@ def evaluate_photos(served: hub.Served, folder: str) -> dict:
     unseen = every.subset(set(every.senders) - seen)
     result = photos.score(photo.model, photos.load_part(unseen, photo.model.size), unseen.labels)
     result["senders"] = len(set(unseen.senders))
+    result["interval"] = photos.sender_interval(result.pop("said"), unseen.labels, unseen.senders)
     if isinstance(served.model, ClothingCNN):  # the same photos through the CNN's 28×28 picture, for comparison
         said = []
         for path in unseen.paths:

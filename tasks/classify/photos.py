@@ -201,7 +201,27 @@ def score(model: PhotoClassifier, images: torch.Tensor, labels: list[str], batch
             per_label[label] = float(np.mean([answer in mapping[label] for answer in chosen]))
             answers[label] = {name: chosen.count(name) for name in model.class_names if chosen.count(name)}
     return {"photos_accuracy": float(np.mean(list(per_label.values()))) if per_label else float("nan"),
-            "photos_per_class": per_label, "n": sum(label in mapping for label in labels), "answers": answers}
+            "photos_per_class": per_label, "n": sum(label in mapping for label in labels), "answers": answers,
+            "said": said}
+
+
+def sender_interval(said: list[str], labels: list[str], senders: list[str], draws: int = 1000, seed: int = 0,
+                    mapping: dict[str, tuple[str, ...]] = PHOTO_LABELS) -> tuple[float, float]:
+    """95% bootstrap interval of the mean per-label accuracy, resampling senders (a sender's photos share a
+    backdrop, so they are not independent): `draws` resamples with replacement, percentiles 2.5 and 97.5."""
+    rng = np.random.default_rng(seed)
+    by_sender: dict[str, list[int]] = {}
+    for index, sender in enumerate(senders):
+        if labels[index] in mapping:
+            by_sender.setdefault(sender, []).append(index)
+    names = sorted(by_sender)
+    means = []
+    for _ in range(draws):
+        chosen = [i for name in rng.choice(names, len(names)) for i in by_sender[name]]
+        per_label = [np.mean([said[i] in mapping[label] for i in chosen if labels[i] == label])
+                     for label in mapping if any(labels[i] == label for i in chosen)]
+        means.append(float(np.mean(per_label)))
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def confusion(answers: dict[str, dict[str, int]]) -> str:
@@ -337,6 +357,8 @@ def train(cfg, accelerator=None):
         test = score(model, test_x, parts["test"].labels, cfg.eval_batch_size)
         val = score(model, val_x, parts["val"].labels, cfg.eval_batch_size)
         also = score(model, test_x, parts["test"].labels, cfg.eval_batch_size, ALSO_LEARNED)
+        test["interval"] = sender_interval(test.pop("said"), parts["test"].labels, parts["test"].senders)
+        val.pop("said"), also.pop("said")
         training.plot_training_curves(state.history, output_dir / "training_curves.png",
                                       "classify photos: loss (−log of the right classes' probability)",
                                       val_label="1 − validation accuracy (per epoch)")
@@ -364,6 +386,8 @@ def write_card(folder: Path, summary: dict) -> None:
     also_sentence = (f"It also learned from {also_labels} (not scored)." if cfg.get("also_learned") else
                      f"Photos labelled {also_labels} were not trained on (`--also_learned` trains on them too).")
     trained = "trained on" if cfg.get("also_learned") else "never trained on"
+    interval = (f" (95% bootstrap interval over its senders: {test['interval'][0]:.1%} to {test['interval'][1]:.1%})"
+                if test.get("interval") else "")
     resumed = "".join(f"\n- Resumed from `{entry['from']}`." for entry in summary.get("resumed", []))
     per_label = "\n".join(f"| {label} → {' / '.join(PHOTO_LABELS[label])} | {val['photos_per_class'].get(label, float('nan')):.1%} | "
                           f"{test['photos_per_class'].get(label, float('nan')):.1%} |" for label in PHOTO_LABELS)
@@ -386,7 +410,7 @@ among the three is not taught; Bag has no photos and the model hardly ever answe
 
 ## Results (mean accuracy over the six labels; photos of senders never trained on)
 Validation (chose the epoch): **{val['photos_accuracy']:.1%}** on {val['n']} photos. Test: **{test['photos_accuracy']:.1%}**
-on {test['n']} photos.
+on {test['n']} photos{interval}.
 
 | photo label → right answers | val | test |
 |---|---|---|
