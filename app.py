@@ -328,9 +328,10 @@ def classify_tab(demo: gr.Blocks) -> None:
         "Sort a picture of a clothing item into the ten Fashion-MNIST classes. A photo (a shirt on the bed, shoes "
         "on the floor) goes to a photo model fine-tuned on ordinary people's photos of T-shirts, trousers, "
         "dresses, shirts, coats and shoes; a Fashion-MNIST-like picture (gray, the item on black) goes to the "
-        "28×28 CNN. On the right, what the model saw. The photo model learned those six kinds only: a hoodie or a "
-        "long-sleeved top comes out as a coat or a T-shirt, a bag as anything; for shoes its choice among sandal, "
-        "sneaker and ankle boot is a guess (its photos only said \"shoes\")."
+        "28×28 CNN. Beside the classes, what the model saw. Either model answers one of the ten classes for "
+        "anything: the photo model learned those six kinds only, so a hoodie or a long-sleeved top comes out as a "
+        "coat or a T-shirt, shorts, skirts, hats, bags or a screenshot as whatever they look most like, often with "
+        "high confidence. For shoes it always says Sneaker, whatever the shoe: its photos only said \"shoes\"."
     )
     with gr.Row():
         with gr.Column():
