@@ -376,6 +376,28 @@ def run_cards(category: str, seed: float, n: float, num_inference_steps: float, 
     return images, serving_line(served)
 
 
+FIRST_CARDS = ("FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, "")  # the first example: the gallery on arrival
+
+
+@functools.lru_cache(maxsize=1)
+def _first_cards() -> tuple[Image.Image, ...]:
+    category, seed, n, steps, scheduler, guidance, _ = FIRST_CARDS
+    return tuple(cards.predict(load_served("cards"), category, seed=seed, n=n, num_inference_steps=steps,
+                               scheduler=scheduler, guidance_scale=guidance))
+
+
+@files_out
+def arrival_cards() -> list[Image.Image]:
+    """The first example's cards, for the gallery when the page opens: sampled once per server (a few seconds, on
+    the first page load) and kept, so a visitor sees cards, not an empty box. Nothing when the model cannot load
+    (Generate says why)."""
+    try:
+        return list(_first_cards())
+    except Exception as error:  # the tab's own error path tells the user; the page must still open
+        logger.warning("no cards on arrival: %s", error)
+        return []
+
+
 def steps_slider(sampler: str, source: str, steps: float | None = None):
     """The Steps slider for `sampler` on the model in `source`: `steps` (None = the sampler's default), never past the
     model's noise levels, which also become the slider's maximum. An unloadable model leaves the range alone: Generate
@@ -425,7 +447,7 @@ def cards_tab(demo: gr.Blocks) -> None:
             category = gr.Dropdown([*cards.CATEGORIES, cards.ANY], value="FULL_CARD", label="Stain category")
             with gr.Row():
                 seed = gr.Slider(0, 999_999, value=0, step=1, label="Seed", scale=4)
-                dice = gr.Button("🎲", scale=1, min_width=40)
+                dice = gr.Button("Random", scale=1, min_width=80)  # text: an emoji needs a font Debian lacks
             n = gr.Slider(1, cards.MAX_CARDS, value=4, step=1, label="Number of cards")
             steps = gr.Slider(1, 1000, value=20, step=1, label="Steps")
             sampler = gr.Radio(list(cards.SCHEDULERS), value="DPM-Solver++", label="Scheduler")
@@ -438,12 +460,13 @@ def cards_tab(demo: gr.Blocks) -> None:
             gallery = gr.Gallery(label="Cards", columns=4, height=420, format="png", elem_id="cards-gallery")
             serving = gr.Markdown()
     dice.click(lambda: random.randrange(1_000_000), outputs=seed, api_visibility="private")
+    demo.load(arrival_cards, outputs=gallery, api_visibility="private")
     sampler.change(steps_slider, inputs=[sampler, source], outputs=steps, api_visibility="private")
     gr.on([source.submit, source.blur], steps_slider, inputs=[sampler, source, steps], outputs=steps,
           api_visibility="private")
     button.click(run_cards, inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving],
                  api_name="cards", **SLOW)
-    gr.Examples([["FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""],
+    gr.Examples([list(FIRST_CARDS), ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""],
                  ["SMALL", 42, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["LIGHT", 3, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""]],
                 inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving], fn=run_cards,
                 cache_examples=True, cache_mode="lazy", elem_id="cards-examples")

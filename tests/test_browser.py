@@ -158,3 +158,12 @@ def test_a_clothing_photo_example_is_classified_by_the_photo_model(page):
     report.get_by_text("Model report").click()
     expect(report.get_by_role("heading", level=1)).to_contain_text("photos of clothes")
     report.get_by_text("Model report").click()
+
+
+def test_the_cards_gallery_shows_cards_on_arrival_and_the_seed_button_is_text(page):
+    page.reload()
+    page.get_by_role("tab", name="Cards").click()
+    expect(page.locator("#cards-gallery img")).to_have_count(4, timeout=60_000)  # no click: the first example's
+    seed = page.get_by_label("number input for Seed")
+    page.get_by_role("button", name="Random", exact=True).click()
+    expect(seed).not_to_have_value("0", timeout=10_000)
