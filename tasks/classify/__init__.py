@@ -497,17 +497,15 @@ def load(source: str | None = None, model: str = "") -> hub.Served:
     weights = hub.resolve(TASK, source)
     if "size" in hub.read_json(weights.path, "config.json"):  # a photo model's folder
         return _load_photos(weights)
+    inside = hub.Weights(path=weights.path / PHOTOS, origin=weights.origin, name=f"{weights.name}/{PHOTOS}")
+    has_photos = (inside.path / "config.json").is_file()
     if model == PHOTOS:
-        if not (weights.path / PHOTOS / "config.json").is_file():
+        if not has_photos:
             raise hub.NoSuchModel(f"{weights.name} has no photo model (no {PHOTOS}/config.json in it): its "
                                   "Fashion-MNIST CNN answers every picture.")
-        return _load_photos(hub.Weights(path=weights.path / PHOTOS, origin=weights.origin,
-                                        name=f"{weights.name}/{PHOTOS}"))
+        return _load_photos(inside)
     model = ClothingCNN.from_pretrained(weights.path, map_location="cpu", strict=True).eval()
-    facts = {}
-    if (weights.path / PHOTOS / "config.json").is_file():
-        facts[PHOTOS] = _load_photos(hub.Weights(path=weights.path / PHOTOS, origin=weights.origin,
-                                                 name=f"{weights.name}/{PHOTOS}"))
+    facts = {PHOTOS: _load_photos(inside)} if has_photos else {}
     return hub.Served(model=model, weights=weights, metrics=hub.read_json(weights.path, "metrics.json"), facts=facts)
 
 
@@ -659,18 +657,18 @@ def evaluate_photos(served: hub.Served, folder: str) -> dict:
     result["senders"] = len(set(unseen.senders))
     result["interval"] = photos.sender_interval(result.pop("said"), unseen.labels, unseen.senders)
     if isinstance(served.model, ClothingCNN):  # the same photos through the CNN's 28×28 picture, for comparison
-        said = []
-        for path in unseen.paths:
+        pictures, kept = [], []
+        for index, path in enumerate(unseen.paths):
             try:
-                picture = np.asarray(preprocess(load_rgb(path)), dtype=np.float32) / 255.0
-            except NoItemError:
-                said.append("")  # refused: wrong
-                continue
-            logits = served.model(torch.from_numpy(picture)[None, None])
-            said.append(served.model.class_names[int(logits.argmax())])
-        per_label = {label: float(np.mean([answer in photos.PHOTO_LABELS[label]
-                                           for answer, truth in zip(said, unseen.labels) if truth == label]))
-                     for label in photos.PHOTO_LABELS if label in unseen.labels}
+                pictures.append(np.asarray(preprocess(load_rgb(path))))
+                kept.append(index)
+            except NoItemError:  # refused: counted wrong
+                pass
+        said = [""] * len(unseen.paths)
+        if pictures:
+            for index, answer in zip(kept, predict_batches(served.model, to_tensor(np.stack(pictures))).argmax(-1)):
+                said[index] = served.model.class_names[int(answer)]
+        per_label = photos.per_label_accuracy(said, unseen.labels)
         result["cnn_photos_accuracy"] = float(np.mean(list(per_label.values())))
         result["cnn_photos_per_class"] = per_label
     return result

@@ -187,6 +187,18 @@ def probabilities(model: PhotoClassifier, images: torch.Tensor, batch_size: int 
                           for i in range(0, len(images), batch_size)])
 
 
+def per_label_accuracy(said: list[str], labels: list[str],
+                       mapping: dict[str, tuple[str, ...]] = PHOTO_LABELS) -> dict[str, float]:
+    """Per `mapping` label present in `labels`: the share of its photos whose answer in `said` is a right one
+    (for Shoes, any footwear class). Photos of other labels are left out."""
+    per_label = {}
+    for label, right in mapping.items():
+        chosen = [answer for answer, truth in zip(said, labels) if truth == label]
+        if chosen:
+            per_label[label] = float(np.mean([answer in right for answer in chosen]))
+    return per_label
+
+
 def score(model: PhotoClassifier, images: torch.Tensor, labels: list[str], batch_size: int = 64,
           mapping: dict[str, tuple[str, ...]] = PHOTO_LABELS) -> dict:
     """Mean per-label accuracy over the `mapping` labels present ("photos_accuracy"; default the scored six), each
@@ -194,12 +206,10 @@ def score(model: PhotoClassifier, images: torch.Tensor, labels: list[str], batch
     ("answers"). Photos of other labels are left out."""
     predictions = probabilities(model, images, batch_size).argmax(-1).tolist()
     said = [model.class_names[index] for index in predictions]
-    per_label, answers = {}, {}
-    for label in mapping:
-        chosen = [answer for answer, truth in zip(said, labels) if truth == label]
-        if chosen:
-            per_label[label] = float(np.mean([answer in mapping[label] for answer in chosen]))
-            answers[label] = {name: chosen.count(name) for name in model.class_names if chosen.count(name)}
+    per_label = per_label_accuracy(said, labels, mapping)
+    answers = {label: {name: n for name in model.class_names
+                       if (n := sum(1 for a, t in zip(said, labels) if t == label and a == name))}
+               for label in per_label}
     return {"photos_accuracy": float(np.mean(list(per_label.values()))) if per_label else float("nan"),
             "photos_per_class": per_label, "n": sum(label in mapping for label in labels), "answers": answers,
             "said": said}
@@ -218,9 +228,8 @@ def sender_interval(said: list[str], labels: list[str], senders: list[str], draw
     means = []
     for _ in range(draws):
         chosen = [i for name in rng.choice(names, len(names)) for i in by_sender[name]]
-        per_label = [np.mean([said[i] in mapping[label] for i in chosen if labels[i] == label])
-                     for label in mapping if any(labels[i] == label for i in chosen)]
-        means.append(float(np.mean(per_label)))
+        per_label = per_label_accuracy([said[i] for i in chosen], [labels[i] for i in chosen], mapping)
+        means.append(float(np.mean(list(per_label.values()))))
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
