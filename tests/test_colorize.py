@@ -589,6 +589,24 @@ def test_the_general_photo_model_trains_loads_and_colorizes(people, tmp_path):
         colorize.train(tiny_config(tmp_path, people, arch="vit"))
 
 
+def test_init_weights_fine_tunes_from_a_trained_folder(trained, people, tmp_path):
+    def weights(served):  # parameters only: BatchNorm's running statistics move in any training step
+        return {key: value.detach() for key, value in served.model.named_parameters()}
+
+    start = weights(colorize.load(str(trained)))
+    still = tiny_config(tmp_path / "still", people, max_train_steps=1, learning_rate=0.0, init_weights=str(trained))
+    fresh = tiny_config(tmp_path / "fresh", people, max_train_steps=1, learning_rate=0.0)
+    kept, new = weights(colorize.train(still)), weights(colorize.train(fresh))
+    assert all(torch.equal(kept[key], start[key]) for key in start)  # at lr 0 the weights are the folder's
+    assert not all(torch.equal(new[key], start[key]) for key in start)  # a fresh init is not
+    summary = json.loads((Path(still.output_dir) / "metrics.json").read_text())
+    assert summary["first_stage"]["steps"] == 2 and summary["first_stage"]["config"]["width"] == 4
+    with pytest.raises(ValueError, match="pass the flags it was trained with"):  # another shape than the folder's
+        colorize.train(tiny_config(tmp_path / "wide", people, width=8, init_weights=str(trained)))
+    with pytest.raises(FileNotFoundError, match="init_weights"):
+        colorize.train(tiny_config(tmp_path / "none", people, init_weights=str(tmp_path / "missing")))
+
+
 def test_load_picks_either_model_of_a_colorize_folder(trained, tmp_path):
     bundled = {model: colorize.load(model=model) for model in colorize.MODELS}
     assert isinstance(bundled["photos"].model, colorize.PhotoColorizer)  # the default, at the folder's top

@@ -50,6 +50,8 @@ class Config(training.TrainingArgs):
     val_fraction: float = 0.16  # share of the people held out for model selection
     test_fraction: float = 0.20  # share of the people held out for the final report
     init_seed: int = -1  # init, data order and augmentation (-1: seed); others on one split train ensemble members
+    init_weights: str = ""  # a trained colorizer folder (train's output, this arch and shape) to fine-tune from;
+    #                         "" = a fresh init. A resumed checkpoint replaces it.
     refit: bool = False  # train on the training and validation people together, with a recipe chosen beforehand on
     #                      the validation people: the last epoch is kept, and validation MAE is no longer held out
     num_epochs: int = 10
@@ -135,8 +137,9 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     if cfg.validate_on_transfer and cfg.transfer_data:
         val_x = torch.cat([photos["val"], load_photos(folder_photos(cfg.transfer_data), cfg.size)])
 
-    # 2. models (one module), Adam, warmup then constant or cosine
+    # 2. models (one module), fresh or from `init_weights`, Adam, warmup then constant or cosine
     pair = _Pair(cfg)
+    first_stage = start_from(pair, cfg) if cfg.init_weights else {}
     optimizer = torch.optim.Adam(pair.parameters(), lr=cfg.learning_rate)
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(len(train_x), cfg, cfg.repeats),
                                                   decay=cfg.lr_decay)
@@ -187,16 +190,45 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     # 6. best weights, report on the test people and the transfer photos, output folder
     pair = run.finish(pair)
     if accelerator.is_main_process:
-        write_output(pair.colorizer, pair.mean_color, cfg, state, data, mean_ab, extra=extra)
+        write_output(pair.colorizer, pair.mean_color, cfg, state, data, mean_ab, extra=extra, first_stage=first_stage)
     accelerator.wait_for_everyone()
     return load(str(output_dir))
 
 
+def start_from(pair: _Pair, cfg: Config) -> dict:
+    """Load `cfg.init_weights`' colorizer (its top) and mean-color regressor (its mean_color/) into `pair`.
+
+    Returns:
+        what the folder's metrics.json says of its training ("config", "steps", "epochs_trained"; {} without one),
+        for this model's card.
+
+    Raises:
+        FileNotFoundError: a folder without config.json, model.safetensors or mean_color/.
+        ValueError: weights of another arch or shape than `cfg` builds (width, depth, size, skip, context).
+    """
+    folder = Path(cfg.init_weights)
+    for part in (folder, folder / "mean_color"):
+        if not (part / "config.json").is_file() or not (part / "model.safetensors").is_file():
+            raise FileNotFoundError(f"init_weights: {part} has no config.json and model.safetensors (a folder"
+                                    " training/train.py colorize wrote).")
+    for module, part in ((pair.colorizer, folder), (pair.mean_color, folder / "mean_color")):
+        saved, built = json.loads((part / "config.json").read_text()), module._hub_mixin_config
+        if saved != built:
+            raise ValueError(f"init_weights: {part} holds a model of {saved}, not the {built} these flags build"
+                             f" (arch {cfg.arch!r}): pass the flags it was trained with.")
+        module.load_state_dict(type(module).from_pretrained(part, map_location="cpu", strict=True).state_dict())
+    logger.info("colorize: fine-tuning from %s", folder)
+    metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+    return {key: metrics[key] for key in ("config", "steps", "epochs_trained") if key in metrics}
+
+
 def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: training.LoopState, data: SplitPhotos,
-                 mean_ab: torch.Tensor, members: list[dict] | None = None, extra: ExtraPhotos | None = None) -> None:
+                 mean_ab: torch.Tensor, members: list[dict] | None = None, extra: ExtraPhotos | None = None,
+                 first_stage: dict | None = None) -> None:
     """Weights (colorizer at the top, mean-color regressor in mean_color/), data.json, report, metrics, card; the
     training curves from `state.history` when there is one. `members`: an ensemble's (see `build_ensemble`);
-    `extra`: the `extra_train` photos trained on (their counts go into data.json and the card)."""
+    `extra`: the `extra_train` photos trained on (their counts go into data.json and the card); `first_stage`: what
+    `start_from` read of the `init_weights` model."""
     output_dir = Path(cfg.output_dir)
     training.save_atomically(colorizer.save_pretrained, output_dir)
     training.save_atomically(mean_color.save_pretrained, output_dir / "mean_color")
@@ -244,7 +276,7 @@ def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: tr
         "best_val_mae": state.best_metric, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
         "steps": state.global_step, "parameters": count_parameters(colorizer),
         "latency_ms_1024x768": time_predict(colorizer), "split": data.split, "resumed": state.resumed,
-        "members": members or [], "config": asdict(cfg),
+        "members": members or [], "config": asdict(cfg), "first_stage": first_stage or {},
     }
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     title, card = (("Darkroom Colorize: a general-photo colorizer", _photos_card(summary, cfg)) if cfg.arch == "unet"
@@ -394,6 +426,13 @@ def _photos_card(summary: dict, cfg: Config) -> str:
               f"{summary['scenes_mae']:.4f} | {summary['scenes_baseline_mae']:.4f} | {summary['scenes_neutral_mae']:.4f} | "
               f"{summary['scenes_colorfulness']:.1f} | {summary['scenes_true_colorfulness']:.1f} |"
               if summary["scenes_mae"] is not None else "")
+    first = summary.get("first_stage") or {}
+    started = (f"Fine-tuned from `{cfg.init_weights}` (`init_weights`: {first.get('steps', 0):,} steps, "
+               f"{first.get('epochs_trained', 0)} epochs, its flags in the last table); this stage below.\n- "
+               if cfg.init_weights else "")
+    first_flags = ("\n\nThe first stage (`init_weights`):\n\n| field | value |\n|---|---|\n" + "\n".join(
+        f"| `{key}` | `{value}` |" for key, value in first["config"].items() if key != "hub_private")
+        if first.get("config") else "")
     kept = ("the last epoch is kept: the validation MAE is a curve, never a choice"
             if cfg.keep_last or cfg.refit else
             f"the epoch with the lowest validation MAE is kept (epoch {summary['best_epoch']}, "
@@ -432,7 +471,7 @@ the colorized photos (their L, the predicted a*b*) and of the photos themselves.
 
 ## Training
 
-- Data: the training people of `{Path(cfg.data).name}` (split by person, seed {cfg.seed}: the faces model's split;
+- {started}Data: the training {"and validation " if cfg.refit else ""}people of `{Path(cfg.data).name}` (split by person, seed {cfg.seed}: the faces model's split;
   test people {', '.join(summary['split']['test'])}){f", each photo {cfg.people_repeats} times an epoch" if
   cfg.people_repeats > 1 else ""}, and every color photo of the extra folders (`extra_train`):
   {counted(summary['extra_photos'])}; skipped as already grayscale: {counted(summary['skipped_gray'])}.
@@ -444,5 +483,5 @@ the colorized photos (their L, the predicted a*b*) and of the photos themselves.
 - `predict` on a 1024×768 photo: {summary['latency_ms_1024x768']:.0f} ms on the training machine (the bench gives the
   2-thread figure). Curves: `training_curves.png`.
 
-{training.config_table(cfg)}
+{training.config_table(cfg)}{first_flags}
 """
