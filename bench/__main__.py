@@ -5,6 +5,7 @@
     python -m bench colorize --data ../shared/data/faces --json bench/results/colorize.json  # + --transfer scenes
     python -m bench mask --data ../shared/data/carvana --json bench/results/mask.json  # Dice at full resolution
     python -m bench upscale --data ../shared/data/photos/set5 --json bench/results/upscale.json  # ×2 PSNR-Y
+    python -m bench cards-stain --json bench/results/cards-stain.json  # how often "stain this card" shows a stain
     python -m bench upscale-archs --card --json bench/results/upscale-archs.json  # every bundled net, Set5/14, BSDS
     python -m bench app --json bench/results/app.json      # cold start: process start → first answer over HTTP
     python -m bench memory --json bench/results/memory.json  # the server's extra memory per 40 MP request
@@ -39,7 +40,7 @@ from tasks.training import count_parameters
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
 SERVER_BENCHES = ("app", "memory", "load")  # benches of the whole server rather than of one task
-OTHER_BENCHES = ("upscale-archs",)  # a task's comparison of its bundled nets
+OTHER_BENCHES = ("upscale-archs", "cards-stain")  # a task's comparison of its bundled nets; "stain this card"
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -356,6 +357,50 @@ def bench_upscale_archs(args: argparse.Namespace) -> dict:
     return result
 
 
+def bench_cards_stain(args: argparse.Namespace) -> dict:
+    """"Stain this card" (`cards.diffusion.evaluate_stain`): how often a SMALL stain shows in each region, plain
+    inpainting (jump_n_sample 1) against the served RePaint schedule, with CLEAN as the measure's control; and the
+    time of one stained card for each (2 threads)."""
+    import torch
+
+    from tasks import cards
+    from tasks.cards import diffusion
+
+    torch.set_num_threads(THREADS)
+    served = cards.load(args.weights)
+    quality = diffusion.evaluate_stain(served, n=args.n_cards)
+    height, width = served.model.size
+    card = cards.render_card(5_000_000, "CLEAN", size=(height, width)).image
+    region = Image.new("L", (width, height), 0)
+    region.paste(255, (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+    latency = {f"jumps{jumps}": time_calls(lambda seed, jumps=jumps: diffusion.stain(served, card, region, seed=seed,
+                                                                                      jump_n_sample=jumps),
+                                          list(range(5)), warmup=1)
+               for jumps in (1, diffusion.JUMP_N_SAMPLE)}
+    return {"task": "cards-stain", "data": f"rendered clean cards (seeds 5,000,000 + 0..{args.n_cards - 1})",
+            "n": args.n_cards, "weights": str(served.folder), "threads": THREADS, "quality": quality,
+            "latency_ms": latency[f"jumps{diffusion.JUMP_N_SAMPLE}"], "latency_ms_by_schedule": latency,
+            "schedule": {"num_inference_steps": diffusion.STAIN_STEPS, "jump_length": diffusion.JUMP_LENGTH,
+                         "jump_n_sample": diffusion.JUMP_N_SAMPLE},
+            "command": "python -m bench cards-stain" + (f" --weights {args.weights}" if args.weights else "")
+                       + f" --n_cards {args.n_cards}"}
+
+
+def cards_stain_table(result: dict) -> str:
+    """`bench_cards_stain`'s result: one row per category and region, how often a stain shows and the yellowed share,
+    for each schedule."""
+    quality = result["quality"]
+    rows = sorted({key.rsplit("/", 2)[0] for key in quality})
+    schedules = sorted({key.rsplit("/", 2)[1] for key in quality})
+    head = "| category / region | " + " | ".join(f"{name}: shows (yellowed)" for name in schedules) + " |"
+    lines = [head, "|---" * (len(schedules) + 1) + "|"]
+    for row in rows:
+        cells = [f"{quality[f'{row}/{name}/shows']:.0%} ({quality[f'{row}/{name}/yellowed']:.0%})" for name in schedules]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    timing = ", ".join(f"{name} p50 {value['p50']:.0f} ms" for name, value in result["latency_ms_by_schedule"].items())
+    return "\n".join(lines) + f"\n\none stained card: {timing}"
+
+
 def upscale_archs_table(result: dict) -> str:
     sets = list(result["data"])
     lines = ["| net | params | " + " | ".join(f"{name} PSNR-Y" for name in sets) + " | p50 ms |",
@@ -636,6 +681,8 @@ def run_bench(args: argparse.Namespace) -> dict:
         return bench_memory(args.megapixels, args.timeout)
     if args.task == "upscale-archs":
         return bench_upscale_archs(args)
+    if args.task == "cards-stain":
+        return bench_cards_stain(args)
     if args.task == "load":
         from bench.load import bench_load
 
@@ -657,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_fidelity", type=int, default=100, help="cards: DPM-Solver++ cards judged per category")
     parser.add_argument("--n_ddpm", type=int, default=100, help="cards: DDPM-1000 cards judged per category (0 = none)")
     parser.add_argument("--n_sweep", type=int, default=20, help="cards: cards per category per guidance value (0 = none)")
+    parser.add_argument("--n_cards", type=int, default=24, help="cards-stain: clean cards stained per category and region")
     parser.add_argument("--device", default="cpu", help="cards: where the judged cards are sampled (cpu, cuda)")
     parser.add_argument("--photos", default="", help="classify: a clothing folder (images/ + labels.csv) for the photo model")
     parser.add_argument("--n_photos", type=int, default=0, help="restore: score the first N photos (0 = all)")
@@ -685,6 +733,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.task == "upscale-archs":
         print(upscale_archs_table(result))
+        return
+    if args.task == "cards-stain":
+        print(cards_stain_table(result))
         return
     if args.task == "load":
         from bench.load import load_table

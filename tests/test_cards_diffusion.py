@@ -246,6 +246,56 @@ def test_stain_this_card_keeps_the_card_outside_the_region(trained):
     assert difference[~outside].mean() > 5  # the region was regenerated
 
 
+def test_stain_jumps_back_up_the_chain_as_repaint_does(trained, monkeypatch):
+    model = diffusion.load(str(trained))
+    card = render_card(0, "CLEAN", size=(16, 16)).image  # the model's size
+    region = Image.new("L", (16, 16), 0)
+    region.paste(255, (4, 4, 12, 12))
+    calls = []
+    real_unet = model.model.unet.forward
+    monkeypatch.setattr(model.model.unet, "forward", lambda *args, **kwargs: calls.append(1) or real_unet(*args, **kwargs))
+    plain, _ = diffusion.stain(model, card, region, "SMALL", seed=1, num_inference_steps=6, jump_n_sample=1)
+    assert len(calls) == 6  # one (guided: conditional and "any" in one batch) UNet pass per step
+    calls.clear()
+    jumped, mask = diffusion.stain(model, card, region, "SMALL", seed=1, num_inference_steps=6, jump_length=2,
+                                   jump_n_sample=3)
+    assert len(calls) == 6 + 2 * 2 * 2  # jumps at steps 0 and 2 (not 4: the last jump_length steps), 2 more each
+    again, _ = diffusion.stain(model, card, region, "SMALL", seed=1, num_inference_steps=6, jump_length=2,
+                               jump_n_sample=3)
+    assert np.array_equal(np.asarray(jumped), np.asarray(again))  # seeded
+    outside = np.asarray(mask) == 0
+    assert np.abs(np.asarray(jumped, dtype=np.int16) - np.asarray(card, dtype=np.int16))[outside].max() <= 1
+    assert not np.array_equal(np.asarray(plain), np.asarray(jumped))
+    with pytest.raises(ValueError, match="jump_n_sample must be 1 or more"):
+        diffusion.stain(model, card, region, "SMALL", jump_n_sample=0)
+
+
+def test_evaluate_stain_counts_amber_marks_and_nothing_else(trained, monkeypatch):
+    model = diffusion.load(str(trained))
+
+    def amber(model, card, region, category, seed, **knobs):  # the region tinted like gum: yellower, darker
+        tinted = Image.composite(Image.blend(card, Image.new("RGB", card.size, (200, 120, 20)), 0.5), card, region)
+        return (tinted if category == "SMALL" else card), region
+
+    monkeypatch.setattr(diffusion, "_stain", amber)
+    result = diffusion.evaluate_stain(model, n=2, regions=("centre",), jump_n_samples=(1,))
+    assert result["SMALL/centre/jumps1/shows"] == 1.0 and result["SMALL/centre/jumps1/yellowed"] > 0.9
+    assert result["CLEAN/centre/jumps1/shows"] == 0.0 and result["CLEAN/centre/jumps1/yellowed"] == 0.0
+
+
+def test_bench_cards_stain_writes_every_region_and_schedule(trained, tmp_path, capsys):
+    from bench.__main__ import main
+
+    out = tmp_path / "stain.json"
+    main(["cards-stain", "--weights", str(trained), "--n_cards", "1", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["task"] == "cards-stain" and result["n"] == 1
+    assert {key.rsplit("/", 2)[0] for key in result["quality"]} == {
+        f"{category}/{where}" for category in ("SMALL", "CLEAN") for where in ("centre", "top left", "bottom right")}
+    assert set(result["latency_ms_by_schedule"]) == {"jumps1", f"jumps{diffusion.JUMP_N_SAMPLE}"}
+    assert "| SMALL/centre |" in capsys.readouterr().out
+
+
 def test_landscape_scans_are_turned_upright(tmp_path):
     folder = tmp_path / "SMALL"
     folder.mkdir()

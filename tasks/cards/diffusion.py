@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import (DDIMScheduler, DDPMPipeline, DDPMScheduler, DPMSolverMultistepScheduler, RePaintScheduler,
+                       UNet2DModel)
 from diffusers.training_utils import EMAModel
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image, ImageDraw
@@ -235,19 +236,27 @@ def _to_pil(batch: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(image) for image in array]
 
 
+def _guided(model: CardModel, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
+            guidance: float) -> torch.Tensor:
+    """The UNet's ε or v at x, t; with classifier-free guidance (Ho & Salimans 2022) ε = ε_any + guidance ·
+    (ε_category − ε_any) (the same for v), using the "any" class learned by label dropout. Unguided (one pass) for an
+    unconditional UNet, for guidance 1 and for "any"."""
+    unconditional = len(model.categories or ())
+    if labels is None or guidance == 1.0 or not bool((labels != unconditional).any()):
+        return model.unet(x, t, class_labels=labels).sample
+    both = model.unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, torch.full_like(labels, unconditional)])).sample
+    output_category, output_any = both.chunk(2)
+    return output_any + guidance * (output_category - output_any)
+
+
 @torch.inference_mode()
 def sample(model: CardModel, labels: torch.Tensor | None, generators: list[torch.Generator], steps: int,
-           sampler: str, guidance: float = GUIDANCE, known: tuple[torch.Tensor, torch.Tensor] | None = None,
-           progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+           sampler: str, guidance: float = GUIDANCE, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Reverse diffusion from noise; one generator per card, so card i depends only on its own seed.
 
     Args:
         labels: class indices (B,), or None for an unconditional UNet.
-        guidance: classifier-free guidance (Ho & Salimans 2022): ε = ε_any + guidance · (ε_category − ε_any) (the same
-            for v), using the "any" class learned by label dropout; 1 = plain conditional sampling at half the cost.
-            Ignored for unconditional models and for "any".
-        known: optional (image (B, 3, H, W) in [-1, 1], keep-mask (B, 1, H, W) in {0, 1}): RePaint-style inpainting,
-            where after every step the kept region is replaced by the original noised to the current level.
+        guidance: classifier-free guidance scale (see `_guided`); 1 = plain conditional sampling at half the cost.
         progress: called with (step done, total) after each step.
 
     Returns:
@@ -262,32 +271,57 @@ def sample(model: CardModel, labels: torch.Tensor | None, generators: list[torch
     x = x * scheduler.init_noise_sigma
     if labels is not None:
         labels = labels.to(device)
-    if known is not None:
-        known = tuple(tensor.to(device) for tensor in known)
-    timesteps = scheduler.timesteps
-    forward = DDPMScheduler.from_config(model.scheduler_config)  # q(x_t | x_0), to noise the known region
-    unconditional = len(model.categories or ())
-    guided = labels is not None and guidance != 1.0 and bool((labels != unconditional).any())
-    for index, t in enumerate(timesteps):
-        # 2. predict ε or v (conditional and "any" in one batch when guided), 3. step to the next level
-        x_in = scheduler.scale_model_input(x, t)
-        if guided:
-            both = model.unet(torch.cat([x_in, x_in]), t, class_labels=torch.cat([labels, torch.full_like(labels, unconditional)])).sample
-            eps_category, eps_any = both.chunk(2)
-            eps = eps_any + guidance * (eps_category - eps_any)
-        else:
-            eps = model.unet(x_in, t, class_labels=labels).sample
-        x = scheduler.step(eps, t, x, generator=generators if sampler in STOCHASTIC else None).prev_sample
-        # 4. inpainting: put back the known region at the new noise level (RePaint, Lugmayr et al. 2022)
-        if known is not None:
-            image, keep = known
-            if index + 1 < len(timesteps):
-                noise = randn_tensor(image.shape, generator=generators, device=device)
-                image = forward.add_noise(image, noise, timesteps[index + 1:index + 2])
-            x = keep * image + (1 - keep) * x
+    for index, t in enumerate(scheduler.timesteps):
+        # 2. predict ε or v (guided), 3. step to the next level
+        output = _guided(model, scheduler.scale_model_input(x, t), t, labels, guidance)
+        x = scheduler.step(output, t, x, generator=generators if sampler in STOCHASTIC else None).prev_sample
         if progress is not None:
-            progress(index + 1, len(timesteps))
+            progress(index + 1, len(scheduler.timesteps))
     return x
+
+
+STAIN_STEPS, JUMP_LENGTH, JUMP_N_SAMPLE = 25, 5, 4  # "stain this card": RePaint's schedule (see `repaint`)
+
+
+@torch.inference_mode()
+def repaint(model: CardModel, labels: torch.Tensor | None, generator: torch.Generator, image: torch.Tensor,
+            keep: torch.Tensor, steps: int = STAIN_STEPS, jump_length: int = JUMP_LENGTH,
+            jump_n_sample: int = JUMP_N_SAMPLE, guidance: float = GUIDANCE) -> torch.Tensor:
+    """Inpainting with a model trained on whole cards, by RePaint's sampler (Lugmayr et al. 2022, "RePaint:
+    Inpainting using Denoising Diffusion Probabilistic Models"), through diffusers' RePaintScheduler: after each step the kept
+    region is the original noised to the new level, and every `jump_length` steps the chain is noised back up
+    `jump_length` steps and denoised again, `jump_n_sample` times in all, so that what the model paints inside the
+    region can follow what it has learned of the fixed outside. Without those jumps (`jump_n_sample` 1) a class that
+    puts its stain anywhere on a card (SMALL) mostly paints it where the clean original then overwrites it.
+
+    Args:
+        labels: class indices (B,), or None for an unconditional UNet.
+        image: (B, 3, H, W) in [-1, 1], the card; keep: (B, 1, H, W) in {0, 1}, 1 where the card is kept.
+        steps: denoising steps without the jumps ("leading" spacing, RePaintScheduler's own: 25 steps start at
+            t = 960 of 1000); the UNet runs about steps · jump_n_sample times, each pass a batch of 2 when guided.
+        guidance: as in `sample`.
+
+    Returns:
+        (B, 3, H, W) in [-1, 1]: `image` where keep is 1.
+    """
+    scheduler = RePaintScheduler.from_config(model.scheduler_config, eta=1.0)  # eta 1: DDPM's posterior noise
+    scheduler.set_timesteps(steps, jump_length=jump_length, jump_n_sample=jump_n_sample)
+    alphas = scheduler.alphas_cumprod
+    device = model.unet.device
+    image, keep = image.to(device), keep.to(device)
+    labels = labels.to(device) if labels is not None else None
+    x = randn_tensor(image.shape, generator=generator, device=device)
+    previous = scheduler.timesteps[0] + 1
+    for t in scheduler.timesteps:
+        if t < previous:  # a step down
+            output = _guided(model, x, t, labels, guidance)
+            if model.scheduler_config.get("prediction_type") == "v_prediction":  # RePaint steps with ε
+                output = alphas[t].sqrt() * output + (1 - alphas[t]).sqrt() * x  # ε = √ᾱ·v + √(1−ᾱ)·x_t
+            x = scheduler.step(output, t, x, image, keep, generator=generator).prev_sample
+        else:  # a jump back up: x_t from x_{t-1}, q(x_t | x_{t-1})
+            x = scheduler.undo_step(x, previous, generator=generator)
+        previous = t
+    return keep * image + (1 - keep) * x
 
 
 def noise_levels(model: CardModel) -> int:
@@ -348,28 +382,35 @@ def _generate(model: CardModel, category: str, seed: int, n: int, steps: int, sa
 
 
 def stain(served: hub.Served[CardModel], card: Image.Image, region: Image.Image, category: str = "SMALL",
-          seed: int = 0, num_inference_steps: int = 20, scheduler: str = "DPM-Solver++",
-          guidance_scale: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
-    """"Stain this card": inpaint a stain of `category` inside `region` of a clean card (RePaint-style).
+          seed: int = 0, num_inference_steps: int = STAIN_STEPS, jump_length: int = JUMP_LENGTH,
+          jump_n_sample: int = JUMP_N_SAMPLE, guidance_scale: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
+    """"Stain this card": inpaint a stain of `category` inside `region` of a clean card (RePaint, see `repaint`).
 
     Args:
         served: what `load` or `train` returned.
         card: any card image; turned upright and resized to the model size.
         region: mask image (white = where the stain may go), any size; resized like the card.
-        num_inference_steps, scheduler, guidance_scale: as in `predict`.
+        num_inference_steps, jump_length, jump_n_sample: RePaint's schedule; the defaults (25, 5, 4: about 2 s for
+            an 80×64 card on 2 threads) paint a SMALL stain that shows in a quarter-card box more often than without
+            the jumps (jump_n_sample 1): 58% of cards against 25% in the centre (`python -m bench cards-stain`).
+        guidance_scale: as in `predict`.
 
     Returns:
         (stained card at model size, the region mask at model size: the stain's known mask).
 
     Raises:
-        ValueError: as `predict`, for the category and the scheduler's knobs.
+        ValueError: as `predict`, for the category, the steps and the guidance; jump_length or jump_n_sample below 1.
     """
-    return _stain(served.model, card, region, category, seed, num_inference_steps, scheduler, guidance_scale)
+    return _stain(served.model, card, region, category, seed, num_inference_steps, guidance_scale, jump_length,
+                  jump_n_sample)
 
 
-def _stain(model: CardModel, card: Image.Image, region: Image.Image, category: str, seed: int, steps: int,
-           sampler: str, guidance: float) -> tuple[Image.Image, Image.Image]:
-    _check_knobs(model, category, 1, steps, sampler, guidance)
+def _stain(model: CardModel, card: Image.Image, region: Image.Image, category: str, seed: int,
+           steps: int = STAIN_STEPS, guidance: float = GUIDANCE, jump_length: int = JUMP_LENGTH,
+           jump_n_sample: int = JUMP_N_SAMPLE) -> tuple[Image.Image, Image.Image]:
+    _check_knobs(model, category, 1, steps, "DDPM", guidance)
+    if jump_length < 1 or jump_n_sample < 1:
+        raise ValueError(f"jump_length and jump_n_sample must be 1 or more; got {jump_length} and {jump_n_sample}.")
     height, width = model.size
     card = upright(card.convert("RGB"), (height, width))
     region = upright(region.convert("L"), (height, width)).point(lambda v: 255 if v >= 128 else 0)
@@ -378,8 +419,8 @@ def _stain(model: CardModel, card: Image.Image, region: Image.Image, category: s
     labels = None
     if model.unet.config.num_class_embeds:
         labels = torch.tensor([class_index(model.categories, category)])
-    result = sample(model, labels, [torch.Generator().manual_seed(int(seed))], steps, sampler, guidance,
-                    known=(image, keep))
+    result = repaint(model, labels, torch.Generator().manual_seed(int(seed)), image, keep, steps, jump_length,
+                     jump_n_sample, guidance)
     return _to_pil(result)[0], region
 
 
@@ -409,7 +450,7 @@ STAIN_EXAMPLES = (("SMALL", "centre"), ("WHITE_MARKS", "top left"), ("LIGHT", "m
                   ("FULL_CARD", "most of the card"))  # (category, region of STAIN_REGIONS), on rendered CLEAN cards
 
 
-def stain_examples(model: CardModel, steps: int = 20, guidance: float = GUIDANCE) -> Image.Image:
+def stain_examples(model: CardModel, steps: int = STAIN_STEPS, guidance: float = GUIDANCE) -> Image.Image:
     """"Stain this card" on rendered clean cards (render seeds 100, 101, ...; stain seeds 0, 1, ...): one row per entry
     of STAIN_EXAMPLES, the clean card beside the stained one with the region outlined."""
     height, width = model.size
@@ -420,7 +461,7 @@ def stain_examples(model: CardModel, steps: int = 20, guidance: float = GUIDANCE
         box = (round(left * width), round(top * height), round(right * width), round(bottom * height))
         region = Image.new("L", (width, height), 0)
         region.paste(255, box)
-        stained, _ = _stain(model, card, region, category, row, steps, "DPM-Solver++", guidance)
+        stained, _ = _stain(model, card, region, category, row, steps, guidance)
         ImageDraw.Draw(stained).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=(220, 30, 30))
         sheet.paste(card, (0, row * (height + 4)))
         sheet.paste(stained, (width + 4, row * (height + 4)))
@@ -600,8 +641,10 @@ default, 20 steps); classifier-free guidance (default {GUIDANCE:g}) against the 
 ![stain this card](stain_this_card.png)
 
 `diffusion.stain` on rendered clean cards (left: the card; right: stained inside the red box), rows:
-{', '.join(f"{category} ({where})" for category, where in STAIN_EXAMPLES)}. DPM-Solver++ 20 steps, guidance {GUIDANCE:g}; outside the box the card is kept to the pixel, so the box is the stain's
-known (if loose) mask. The box is regenerated whole: printing under the stain is re-drawn, not kept.
+{', '.join(f"{category} ({where})" for category, where in STAIN_EXAMPLES)}. RePaint (diffusers' RePaintScheduler:
+{STAIN_STEPS} steps, every {JUMP_LENGTH} steps {JUMP_N_SAMPLE - 1} jumps back), guidance {GUIDANCE:g}; outside the box the card is kept to the
+pixel, so the box is the stain's known (if loose) mask. The box is regenerated whole: printing under the stain is
+re-drawn, not kept. How often a stain shows: `python -m bench cards-stain`.
 
 ## Limits
 
@@ -665,6 +708,50 @@ def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int 
                 diversity.append(judging.min_pairwise_distance(cards[:n_per_category]))
         result[f"{run}/mean"] = float(np.mean(accuracies))
     result["diversity/min_rms"] = float(min(diversity)) if diversity else None
+    return result
+
+
+STAIN_SHOWS = (10.0, 0.10)  # a stain shows: this share of the region's pixels this many b* units yellower
+
+
+def evaluate_stain(served: hub.Served[CardModel], n: int = 24, categories: tuple[str, ...] = ("SMALL", "CLEAN"),
+                   regions: tuple[str, ...] = ("centre", "top left", "bottom right"),
+                   jump_n_samples: tuple[int, ...] = (1, JUMP_N_SAMPLE)) -> dict[str, float]:
+    """How often "stain this card" leaves a stain that shows, on `n` rendered clean cards (card seeds 5,000,000 + i:
+    never a training, judge or model-card card; stain seeds i), for each category, region of STAIN_REGIONS and RePaint
+    schedule. CLEAN is the control: asked for no stain, what shows is the measure's own false alarms.
+
+    A gum stain is amber: it shows where at least 10% of the region's pixels are at least 10 CIELAB b* units
+    yellower than on the clean card (`STAIN_SHOWS`; b* from scikit-image's rgb2lab, D65), a test for the amber
+    categories (SMALL, LIGHT, FULL_CARD), not WHITE_MARKS' pale residue.
+
+    Returns:
+        "<CATEGORY>/<region>/jumps<k>/shows" (share of the n cards, 0–1) and ".../yellowed" (mean share of the
+        region's pixels past the b* threshold) per category, region and jump_n_sample k.
+    """
+    from skimage.color import rgb2lab
+
+    model = served.model
+    height, width = model.size
+    units, share = STAIN_SHOWS
+    result = {}
+    for category in categories:
+        for where in regions:
+            left, top, right, bottom = STAIN_REGIONS[where]
+            box = (round(left * width), round(top * height), round(right * width), round(bottom * height))
+            region = Image.new("L", (width, height), 0)
+            region.paste(255, box)
+            for jumps in jump_n_samples:
+                yellowed = []
+                for i in range(n):
+                    card = render_card(5_000_000 + i, "CLEAN", size=(height, width)).image
+                    stained, _ = _stain(model, card, region, category, i, jump_n_sample=jumps)
+                    before, after = (rgb2lab(np.asarray(picture.crop(box), dtype=np.float64) / 255)[..., 2]
+                                     for picture in (card, stained))
+                    yellowed.append(float((after - before >= units).mean()))
+                key = f"{category}/{where}/jumps{jumps}"
+                result[f"{key}/shows"] = float(np.mean(np.array(yellowed) >= share))
+                result[f"{key}/yellowed"] = float(np.mean(yellowed))
     return result
 
 
