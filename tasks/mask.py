@@ -38,7 +38,8 @@ LAYOUTS = (("images", "masks"), ("train", "train_masks"))  # ours, Kaggle's: <ca
 
 @dataclass
 class Config(training.TrainingArgs):
-    data: str = DEFAULT_DATA  # images/ + masks/ (or Kaggle's train/ + train_masks/)
+    data: str = DEFAULT_DATA  # images/ + masks/ (or Kaggle's train/ + train_masks/); comma-separated: several, each
+    #                           split by car on its own (`split_cars`)
     output_dir: str = "outputs/mask"
     input_height: int = 160  # the model's input size; the original trained at 240×160
     input_width: int = 240
@@ -64,7 +65,23 @@ class Config(training.TrainingArgs):
 
 
 def find_pairs(data: str) -> list[tuple[Path, Path]]:
-    """(photo, mask) pairs of a Carvana-layout folder, sorted by name."""
+    """(photo, mask) pairs of a Carvana-layout folder, sorted by name; of several comma-separated folders (the shared
+    cars and extra.sh's), each folder's in turn.
+
+    Raises:
+        FileNotFoundError: a folder without the layout, or photos without their masks.
+        ValueError: a car in two of the folders (its views would sit on both sides of a split).
+    """
+    folders = [part.strip() for part in data.split(",") if part.strip()]
+    if len(folders) > 1:
+        pairs, owner = [], {}
+        for folder in folders:
+            for car in sorted({car_id(photo) for photo, _ in find_pairs(folder)}):
+                if car in owner:
+                    raise ValueError(f"Car {car} is in both {owner[car]} and {folder}: pass each car once.")
+                owner[car] = folder
+            pairs += find_pairs(folder)
+        return pairs
     root = Path(data)
     for images, masks in LAYOUTS:
         if (root / images).is_dir() and (root / masks).is_dir():
@@ -75,6 +92,19 @@ def find_pairs(data: str) -> list[tuple[Path, Path]]:
             if pairs:
                 return pairs
     raise FileNotFoundError(f"{data} has no images/ + masks/ (or train/ + train_masks/) with <car>_<nn>.jpg photos.")
+
+
+def split_cars(data: str, seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
+    """The car ids of each part ("train", "val", "test"): each folder of `data` split on its own
+    (`training.split_groups`, seeded), then joined. So adding a folder leaves the other folders' split as it was: a
+    model trained on the shared cars and extra.sh's has the shared cars' test cars of a model trained on those alone,
+    and the two compare on them."""
+    parts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for folder in (part.strip() for part in data.split(",") if part.strip()):
+        cars = sorted({car_id(photo) for photo, _ in find_pairs(folder)})
+        for part, names in training.split_groups(cars, seed, val_fraction, test_fraction).items():
+            parts[part] = sorted(parts[part] + names)
+    return parts
 
 
 def car_id(photo: Path) -> str:
@@ -180,8 +210,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     if cfg.input_height % 2 ** cfg.depth or cfg.input_width % 2 ** cfg.depth:
         raise ValueError(f"input_height and input_width must be multiples of 2^depth = {2 ** cfg.depth}.")
     pairs = find_pairs(cfg.data)
-    cars = sorted({car_id(photo) for photo, _ in pairs})
-    split = training.split_groups(cars, cfg.seed, cfg.val_fraction, cfg.test_fraction)
+    split = split_cars(cfg.data, cfg.seed, cfg.val_fraction, cfg.test_fraction)
     members = {part: [pair for pair in pairs if car_id(pair[0]) in set(cars)] for part, cars in split.items()}
     train_x, train_y = load_pairs(members["train"], size)
     val_x, val_y = load_pairs(members["val"] or members["train"], size)

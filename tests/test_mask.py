@@ -81,6 +81,25 @@ def test_split_is_by_car_and_covers_every_car(carvana):
     assert [len(sixty[part]) for part in ("train", "val", "test")] == [42, 9, 9]
 
 
+def test_a_second_folder_of_cars_leaves_the_first_folders_split_as_it_was(carvana, tmp_path):
+    more = tmp_path / "more"
+    (more / "images").mkdir(parents=True)
+    (more / "masks").mkdir()
+    for car in range(5, 12):  # 7 more cars, the other layout (images/ + masks/), one view each
+        shutil.copy(carvana / "train" / "car000_01.jpg", more / "images" / f"car{car:03d}_01.jpg")
+        shutil.copy(carvana / "train_masks" / "car000_01_mask.gif", more / "masks" / f"car{car:03d}_01_mask.gif")
+    alone = mask.split_cars(str(carvana), 0, 0.2, 0.2)
+    both = mask.split_cars(f"{carvana},{more}", 0, 0.2, 0.2)
+    extra = training.split_groups([f"car{car:03d}" for car in range(5, 12)], 0, 0.2, 0.2)
+    assert both == {part: sorted(alone[part] + extra[part]) for part in alone}  # each folder split on its own
+    assert len(mask.find_pairs(f"{carvana}, {more}")) == 10 + 7
+    served = mask.train(tiny_config(tmp_path, f"{carvana},{more}", max_train_steps=1))
+    assert served.split == both
+    assert {mask.car_id(photo) for photo, _ in mask.scored_pairs(served, f"{carvana},{more}")} == set(both["test"])
+    with pytest.raises(ValueError, match="is in both"):  # a car twice would sit on both sides of the split
+        mask.find_pairs(f"{carvana},{carvana}")
+
+
 def test_photo_and_mask_get_the_same_augmentation():
     photos = torch.zeros(3, 3, 32, 48)
     photos[:, :, 8:20, 5:25] = 1.0  # a white box on black ...
