@@ -772,7 +772,9 @@ def mask_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
         "Cut the car out of a studio photo. The U-Net looks at a 240×160 copy; its answer is scaled back to your "
         "photo's full size, so the mask and the transparent cut-out are as large as the photo. Download either, or "
-        "slide between the original and the car on a new background."
+        "slide between the original and the car on a new background. There is no car among the examples: the "
+        "Carvana photos it learned from may not be given away, and no freely licensed studio photo of a car was at "
+        "hand. Bring your own: the whole car on a plain studio floor and wall works best."
     )
     with gr.Row():
         with gr.Column():

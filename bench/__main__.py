@@ -280,11 +280,13 @@ def colorize_latency(served: Served, data: str, n: int, args: argparse.Namespace
 
 
 def mask_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Dice at each photo's original resolution on the model's test cars, without and with clean-up."""
+    """Dice at each photo's original resolution on the model's test cars, without and with clean-up, served as the
+    folder says (`mask.serving`: test-time flip, edge refinement)."""
     from tasks import mask
 
     report = mask.evaluate(served, data)
-    return {"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"]}, {"n": report["n"]}
+    return ({"dice": report["dice"], "dice_cleaned": report["dice_cleaned"], "photos": report["n"]},
+            {"n": report["n"], "serving": mask.serving(served)})
 
 
 def mask_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:

@@ -263,13 +263,14 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Car
     # 6. best weights; Dice at the original resolution on the test cars; output folder
     model = run.finish(model)
     if accelerator.is_main_process:
-        write_output(model, cfg, state, split, members["test"] or members["val"] or members["train"])
+        write_output(model, cfg, state, split, members["test"] or members["val"] or members["train"],
+                     device=str(accelerator.device))
     accelerator.wait_for_everyone()
     return load(str(output_dir))
 
 
 def write_output(model: CarUNet, cfg: Config, state: training.LoopState, split: dict[str, list[str]],
-                 test_pairs: list[tuple[Path, Path]]) -> None:
+                 test_pairs: list[tuple[Path, Path]], device: str = "cpu") -> None:
     output_dir = Path(cfg.output_dir)
     training.save_atomically(model.save_pretrained, output_dir)
     (output_dir / "split.json").write_text(json.dumps(split, indent=2))
@@ -281,6 +282,7 @@ def write_output(model: CarUNet, cfg: Config, state: training.LoopState, split: 
                "cleanup_helps": report["dice_cleaned"] - report["dice"] >= CLEANUP_MIN_GAIN, "best_val_dice": state.best_metric,
                "best_epoch": state.best_epoch, "epochs_trained": state.epoch, "steps": state.global_step,
                "parameters": count_parameters(model), "split": split, "resumed": state.resumed,
+               "training_seconds": round(state.seconds, 1), "device": device,
                "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     training.write_model_card(output_dir, title="Darkroom Mask: car cut-outs (U-Net, Carvana)",
@@ -321,6 +323,8 @@ gives the 2-thread figure).
   {cfg.learning_rate:g}, warmup then cosine), batch {cfg.train_batch_size}; augmentation (flip, ±8° rotation on photo
   and mask alike, brightness/contrast) {'on' if cfg.augment else 'off'}.
 - {best}; {summary['steps']:,} steps. Curves: `training_curves.png`.
+- Trained on {summary.get('device', 'cpu')} for {summary.get('training_seconds', 0) / 60:.0f} minutes (the training loop's
+  wall time summed over resumes; reading the photos and scoring the test cars apart).
 
 {training.config_table(cfg)}
 """
@@ -340,6 +344,51 @@ def clean_up(mask: np.ndarray) -> np.ndarray:
         return mask
     sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
     return ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+
+
+REFINE_BAND = (0.02, 0.98)  # refine_edges changes only pixels whose upsampled probability lies inside this band
+
+
+def refine_edges(chance: np.ndarray, photo: Image.Image, radius: int = 8, eps: float = 1e-4) -> np.ndarray:
+    """Sharpen an upsampled car probability along the car's edge with the photo as guide: the guided filter (He, Sun
+    & Tang, "Guided Image Filtering", ECCV 2010, Algorithm 1; gray guide, box means by scipy's uniform_filter), kept
+    only where the probability is inside REFINE_BAND, the blurred band a low-resolution map leaves at the edge. The
+    filtered map follows the photo's own edges there (a studio car against a plain floor and wall).
+
+    Args:
+        chance: (H, W) float in [0, 1], the photo's car probability at its own size.
+        photo: the photo, W×H.
+        radius: the box filters' radius in pixels of the photo; eps: the filter's regulariser (intensities in [0, 1]).
+
+    Returns:
+        (H, W) float32 in [0, 1]; equal to `chance` outside the band.
+
+    Raises:
+        ValueError: `chance` and `photo` of different sizes.
+    """
+    from scipy.ndimage import uniform_filter
+
+    if chance.shape != (photo.height, photo.width):
+        raise ValueError(f"probability {chance.shape} and photo {photo.height}×{photo.width} differ in size.")
+    band = (chance > REFINE_BAND[0]) & (chance < REFINE_BAND[1])
+    if not band.any():
+        return chance.astype(np.float32)
+    rows, cols = np.nonzero(band)  # filter the band's bounding box (with the filter's reach) only: the rest is kept
+    top, left = max(rows.min() - 2 * radius, 0), max(cols.min() - 2 * radius, 0)
+    bottom, right = min(rows.max() + 2 * radius + 1, chance.shape[0]), min(cols.max() + 2 * radius + 1, chance.shape[1])
+    guide = np.asarray(photo.convert("L"), dtype=np.float32)[top:bottom, left:right] / 255.0
+    p = chance[top:bottom, left:right].astype(np.float32)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return uniform_filter(values, size=2 * radius + 1, mode="reflect")
+
+    mean_guide, mean_p = mean(guide), mean(p)
+    a = (mean(guide * p) - mean_guide * mean_p) / (mean(guide * guide) - mean_guide ** 2 + eps)
+    b = mean_p - a * mean_guide
+    refined = chance.astype(np.float32)  # a copy
+    window = band[top:bottom, left:right]
+    refined[top:bottom, left:right][window] = np.clip(mean(a) * guide + mean(b), 0, 1)[window]
+    return refined
 
 
 @dataclass
@@ -363,17 +412,32 @@ def load(source: str | None = None) -> hub.Served[CarUNet]:
                       split=hub.read_json(weights.path, "split.json"))
 
 
+SERVING = {"flip": False, "refine": False}  # what a folder whose metrics.json has no "serving" gets: plain upsampling
+
+
+def serving(served: hub.Served[CarUNet]) -> dict[str, bool]:
+    """How `predict` serves this model: test-time flip, edge refinement ("serving" in its metrics.json, as
+    `choose_serving` measured them on the validation cars; off where it has none)."""
+    return {**SERVING, **served.metrics.get("serving", {})}
+
+
 @torch.inference_mode()
-def probability(model: CarUNet, photo: Image.Image) -> np.ndarray:
-    """The car probability at the photo's own size: logits at the model size, upsampled bilinearly, then sigmoid."""
-    logits = model(preprocess(photo, model.input_size)[None])
-    return F.interpolate(logits, size=(photo.height, photo.width), mode="bilinear",
-                         align_corners=False).sigmoid()[0, 0].numpy()
+def probability(model: CarUNet, photo: Image.Image, flip: bool = False, refine: bool = False) -> np.ndarray:
+    """The car probability at the photo's own size, (H, W) float32 in [0, 1]: logits at the model size, upsampled
+    bilinearly, then sigmoid. `flip`: the logits averaged with those of the mirrored photo (test-time augmentation);
+    `refine`: then `refine_edges` along the car's edge."""
+    photos = preprocess(photo, model.input_size)[None]
+    logits = model(photos)
+    if flip:
+        logits = (logits + model(photos.flip(-1)).flip(-1)) / 2
+    chance = F.interpolate(logits, size=(photo.height, photo.width), mode="bilinear",
+                           align_corners=False).sigmoid()[0, 0].numpy()
+    return refine_edges(chance, photo) if refine else chance
 
 
 def predict(served: hub.Served[CarUNet], image: Image.Image | str, threshold: float = 0.5,
             cleanup: bool | None = None) -> Cutout:
-    """Mask and RGBA cut-out of the car in a photo of any size.
+    """Mask and RGBA cut-out of the car in a photo of any size, served as `serving(served)` says.
 
     Args:
         served: what `load` or `train` returned.
@@ -383,7 +447,7 @@ def predict(served: hub.Served[CarUNet], image: Image.Image | str, threshold: fl
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"Threshold must be between 0 and 1; got {threshold:g}.")
     photo = load_rgb(image)  # a PIL image too: transparency onto white, EXIF upright
-    chance = probability(served.model, photo)
+    chance = probability(served.model, photo, **serving(served))
     mask = chance > threshold
     if cleanup if cleanup is not None else served.metrics.get("cleanup_helps", False):
         mask = clean_up(mask)
@@ -393,14 +457,15 @@ def predict(served: hub.Served[CarUNet], image: Image.Image | str, threshold: fl
     return Cutout(mask=mask_image, cutout=cutout, probability=chance)
 
 
-def full_resolution_dice(model: CarUNet, pairs: list[tuple[Path, Path]]) -> dict[str, float]:
+def full_resolution_dice(model: CarUNet, pairs: list[tuple[Path, Path]], flip: bool = False,
+                         refine: bool = False) -> dict[str, float]:
     """Mean Dice at each photo's own resolution, without and with clean-up, and the mean seconds per photo (photo →
-    full-resolution mask, on whatever threads the caller set)."""
+    full-resolution mask, on whatever threads the caller set); `flip`, `refine` as in `probability`."""
     plain, cleaned, seconds = [], [], []
     for photo_path, mask_path in pairs:
         photo, truth = load_rgb(photo_path), read_mask(mask_path)
         start = time.perf_counter()
-        mask = probability(model, photo) > 0.5
+        mask = probability(model, photo, flip, refine) > 0.5
         seconds.append(time.perf_counter() - start)
         plain.append(metrics.dice(mask, truth))
         cleaned.append(metrics.dice(clean_up(mask), truth))
@@ -425,6 +490,89 @@ def scored_pairs(served: hub.Served[CarUNet], data: str = DEFAULT_DATA) -> list[
 
 
 def evaluate(served: hub.Served[CarUNet], data: str = DEFAULT_DATA) -> dict[str, float]:
-    """Dice at the original resolution on `scored_pairs(served, data)`: "dice", "dice_cleaned" (largest component,
-    holes filled), "n" (photos) and "seconds_per_photo"."""
-    return full_resolution_dice(served.model, scored_pairs(served, data))
+    """Dice at the original resolution on `scored_pairs(served, data)`, served as `serving(served)` says: "dice",
+    "dice_cleaned" (largest component, holes filled), "n" (photos) and "seconds_per_photo"."""
+    return full_resolution_dice(served.model, scored_pairs(served, data), **serving(served))
+
+
+SERVING_MIN_GAIN = 0.0005  # validation Dice a serving option must add to be switched on
+
+
+def choose_serving(served: hub.Served[CarUNet], data: str, every: int = 1) -> dict:
+    """Measure test-time flip and edge refinement on the validation cars of `data` (full-resolution Dice, seconds per
+    photo; every `every`-th of their photos in name order) and switch each on only if it adds at least
+    SERVING_MIN_GAIN Dice to what is on before it (flip first, then refinement): the test cars choose nothing.
+
+    Returns:
+        {"serving": {"flip", "refine"}, "validation": {"plain" | "flip" | "refine" | "flip+refine": {"dice",
+        "seconds_per_photo"}}, "photos": n}.
+
+    Raises:
+        ValueError: `data` holds none of the model's validation cars.
+    """
+    val_cars = set(served.split.get("val", []))
+    pairs = [pair for pair in find_pairs(data) if car_id(pair[0]) in val_cars][::every]
+    if not pairs:
+        raise ValueError(f"{data} holds none of this model's {len(val_cars)} validation cars.")
+    variants = {"plain": (False, False), "flip": (True, False), "refine": (False, True), "flip+refine": (True, True)}
+    scores = {}
+    for name, (flip, refine) in variants.items():
+        report = full_resolution_dice(served.model, pairs, flip, refine)
+        scores[name] = {"dice": report["dice"], "seconds_per_photo": report["seconds_per_photo"]}
+    flip = scores["flip"]["dice"] - scores["plain"]["dice"] >= SERVING_MIN_GAIN
+    base = "flip" if flip else "plain"
+    refine = scores["flip+refine" if flip else "refine"]["dice"] - scores[base]["dice"] >= SERVING_MIN_GAIN
+    return {"serving": {"flip": flip, "refine": refine}, "validation": scores, "photos": len(pairs)}
+
+
+SERVING_HEADING = "## Serving: test-time flip and edge refinement"
+
+
+def write_serving(folder: str, data: str, every: int = 1) -> dict:
+    """`choose_serving` on a trained folder: its choice into metrics.json ("serving", "serving_validation"), which
+    `predict` then follows, and a section of the model card (replaced, if there was one)."""
+    served = load(folder)
+    chosen = choose_serving(served, data, every)
+    path = Path(folder)
+    summary = json.loads((path / "metrics.json").read_text())
+    summary.update(serving=chosen["serving"], serving_validation=chosen["validation"])
+    (path / "metrics.json").write_text(json.dumps(summary, indent=2))
+    rows = "\n".join(f"| {name} | {score['dice']:.4f} | {1000 * score['seconds_per_photo']:.0f} |"
+                     for name, score in chosen["validation"].items())
+    on = [name for name, value in chosen["serving"].items() if value]
+    section = f"""{SERVING_HEADING}
+
+Measured on {chosen['photos']} photos of the validation cars at full resolution (`python -m tasks.mask serving`);
+an option is switched on only if it adds at least {SERVING_MIN_GAIN} Dice to what is on before it (flip first, then
+refinement). Flip: the logits averaged with those of the mirrored photo. Refinement: `refine_edges`, a guided filter
+(He et al. 2010) with the photo as guide, only in the band the upsampled probability leaves at the car's edge. On
+here: {', '.join(on) or 'neither'}.
+
+| serving | validation Dice | ms per photo (this machine) |
+|---|---|---|
+{rows}
+"""
+    card = (path / "README.md").read_text()
+    if SERVING_HEADING in card:
+        before, after = card.split(SERVING_HEADING, 1)
+        rest = after[after.find("\n## "):] if "\n## " in after else ""
+        card = before + section + rest
+    else:
+        card = card.rstrip() + "\n\n" + section
+    (path / "README.md").write_text(card)
+    return chosen
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tasks.mask", description="Mask model folders.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serving", help="choose test-time flip and edge refinement on the validation"
+                                       " cars; write the choice into the folder")
+    serve_parser.add_argument("folder")
+    serve_parser.add_argument("--data", default=DEFAULT_DATA, help="the folder(s) of cars the model was trained on")
+    serve_parser.add_argument("--every", type=int, default=1, help="measure every N-th validation photo")
+    arguments = parser.parse_args()
+    torch.set_num_threads(2)
+    print(json.dumps(write_serving(arguments.folder, arguments.data, arguments.every), indent=2))

@@ -130,6 +130,8 @@ def test_smoke_run_writes_the_output_folder(trained):
         assert (trained / name).is_file(), name
     summary = json.loads((trained / "metrics.json").read_text())
     assert summary["steps"] == 2 and 0.0 <= summary["test_dice"] <= 1.0 and summary["test_photos"] == 2
+    assert summary["device"] == "cpu" and summary["training_seconds"] > 0  # where and how long: into the card
+    assert "Trained on cpu for" in (trained / "README.md").read_text()
 
 
 @pytest.mark.parametrize("size", [(96, 64), (333, 200)])
@@ -206,3 +208,68 @@ def test_evaluate_scores_only_cars_the_model_never_saw(carvana, trained, tmp_pat
     # cars the split never named (another set) are scored whole
     other = folder("other", seen, rename=lambda car: f"new{car}")
     assert mask.evaluate(model, other)["n"] == len(mask.find_pairs(other))
+
+
+def _studio_car(size=(480, 320)):
+    """A dark car-like ellipse with sharp edges on a light floor, its true mask, and the soft probability a
+    16×-smaller map leaves after bilinear upsampling."""
+    width, height = size
+    photo = Image.new("RGB", size, (225, 225, 230))
+    ImageDraw.Draw(photo).ellipse((60, 80, 400, 250), fill=(40, 50, 70))
+    truth = np.asarray(photo.convert("L")) < 128
+    small = torch.from_numpy(truth.astype(np.float32))[None, None]
+    small = torch.nn.functional.avg_pool2d(small, 16)
+    chance = torch.nn.functional.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+    return photo, truth, chance[0, 0].numpy()
+
+
+def test_refine_edges_changes_only_the_blurred_edge_and_follows_the_photo():
+    photo, truth, chance = _studio_car()
+    refined = mask.refine_edges(chance, photo)
+    assert refined.shape == chance.shape == (photo.height, photo.width) and refined.dtype == np.float32
+    low, high = mask.REFINE_BAND
+    outside = (chance <= low) | (chance >= high)
+    assert np.array_equal(refined[outside], chance[outside].astype(np.float32))  # only the edge band moves
+    assert not np.array_equal(refined, chance.astype(np.float32))
+    assert 0 <= refined.min() and refined.max() <= 1
+    near = ~outside
+    assert near.mean() < 0.2  # the band is the edge, not the car
+    plain, sharp = metrics.dice(chance > 0.5, truth), metrics.dice(refined > 0.5, truth)
+    assert sharp > plain + 0.003, (plain, sharp)  # snapped to the photo's edge
+    with pytest.raises(ValueError, match="differ in size"):
+        mask.refine_edges(chance[:-1], photo)
+
+
+def test_serving_options_reach_predict_and_are_chosen_on_validation_cars(trained, carvana, tmp_path):
+    served = mask.load(str(trained))
+    assert mask.serving(served) == {"flip": False, "refine": False}  # a folder without "serving": plain
+    photo = Image.open(mask.find_pairs(str(carvana))[0][0])
+    plain = mask.predict(served, photo).probability
+    served.metrics["serving"] = {"flip": True, "refine": True}
+    both = mask.predict(served, photo).probability
+    assert both.shape == plain.shape == (photo.height, photo.width) and not np.array_equal(both, plain)
+    chosen = mask.choose_serving(served, str(carvana))
+    assert set(chosen["validation"]) == {"plain", "flip", "refine", "flip+refine"}
+    assert chosen["photos"] == 2 * len(served.split["val"])  # the validation cars' views, no other
+    gain = chosen["validation"]["flip"]["dice"] - chosen["validation"]["plain"]["dice"]
+    assert chosen["serving"]["flip"] == (gain >= mask.SERVING_MIN_GAIN)
+    others = tmp_path / "others"  # only a car the model did not validate on
+    (others / "images").mkdir(parents=True)
+    (others / "masks").mkdir()
+    test_car = served.split["test"][0]
+    shutil.copy(carvana / "train" / f"{test_car}_01.jpg", others / "images")
+    shutil.copy(carvana / "train_masks" / f"{test_car}_01_mask.gif", others / "masks")
+    with pytest.raises(ValueError, match="none of this model's"):
+        mask.choose_serving(served, str(others))
+
+
+def test_write_serving_records_the_choice_once_in_the_folder(trained, carvana, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(trained, folder)
+    for _ in range(2):  # a second run replaces its section
+        chosen = mask.write_serving(str(folder), str(carvana))
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert summary["serving"] == chosen["serving"] and set(summary["serving_validation"]) == set(chosen["validation"])
+    assert mask.serving(mask.load(str(folder))) == chosen["serving"]  # predict follows the folder
+    card = (folder / "README.md").read_text()
+    assert card.count(mask.SERVING_HEADING) == 1 and "| flip+refine |" in card
