@@ -259,7 +259,7 @@ def test_stain_jumps_back_up_the_chain_as_repaint_does(trained, monkeypatch):
     calls.clear()
     jumped, mask = diffusion.stain(model, card, region, "SMALL", seed=1, num_inference_steps=6, jump_length=2,
                                    jump_n_sample=3)
-    assert len(calls) == 6 + 2 * 2 * 2  # jumps at steps 0 and 2 (not 4: the last jump_length steps), 2 more each
+    assert len(calls) == 6 + 2 * 2 * 2  # jumps at levels 0 and 2 (none in the first jump_length steps from noise), 2 more each
     again, _ = diffusion.stain(model, card, region, "SMALL", seed=1, num_inference_steps=6, jump_length=2,
                                jump_n_sample=3)
     assert np.array_equal(np.asarray(jumped), np.asarray(again))  # seeded

@@ -605,6 +605,8 @@ def test_init_weights_fine_tunes_from_a_trained_folder(trained, people, tmp_path
         colorize.train(tiny_config(tmp_path / "wide", people, width=8, init_weights=str(trained)))
     with pytest.raises(FileNotFoundError, match="init_weights"):
         colorize.train(tiny_config(tmp_path / "none", people, init_weights=str(tmp_path / "missing")))
+    with pytest.raises(ValueError, match="whom this run's split holds out"):  # seed 2 tests on s04, whom seed 0 trained on
+        colorize.train(tiny_config(tmp_path / "other", people, seed=2, init_weights=str(trained)))
 
 
 def test_load_picks_either_model_of_a_colorize_folder(trained, tmp_path):

@@ -140,6 +140,14 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[Col
     # 2. models (one module), fresh or from `init_weights`, Adam, warmup then constant or cosine
     pair = _Pair(cfg)
     first_stage = start_from(pair, cfg) if cfg.init_weights else {}
+    if first_stage.get("split"):  # a first stage that trained on this run's validation or test people would leak
+        first_config = first_stage.get("config", {})
+        taught = set(first_stage["split"].get("train", [])) | (
+            set(first_stage["split"].get("val", [])) if first_config.get("refit") else set())
+        leaked = sorted(taught & (set(split["val"]) | set(split["test"])))
+        if leaked:
+            raise ValueError(f"init_weights {cfg.init_weights} trained on {', '.join(leaked)}, whom this run's split"
+                             " holds out: use the first stage's seed and fractions.")
     optimizer = torch.optim.Adam(pair.parameters(), lr=cfg.learning_rate)
     scheduler, total_steps = training.lr_schedule(optimizer, cfg, training.steps_per_epoch(len(train_x), cfg, cfg.repeats),
                                                   decay=cfg.lr_decay)
@@ -199,8 +207,8 @@ def start_from(pair: _Pair, cfg: Config) -> dict:
     """Load `cfg.init_weights`' colorizer (its top) and mean-color regressor (its mean_color/) into `pair`.
 
     Returns:
-        what the folder's metrics.json says of its training ("config", "steps", "epochs_trained"; {} without one),
-        for this model's card.
+        what the folder's metrics.json says of its training ("config", "steps", "epochs_trained", "split"; {}
+        without one), for this model's card and the check that it never trained on this run's held-out people.
 
     Raises:
         FileNotFoundError: a folder without config.json, model.safetensors or mean_color/.
@@ -219,7 +227,7 @@ def start_from(pair: _Pair, cfg: Config) -> dict:
         module.load_state_dict(type(module).from_pretrained(part, map_location="cpu", strict=True).state_dict())
     logger.info("colorize: fine-tuning from %s", folder)
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
-    return {key: metrics[key] for key in ("config", "steps", "epochs_trained") if key in metrics}
+    return {key: metrics[key] for key in ("config", "steps", "epochs_trained", "split") if key in metrics}
 
 
 def write_output(colorizer: Model, mean_color: MeanColor, cfg: Config, state: training.LoopState, data: SplitPhotos,
