@@ -273,3 +273,18 @@ def test_write_serving_records_the_choice_once_in_the_folder(trained, carvana, t
     assert mask.serving(mask.load(str(folder))) == chosen["serving"]  # predict follows the folder
     card = (folder / "README.md").read_text()
     assert card.count(mask.SERVING_HEADING) == 1 and "| flip+refine |" in card
+
+
+@pytest.mark.parametrize("scores, chosen", [
+    ({"plain": 0.98, "flip": 0.9806, "refine": 0.9801, "flip+refine": 0.9812}, {"flip": True, "refine": True}),
+    ({"plain": 0.98, "flip": 0.9806, "refine": 0.9820, "flip+refine": 0.9808}, {"flip": True, "refine": False}),
+    ({"plain": 0.98, "flip": 0.9803, "refine": 0.9806, "flip+refine": 0.9830}, {"flip": False, "refine": True}),
+    ({"plain": 0.98, "flip": 0.9803, "refine": 0.9803, "flip+refine": 0.9806}, {"flip": False, "refine": False}),
+])
+def test_choose_serving_adds_flip_then_refinement_each_on_its_own_gain(trained, carvana, monkeypatch, scores, chosen):
+    # refinement is judged against what is on before it: flip+refine over flip when flip is on, refine over plain if not
+    served = mask.load(str(trained))
+    names = {(False, False): "plain", (True, False): "flip", (False, True): "refine", (True, True): "flip+refine"}
+    monkeypatch.setattr(mask, "full_resolution_dice", lambda model, pairs, flip=False, refine=False: {
+        "dice": scores[names[flip, refine]], "seconds_per_photo": 0.1})
+    assert mask.choose_serving(served, str(carvana))["serving"] == chosen
