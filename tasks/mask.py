@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +76,12 @@ def find_pairs(data: str) -> list[tuple[Path, Path]]:
     if len(folders) > 1:
         pairs, owner = [], {}
         for folder in folders:
-            for car in sorted({car_id(photo) for photo, _ in find_pairs(folder)}):
+            found = find_pairs(folder)
+            for car in sorted({car_id(photo) for photo, _ in found}):
                 if car in owner:
                     raise ValueError(f"Car {car} is in both {owner[car]} and {folder}: pass each car once.")
                 owner[car] = folder
-            pairs += find_pairs(folder)
+            pairs += found
         return pairs
     root = Path(data)
     for images, masks in LAYOUTS:
@@ -276,7 +277,7 @@ def write_output(model: CarUNet, cfg: Config, state: training.LoopState, split: 
     (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     report = full_resolution_dice(model, test_pairs)
     training.plot_training_curves(state.history, output_dir / "training_curves.png", "mask: BCE + Dice loss (val: 1 − Dice)")
-    sweep = training.copy_sweep(cfg.sweep_results, output_dir)
+    training.copy_sweep(cfg.sweep_results, output_dir)
     summary = {"test_dice": report["dice"], "test_dice_cleaned": report["dice_cleaned"], "test_photos": len(test_pairs),
                "latency_ms": round(1000 * report["seconds_per_photo"], 1),
                "cleanup_helps": report["dice_cleaned"] - report["dice"] >= CLEANUP_MIN_GAIN, "best_val_dice": state.best_metric,
@@ -285,7 +286,18 @@ def write_output(model: CarUNet, cfg: Config, state: training.LoopState, split: 
                "training_seconds": round(state.seconds, 1), "device": device,
                "config": asdict(cfg)}
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    training.write_model_card(output_dir, title="Darkroom Mask: car cut-outs (U-Net, Carvana)",
+    write_card(output_dir)
+
+
+def write_card(folder: str | Path) -> None:
+    """folder/README.md from its metrics.json (and its sweep.md, when it has one): at the end of training, and again
+    when `write_serving` adds the serving choice."""
+    folder = Path(folder)
+    summary = hub.read_json(folder, "metrics.json")
+    known = {item.name for item in fields(Config)}
+    cfg = Config(**{key: value for key, value in summary["config"].items() if key in known})
+    sweep = (folder / "sweep.md").read_text() if (folder / "sweep.md").is_file() else ""
+    training.write_model_card(folder, title="Darkroom Mask: car cut-outs (U-Net, Carvana)",
                               body=_model_card(summary, cfg, sweep), metadata={
                                   "license": "mit", "library_name": "darkroom", "pipeline_tag": "image-segmentation",
                                   "tags": ["image-segmentation", "carvana", "darkroom"]})
@@ -327,6 +339,28 @@ gives the 2-thread figure).
   wall time summed over resumes; reading the photos and scoring the test cars apart).
 
 {training.config_table(cfg)}
+{_serving_section(summary)}"""
+
+
+def _serving_section(summary: dict) -> str:
+    """The card's account of `choose_serving` ("" before `write_serving` has run on the folder)."""
+    if not summary.get("serving_validation"):
+        return ""
+    rows = "\n".join(f"| {name} | {score['dice']:.4f} | {1000 * score['seconds_per_photo']:.0f} |"
+                     for name, score in summary["serving_validation"].items())
+    on = [name for name, value in summary["serving"].items() if value]
+    return f"""
+{SERVING_HEADING}
+
+Measured on {summary['serving_photos']} photos of the validation cars at full resolution (`python -m tasks.mask
+serving`); an option is switched on only if it adds at least {SERVING_MIN_GAIN} Dice to what is on before it (flip
+first, then refinement). Flip: the logits averaged with those of the mirrored photo. Refinement: `refine_edges`, a
+guided filter (He et al. 2010) with the photo as guide, only in the band the upsampled probability leaves at the
+car's edge. On here: {', '.join(on) or 'neither'}.
+
+| serving | validation Dice | ms per photo (this machine) |
+|---|---|---|
+{rows}
 """
 
 
@@ -529,37 +563,15 @@ SERVING_HEADING = "## Serving: test-time flip and edge refinement"
 
 
 def write_serving(folder: str, data: str, every: int = 1) -> dict:
-    """`choose_serving` on a trained folder: its choice into metrics.json ("serving", "serving_validation"), which
-    `predict` then follows, and a section of the model card (replaced, if there was one)."""
+    """`choose_serving` on a trained folder: its choice into metrics.json ("serving", "serving_validation",
+    "serving_photos"), which `predict` then follows, and the model card written again with it (`write_card`)."""
     served = load(folder)
     chosen = choose_serving(served, data, every)
     path = Path(folder)
     summary = json.loads((path / "metrics.json").read_text())
-    summary.update(serving=chosen["serving"], serving_validation=chosen["validation"])
+    summary.update(serving=chosen["serving"], serving_validation=chosen["validation"], serving_photos=chosen["photos"])
     (path / "metrics.json").write_text(json.dumps(summary, indent=2))
-    rows = "\n".join(f"| {name} | {score['dice']:.4f} | {1000 * score['seconds_per_photo']:.0f} |"
-                     for name, score in chosen["validation"].items())
-    on = [name for name, value in chosen["serving"].items() if value]
-    section = f"""{SERVING_HEADING}
-
-Measured on {chosen['photos']} photos of the validation cars at full resolution (`python -m tasks.mask serving`);
-an option is switched on only if it adds at least {SERVING_MIN_GAIN} Dice to what is on before it (flip first, then
-refinement). Flip: the logits averaged with those of the mirrored photo. Refinement: `refine_edges`, a guided filter
-(He et al. 2010) with the photo as guide, only in the band the upsampled probability leaves at the car's edge. On
-here: {', '.join(on) or 'neither'}.
-
-| serving | validation Dice | ms per photo (this machine) |
-|---|---|---|
-{rows}
-"""
-    card = (path / "README.md").read_text()
-    if SERVING_HEADING in card:
-        before, after = card.split(SERVING_HEADING, 1)
-        rest = after[after.find("\n## "):] if "\n## " in after else ""
-        card = before + section + rest
-    else:
-        card = card.rstrip() + "\n\n" + section
-    (path / "README.md").write_text(card)
+    write_card(path)
     return chosen
 
 
