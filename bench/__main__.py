@@ -380,7 +380,7 @@ def bench_cards_stain(args: argparse.Namespace) -> dict:
                                           list(range(5)), warmup=1)
                for jumps in (1, diffusion.JUMP_N_SAMPLE)}
     return {"task": "cards-stain", "data": f"rendered clean cards (seeds 5,000,000 + 0..{args.n_cards - 1})",
-            "n": args.n_cards, "weights": str(served.folder), "threads": THREADS, "quality": quality,
+            "n": args.n_cards, "weights": served.weights.name, "threads": THREADS, "quality": quality,
             "latency_ms": latency[f"jumps{diffusion.JUMP_N_SAMPLE}"], "latency_ms_by_schedule": latency,
             "schedule": {"num_inference_steps": diffusion.STAIN_STEPS, "jump_length": diffusion.JUMP_LENGTH,
                          "jump_n_sample": diffusion.JUMP_N_SAMPLE},

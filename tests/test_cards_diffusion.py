@@ -289,7 +289,7 @@ def test_bench_cards_stain_writes_every_region_and_schedule(trained, tmp_path, c
     out = tmp_path / "stain.json"
     main(["cards-stain", "--weights", str(trained), "--n_cards", "1", "--json", str(out)])
     result = json.loads(out.read_text())
-    assert result["task"] == "cards-stain" and result["n"] == 1
+    assert result["task"] == "cards-stain" and result["n"] == 1 and result["weights"] == str(trained)
     assert {key.rsplit("/", 2)[0] for key in result["quality"]} == {
         f"{category}/{where}" for category in ("SMALL", "CLEAN") for where in ("centre", "top left", "bottom right")}
     assert set(result["latency_ms_by_schedule"]) == {"jumps1", f"jumps{diffusion.JUMP_N_SAMPLE}"}
