@@ -792,10 +792,10 @@ def mask_tab(demo: gr.Blocks) -> None:
     serving = gr.Markdown()
     button.click(run_mask, inputs=[upload, threshold, background], outputs=[mask_image, cutout, slider], api_name="mask")
     # Carvana's photos are Kaggle competition data and may not be shipped: the one example shows what happens
-    # without a car (an honest, mostly empty mask); bring your own car photo
+    # without a car (the model, which knows only studio cars, still marks most of the photo); bring your own
     gr.Examples(examples=[[str(EXAMPLES_DIR / "colorize" / "coffee.jpg"), 0.5, "#ffffff"]],
                 inputs=[upload, threshold, background], outputs=[mask_image, cutout, slider], fn=run_mask,
-                cache_examples=True, cache_mode="lazy", label="No car in this one: see what the model does",
+                cache_examples=True, cache_mode="lazy", label="No car in this one: the model knows only studio cars, and still marks most of the photo",
                 elem_id="mask-examples")
     model_report(demo, "mask", serving)
 
