@@ -780,7 +780,7 @@ def mask_tab(demo: gr.Blocks) -> None:
         with gr.Column():
             upload = image_upload(label="Studio photo of a car", height=300, elem_id="mask-upload")
             threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
-                                  info="how sure the model must be that a pixel is car")
+                                  info="how sure the model must be that a pixel is car; it is sure of most pixels either way, so this moves only the edge (press Cut out again)")
             background = gr.ColorPicker(value="#ffffff", label="New background")
             button = gr.Button("Cut out", variant="primary")
         with gr.Column():
@@ -795,7 +795,7 @@ def mask_tab(demo: gr.Blocks) -> None:
     # without a car (the model, which knows only studio cars, still marks most of the photo); bring your own
     gr.Examples(examples=[[str(EXAMPLES_DIR / "colorize" / "coffee.jpg"), 0.5, "#ffffff"]],
                 inputs=[upload, threshold, background], outputs=[mask_image, cutout, slider], fn=run_mask,
-                cache_examples=True, cache_mode="lazy", label="No car in this one: the model knows only studio cars, and still marks most of the photo",
+                cache_examples=True, cache_mode="lazy", label="No car in this one: the model still marks most of it",
                 elem_id="mask-examples")
     model_report(demo, "mask", serving)
 
