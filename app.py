@@ -358,10 +358,32 @@ def classify_tab(demo: gr.Blocks) -> None:
 # Cards
 # ---------------------------------------------------------------------------------------------------------------------
 
+def card_sizes() -> list[str]:
+    """The sizes the default Cards model serves ("80×64", "160×128", ...), for the Size radio: read from its folder's
+    JSON (the UNet's sample size, and which upscale-x<factor>/ nets it has), so building the page imports no diffusers.
+    Another model typed in the Model box may draw other sizes: Generate names them."""
+    try:
+        folder = Path(hub.resolve("cards").path)
+        sample_size = hub.read_json(folder / "unet", "config.json")["sample_size"]
+    except (OSError, KeyError, ValueError):  # a missing or broken model: Generate says why
+        return ["80×64"]
+    height, width = sample_size if isinstance(sample_size, list) else (sample_size, sample_size)
+    factors = [1] + [factor for factor in (2, 4) if (folder / f"upscale-x{factor}" / "config.json").is_file()]
+    return [f"{height * factor}×{width * factor}" for factor in factors]
+
+
+def card_size(name: str) -> tuple[int, int]:
+    try:
+        return cards.diffusion.parse_size(name or "")
+    except ValueError as error:
+        raise said(error) from error
+
+
 @files_out
 def run_cards(category: str, seed: float, n: float, num_inference_steps: float, scheduler: str, guidance_scale: float,
-              source: str, progress=gr.Progress()) -> tuple[list[Image.Image], str]:
-    """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i); the knobs as in cards.predict."""
+              source: str, size: str = "", progress=gr.Progress()) -> tuple[list[Image.Image], str]:
+    """The Cards endpoint: n cards of `category` from `seed` (card i from seed + i), `size` "height×width" ("" = the
+    model's own); the knobs as in cards.predict."""
     served = load_served("cards", source or "")
     if served.model.categories is None and category != cards.ANY:
         gr.Info(f"{served.weights.name} has no categories; sampling it unconditionally.")
@@ -370,7 +392,8 @@ def run_cards(category: str, seed: float, n: float, num_inference_steps: float, 
     try:
         images = cards.predict(served, category, seed=whole(seed, "Seed"), n=int(n), num_inference_steps=int(num_inference_steps),
                                scheduler=scheduler, guidance_scale=float(guidance_scale),
-                               progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"))
+                               progress=lambda done, total: progress((done, total), desc="denoising", unit="steps"),
+                               size=card_size(size) if size else None)
     except ValueError as error:
         raise said(error) from error
     return images, serving_line(served)
@@ -382,8 +405,10 @@ FIRST_CARDS = ("FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, "")  # the
 @functools.lru_cache(maxsize=1)
 def _first_cards() -> tuple[Image.Image, ...]:
     category, seed, n, steps, scheduler, guidance, _ = FIRST_CARDS
+    sizes = load_served("cards").model.sizes
     return tuple(cards.predict(load_served("cards"), category, seed=seed, n=n, num_inference_steps=steps,
-                               scheduler=scheduler, guidance_scale=guidance))
+                               scheduler=scheduler, guidance_scale=guidance,
+                               size=sizes[min(1, len(sizes) - 1)]))  # the Size radio's default
 
 
 @files_out
@@ -417,8 +442,9 @@ def steps_slider(sampler: str, source: str, steps: float | None = None):
 
 
 @files_out
-def run_stain(path: str | None, region: str, category: str, seed: float, source: str):
-    """"Stain this card": inpaint a stain of `category` in a preset region of an uploaded card."""
+def run_stain(path: str | None, region: str, category: str, seed: float, source: str, size: str = ""):
+    """"Stain this card": inpaint a stain of `category` in a preset region of an uploaded card, the result (and its
+    mask) of `size` ("" = the model's own)."""
     served = load_served("cards", source or "")
     card = open_upload(path)
     if region not in cards.STAIN_REGIONS:
@@ -428,10 +454,11 @@ def run_stain(path: str | None, region: str, category: str, seed: float, source:
     mask = Image.new("L", (width, height), 0)
     mask.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
     try:
-        stained, known_mask = cards.stain(served, card, mask, category, seed=whole(seed, "Seed"))
+        stained, known_mask = cards.stain(served, card, mask, category, seed=whole(seed, "Seed"),
+                                          size=card_size(size) if size else None)
     except ValueError as error:
         raise said(error) from error
-    before = cards.diffusion.upright(card, (height, width))
+    before = cards.diffusion.upright(card, (stained.height, stained.width))
     return (before, stained), known_mask
 
 
@@ -449,6 +476,10 @@ def cards_tab(demo: gr.Blocks) -> None:
                 seed = gr.Slider(0, 999_999, value=0, step=1, label="Seed", scale=4)
                 dice = gr.Button("Random", scale=1, min_width=80)  # text: an emoji needs a font Debian lacks
             n = gr.Slider(1, cards.MAX_CARDS, value=4, step=1, label="Number of cards")
+            sizes = card_sizes()
+            size = gr.Radio(sizes, value=sizes[min(1, len(sizes) - 1)], label="Size (height×width, pixels)",
+                            info="the model draws the smallest; larger sizes are the same cards through a "
+                                 "super-resolution cascade trained on rendered cards")
             steps = gr.Slider(1, 1000, value=20, step=1, label="Steps")
             sampler = gr.Radio(list(cards.SCHEDULERS), value="DPM-Solver++", label="Scheduler")
             guidance = gr.Slider(1, cards.MAX_GUIDANCE, value=cards.GUIDANCE, step=0.5, label="Guidance scale",
@@ -457,19 +488,23 @@ def cards_tab(demo: gr.Blocks) -> None:
                                 "megamp15/FULL_GUM_STAIN_CARDS")
             button = gr.Button("Generate", variant="primary")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Cards", columns=4, height=420, format="png", elem_id="cards-gallery")
+            gallery = gr.Gallery(label="Cards", columns=4, height=560, format="png", elem_id="cards-gallery",
+                                 object_fit="scale-down", buttons=["download", "download_all", "fullscreen"])
+            # scale-down: a card is never enlarged past its pixels (a small card stays small, not a blurry thumbnail)
             serving = gr.Markdown()
     dice.click(lambda: random.randrange(1_000_000), outputs=seed, api_visibility="private")
     demo.load(arrival_cards, outputs=gallery, api_visibility="private")
     sampler.change(steps_slider, inputs=[sampler, source], outputs=steps, api_visibility="private")
     gr.on([source.submit, source.blur], steps_slider, inputs=[sampler, source, steps], outputs=steps,
           api_visibility="private")
-    button.click(run_cards, inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving],
-                 api_name="cards", **SLOW)
-    gr.Examples([list(FIRST_CARDS), ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""],
-                 ["SMALL", 42, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""], ["LIGHT", 3, 4, 20, "DPM-Solver++", cards.GUIDANCE, ""]],
-                inputs=[category, seed, n, steps, sampler, guidance, source], outputs=[gallery, serving], fn=run_cards,
-                cache_examples=True, cache_mode="lazy", elem_id="cards-examples")
+    button.click(run_cards, inputs=[category, seed, n, steps, sampler, guidance, source, size],
+                 outputs=[gallery, serving], api_name="cards", **SLOW)
+    shown = size.value
+    gr.Examples([[*FIRST_CARDS, shown], ["WHITE_MARKS", 7, 4, 20, "DPM-Solver++", cards.GUIDANCE, "", shown],
+                 ["SMALL", 42, 4, 20, "DPM-Solver++", cards.GUIDANCE, "", shown],
+                 ["LIGHT", 3, 4, 20, "DPM-Solver++", cards.GUIDANCE, "", shown]],
+                inputs=[category, seed, n, steps, sampler, guidance, source, size], outputs=[gallery, serving],
+                fn=run_cards, cache_examples=True, cache_mode="lazy", elem_id="cards-examples")
     with gr.Accordion("Stain this card", open=False):
         gr.Markdown("Upload a clean card back, pick where and what: the model paints a stain there and leaves the rest "
                     "of the card as it was (RePaint-style inpainting), so the stain's mask is known.")
@@ -481,7 +516,7 @@ def cards_tab(demo: gr.Blocks) -> None:
                 stain_button = gr.Button("Stain it")
             slider = gr.ImageSlider(format="png", label="Before / after", type="pil")
             known_mask = gr.Image(format="png", label="Stain region mask", type="pil", interactive=False)
-        stain_button.click(run_stain, inputs=[card, region, stain_category, seed, source],
+        stain_button.click(run_stain, inputs=[card, region, stain_category, seed, source, size],
                            outputs=[slider, known_mask], api_name="stain", **SLOW)
     model_report(demo, "cards", serving)
 

@@ -190,8 +190,13 @@ def cards_quality(served: Served, data: str, args: argparse.Namespace) -> tuple[
         quality.update(cards.evaluate(served, data, n_per_category=args.n_fidelity, runs=runs, batch_size=batch_size))
     finally:
         served.model.unet.to("cpu")  # predict is timed on the CPU
+    for name in ("precision", "recall"):  # the default run's coverage, mean over categories (the issue's keys)
+        quality[name] = quality.get(f"coverage/{name}")
+    for height, _ in served.model.sizes[1:]:
+        quality[f"fidelity_{height}"] = quality.get(f"fidelity_{height}/mean")
     return quality, {"data": "rendered cards (judge: render seeds 2/3)", "sampled_on": args.device,
-                     "n": args.n_fidelity * len(cards.CATEGORIES)}
+                     "n": args.n_fidelity * len(cards.CATEGORIES), "size": list(served.model.size),
+                     "sizes": [list(size) for size in served.model.sizes]}
 
 
 def cards_latency(served: Served, data: str, n: int, args: argparse.Namespace) -> tuple[list[tuple], str]:
@@ -201,12 +206,17 @@ def cards_latency(served: Served, data: str, n: int, args: argparse.Namespace) -
 
 
 def cards_finish(result: dict, served: Served, args: argparse.Namespace) -> dict:
-    """DDPM's time per card (2 cards, every noise level, the same guidance, on the CPU), right after the DPM-Solver++
-    timing so that both meet the machine in the same state, and the speed-up of one over the other."""
+    """Time per card through the cascade at each larger size ("p50_<height>", "p95_<height>"), and DDPM's time per
+    card (2 cards, every noise level, the same guidance, on the CPU), right after the DPM-Solver++ timing so that all
+    meet the machine in the same state, and the speed-up of one over the other."""
     from tasks import cards
 
     if not result["latency_ms"]:
         return result
+    for height, width in served.model.sizes[1:]:  # the cascade: the same card, then ×2 or ×4 (10 cards, 1 warm-up)
+        timed = time_calls(lambda seed: cards.predict(served, "SMALL", seed=seed, n=1, size=(height, width)),
+                           list(range(10)), warmup=1)
+        result["latency_ms"][f"p50_{height}"], result["latency_ms"][f"p95_{height}"] = timed["p50"], timed["p95"]
     ddpm_steps = cards.diffusion.noise_levels(served.model)
     slow = time_calls(lambda seed: cards.predict(served, "SMALL", seed=seed, n=1, scheduler="DDPM"), [0, 1], warmup=0)
     result["quality"][f"ddpm{ddpm_steps}_ms_per_card"] = slow["p50"]
@@ -747,9 +757,11 @@ def main(argv: list[str] | None = None) -> None:
     print("| task | quality | p50 ms | p95 ms | threads | n | weights |\n|---|---|---|---|---|---|---|")
     print(markdown_row(result))
     if args.task == "cards":
-        from tasks.cards.diffusion import fidelity_table
+        from tasks.cards.diffusion import cascade_table, coverage_table, fidelity_table
 
-        print("\n" + fidelity_table(result["quality"]))
+        size = tuple(result["size"])
+        print("\n" + fidelity_table(result["quality"]) + "\n\n" + cascade_table(result["quality"], size) + "\n\n"
+              + coverage_table(result["quality"]))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from huggingface_hub import PyTorchModelHubMixin
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -68,6 +68,8 @@ class Config(training.TrainingArgs):
     lr_warmup_steps: int = 100
     max_grad_norm: float = 0.0  # no clipping (the SR literature's L1 recipes do not clip)
     val_images: int = 50  # validation photos scored per epoch (the first N of val_data, sorted)
+    lr_blur: float = 0.0  # σ (LR pixels) of a Gaussian blur after the bicubic downscale, for inputs softer than that
+    # (the Cards cascade: the DDPM's 80×64 samples are softer than bicubic-reduced renders); 0 = plain bicubic
     checkpointing_steps: int = 500
 
 
@@ -81,10 +83,12 @@ def crop_to_multiple(image: Image.Image, scale: int) -> Image.Image:
     return image.crop((0, 0, image.width - image.width % scale, image.height - image.height % scale))
 
 
-def downscale(image: Image.Image, scale: int) -> Image.Image:
-    """The low-resolution input: PIL's bicubic resize by 1/scale, antialiased (PIL always filters when reducing).
+def downscale(image: Image.Image, scale: int, blur: float = 0.0) -> Image.Image:
+    """The low-resolution input: PIL's bicubic resize by 1/scale, antialiased (PIL always filters when reducing), then
+    with `blur` > 0 a Gaussian blur of that σ in LR pixels (PIL's GaussianBlur).
     Published tables use MATLAB's imresize, whose kernel differs: Set5 ×2 bicubic reads 33.67 dB here, 33.66 there."""
-    return image.resize((image.width // scale, image.height // scale), Image.Resampling.BICUBIC)
+    low = image.resize((image.width // scale, image.height // scale), Image.Resampling.BICUBIC)
+    return low.filter(ImageFilter.GaussianBlur(blur)) if blur > 0 else low
 
 
 def bicubic_upscale(image: Image.Image, scale: int) -> Image.Image:
@@ -115,7 +119,7 @@ def training_patches(photos: list[np.ndarray], indices: torch.Tensor, cfg: Confi
         high = Image.fromarray(patch)
         if size != cfg.patch_size:  # a photo smaller than a patch: stretched to it
             high = high.resize((cfg.patch_size, cfg.patch_size), Image.Resampling.BICUBIC)
-        lows.append(to_tensor(downscale(high, cfg.scale))[0])
+        lows.append(to_tensor(downscale(high, cfg.scale, cfg.lr_blur))[0])
         highs.append(to_tensor(high)[0])
     return torch.stack(lows), torch.stack(highs)
 
@@ -271,7 +275,7 @@ def train(cfg: Config, accelerator: Accelerator | None = None) -> hub.Served[nn.
                 run.save()
         else:
             training.sync_buffers(accelerator, model)  # every process validates the same weights
-            score = score_photos(accelerator.unwrap_model(model), val_photos, cfg.scale)
+            score = score_photos(accelerator.unwrap_model(model), val_photos, cfg.scale, cfg.lr_blur)
             logger.info("epoch %d: validation PSNR-Y %.3f dB", state.epoch, score["psnr_y"])
             state.history.setdefault("val_seconds", []).append(run.elapsed())
             run.end_epoch(value=score["psnr_y"], val_loss=-score["psnr_y"],
@@ -328,21 +332,25 @@ def write_card(folder: str | Path, comparison: dict | None = None) -> None:
     hours = summary["training_seconds"] / 3600
     data = " + ".join(Path(part).name for part in cfg["data"].split(",") if part)
     note = f"\n- {summary['note']}" if summary.get("note") else ""  # what the run's history needs said
+    subject = summary.get("subject") or ("photos (tiled inference: any size up to the app's limits, 25 MP for ×2 and "
+                                         "6 MP for ×4 as two passes; transparency is upscaled apart with bicubic, gray "
+                                         "photos come back as RGB)")  # what else it was trained for, e.g. Cards'
+    blur = (f", then a Gaussian blur of σ {cfg['lr_blur']:g} LR pixels (`--lr_blur`: inputs softer than bicubic's)"
+            if cfg.get("lr_blur") else "")
     body = f"""The `{summary['arch']}` network ({ARCH_NAMES[summary['arch']]}), {summary['parameters']:,} parameters,
-for ×{cfg['scale']} super-resolution of photos (tiled inference: any size up to the app's limits, 25 MP for ×2 and
-6 MP for ×4 as two passes; transparency is upscaled apart with bicubic, gray photos come back as RGB).
+for ×{cfg['scale']} super-resolution of {subject}.
 
 ## Training
 - Data: random {cfg['patch_size']}×{cfg['patch_size']} patches of {data} ({cfg['patches_per_image']} per photo per
   epoch) with random flips and quarter turns.
-- Low-resolution input: PIL's bicubic resize by 1/{cfg['scale']} (`Image.BICUBIC`, antialiased), made on the fly.
+- Low-resolution input: PIL's bicubic resize by 1/{cfg['scale']} (`Image.BICUBIC`, antialiased), made on the fly{blur}.
   Published tables use MATLAB's `imresize`, whose kernel differs by a few hundredths of a dB: Set5 ×2 bicubic reads
   33.67 dB here, 33.66 dB in the papers.
 - L1 loss; Adam, lr {cfg['learning_rate']:g} with {cfg['lr_warmup_steps']} warm-up steps and cosine decay; batch
   {cfg['train_batch_size']}; {summary['steps']:,} steps ({summary['epochs_trained']} epochs) in {hours:.2f} h on
   `{summary.get('device', 'cpu')}` (wall clock; on this project's 2 CPU cores, shared with other work).{note}
 - Selection: the epoch with the best PSNR on Y over the first {cfg['val_images']} photos of
-  {Path(cfg['val_data']).name} (epoch {summary['best_epoch']}: {training.figure(summary['best_val_psnr_y'], '.3f')}
+  {' + '.join(Path(part).name for part in cfg['val_data'].split(',') if part)} (epoch {summary['best_epoch']}: {training.figure(summary['best_val_psnr_y'], '.3f')}
   dB). Set5 and Set14 chose nothing.
 
 ## Metric
@@ -549,9 +557,10 @@ def predict(served: hub.Served[nn.Module], image: Image.Image | str, passes: int
     return Upscaled(image=result, bicubic=bicubic, factor=factor, note=note)
 
 
-def score_photos(model: nn.Module, photos: list[Path | Image.Image], scale: int) -> dict[str, float]:
+def score_photos(model: nn.Module, photos: list[Path | Image.Image], scale: int, blur: float = 0.0) -> dict[str, float]:
     """Mean PSNR and SSIM on Y (`metrics.psnr_y`, `metrics.ssim_y`: border of `scale` shaved, HR cropped to a
-    multiple of it), of the model and of bicubic, over HR photos (paths or PIL images) made LR by `downscale`.
+    multiple of it), of the model and of bicubic, over HR photos (paths or PIL images) made LR by `downscale` (with
+    `blur`).
 
     Returns:
         {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y"} in dB / [0, 1], and "n", the photos scored.
@@ -560,7 +569,7 @@ def score_photos(model: nn.Module, photos: list[Path | Image.Image], scale: int)
     with training.evaluating(model):
         for photo in photos:
             high = crop_to_multiple(load_rgb(photo), scale)
-            low = downscale(high, scale)
+            low = downscale(high, scale, blur)
             truth = np.asarray(high)
             for name, result in (("", upscale_image(model, low)), ("bicubic_", bicubic_upscale(low, scale))):
                 scores[f"{name}psnr_y"].append(metrics.psnr_y(np.asarray(result), truth, shave=scale))

@@ -68,18 +68,32 @@ def test_a_photo_with_no_item_gets_a_sentence_not_a_class(client, tmp_path):
         client.predict(handle_file(str(blank)), api_name="/classify")
 
 
-def test_cards_endpoint_returns_n_cards_of_the_model_size(client):
+def test_cards_endpoint_returns_n_cards_of_each_size_the_model_serves(client):
     from PIL import Image
 
+    import app
     from tasks import cards
 
-    height, width = cards.load().model.size
-    gallery, serving = client.predict("SMALL", 3, 2, 4, "DPM-Solver++", 3, "", api_name="/cards")
-    assert len(gallery) == 2
-    for item in gallery:
-        with Image.open(item["image"]) as card:
-            assert card.size == (width, height)
+    sizes = cards.load().model.sizes
+    assert app.card_sizes() == [f"{height}×{width}" for height, width in sizes] and len(sizes) == 3  # the cascade
+    for height, width in sizes:
+        gallery, serving = client.predict("SMALL", 3, 2, 4, "DPM-Solver++", 3, "", f"{height}×{width}",
+                                          api_name="/cards")
+        assert len(gallery) == 2
+        for item in gallery:
+            with Image.open(item["image"]) as card:
+                assert card.size == (width, height)
     assert "Serving weights" in serving
+    gallery, _ = client.predict("SMALL", 3, 1, 4, "DPM-Solver++", 3, "", api_name="/cards")  # the Size radio's default
+    with Image.open(gallery[0]["image"]) as card:
+        assert card.size == sizes[1][::-1]
+
+
+def test_a_card_size_the_model_does_not_draw_is_an_error_naming_those_it_does(client):
+    with pytest.raises(AppError, match="draws cards of 80×64, 160×128, 320×256 pixels"):
+        client.predict("SMALL", 3, 1, 4, "DPM-Solver++", 3, "", "100×100", api_name="/cards")
+    with pytest.raises(AppError, match="height×width in pixels"):
+        client.predict("SMALL", 3, 1, 4, "DPM-Solver++", 3, "", "huge", api_name="/cards")
 
 
 def test_cards_same_seed_same_cards_over_http(client):
@@ -527,19 +541,21 @@ def test_mask_classify_and_stain_return_their_pixels_losslessly(client, tmp_path
     assert seen.model == "fashion-mnist"
     _assert_same(shown, seen.model_input.resize((8 * classify.SIZE,) * 2, Image.Resampling.NEAREST))
 
-    (_, stained), region = client.predict(handle_file(str(path)), "centre", "SMALL", 3, "", api_name="/stain")
     model = app.load_served("cards")
     height, width = model.model.size
+    big = model.model.sizes[-1]
+    (_, stained), region = client.predict(handle_file(str(path)), "centre", "SMALL", 3, "", f"{big[0]}×{big[1]}",
+                                          api_name="/stain")
     box = Image.new("L", (width, height), 0)
     left, top, right, bottom = cards.STAIN_REGIONS["centre"]
     box.paste(255, (round(left * width), round(top * height), round(right * width), round(bottom * height)))
-    expected_stain, expected_region = cards.stain(model, photo, box, "SMALL", seed=3)
+    expected_stain, expected_region = cards.stain(model, photo, box, "SMALL", seed=3, size=big)
     _assert_same(stained, expected_stain)
     _assert_same(region, expected_region)
 
-    gallery, _ = client.predict("SMALL", 3, 2, 2, "DDIM", 1, "", api_name="/cards")
-    for item, card in zip(gallery, cards.predict(model, "SMALL", seed=3, n=2, num_inference_steps=2, scheduler="DDIM", guidance_scale=1),
-                          strict=True):
+    gallery, _ = client.predict("SMALL", 3, 2, 2, "DDIM", 1, "", f"{big[0]}×{big[1]}", api_name="/cards")
+    for item, card in zip(gallery, cards.predict(model, "SMALL", seed=3, n=2, num_inference_steps=2, scheduler="DDIM",
+                                                 guidance_scale=1, size=big), strict=True):
         _assert_same(item["image"], card)
 
 

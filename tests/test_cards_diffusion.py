@@ -317,7 +317,7 @@ def test_a_checkpoint_resumes_only_with_the_prediction_type_it_was_trained_for(t
 
 def test_evaluate_reports_fidelity_per_category_and_diversity(trained):
     model = diffusion.load(str(trained))
-    result = diffusion.evaluate(model, n_per_category=2, runs=(("DPM-Solver++", 2, 2, 3.0), ("DDIM", 2, 2, 1.0)),
+    result = diffusion.evaluate(model, n_per_category=2, runs=(("DPM-Solver++", 2, 8, 3.0), ("DDIM", 2, 2, 1.0)),
                                  judge_cards_per_category=10)
     for sampler in ("DPM-Solver++@2,cfg3", "DDIM@2,cfg1"):
         assert 0.0 <= result[f"{sampler}/mean"] <= 1.0
@@ -328,6 +328,18 @@ def test_evaluate_reports_fidelity_per_category_and_diversity(trained):
     table = diffusion.fidelity_table(result).splitlines()
     assert table[0].startswith("| sampler@steps,guidance | FULL_CARD")
     assert table[2].startswith("| DPM-Solver++@2,cfg3 |") and table[3].startswith("| DDIM@2,cfg1 |")
+    # coverage of the first run only (8 cards per category: enough for k = 3 radii), beside two sets of renders
+    for prefix in ("coverage", "coverage/renders"):
+        for category in CATEGORIES:
+            assert 0.0 <= result[f"{prefix}/{category}/precision"] <= 1.0
+            assert 0.0 <= result[f"{prefix}/{category}/stock_tv"] <= 1.0
+            assert sum(result[f"{prefix}/{category}/ink_shares"]["generated"]) == pytest.approx(1.0)
+        assert result[f"{prefix}/recall"] == pytest.approx(
+            np.mean([result[f"{prefix}/{category}/recall"] for category in CATEGORIES]))
+    assert not any(key.startswith("coverage") and "DDIM" in key for key in result)
+    assert result["coverage/renders/recall"] > result["coverage/recall"]  # 2 steps of a 2-epoch model: not a render
+    coverage = diffusion.coverage_table(result).splitlines()
+    assert coverage[0] == "| category | precision | recall | stock mix TV | ink mix TV |" and len(coverage) == 2 + 6 + 2
 
 
 def test_judge_shifts_change_the_cards_but_not_their_range():
@@ -367,10 +379,12 @@ def test_bench_cards_writes_strict_json_with_every_run_and_the_ddpm_speedup(trai
     assert runs == ["DPM-Solver++@20,cfg3", "DPM-Solver++@20,cfg1", "DPM-Solver++@20,cfg2", "DPM-Solver++@20,cfg4",
                     "DPM-Solver++@20,cfg6"]
     assert quality["diversity/min_rms"] is None  # one card per category: no pair to measure
+    assert quality["recall"] is None and quality["precision"] is None  # nor k-NN radii
     # DDPM runs every one of the model's noise levels: 50 for this one, not the bundled model's 1000
     assert quality["speedup_dpm20_vs_ddpm50"] == round(quality["ddpm50_ms_per_card"] / result["latency_ms"]["p50"], 1)
     printed = capsys.readouterr().out
     assert "| DPM-Solver++@20,cfg6 |" in printed and "not measured (one card per category)" in printed
+    assert "Coverage: not measured (too few cards per category)." in printed
 
 
 def test_ddpm_takes_every_noise_level_by_default(trained):
@@ -390,3 +404,79 @@ def test_the_ema_follows_optimizer_steps_not_batches(tmp_path, monkeypatch):
                                          gradient_accumulation_steps=2, save_images_epochs=10))
     assert served.metrics["steps"] == 2 and len(steps) == 2
 
+
+
+@pytest.fixture(scope="module")
+def cascaded(trained, tmp_path_factory):
+    """The smoke model with a ×2 and a ×4 upscaler whose learned part is zeroed: each is exactly its bicubic skip
+    (torch's), so what the cascade did to a card can be computed here."""
+    import shutil
+
+    from tasks import upscale
+
+    folder = tmp_path_factory.mktemp("cascade") / "cards"
+    shutil.copytree(trained, folder)
+    for factor in (2, 4):
+        net = upscale.FastSR(scale=factor, width=8, blocks=1)
+        torch.nn.init.zeros_(net.tail[0].weight)
+        torch.nn.init.zeros_(net.tail[0].bias)
+        sub = folder / f"upscale-x{factor}"
+        net.save_pretrained(sub)
+        (sub / "upscale_config.json").write_text(json.dumps({"arch": "fast", "scale": factor}))
+    return folder
+
+
+def bicubic(picture: Image.Image, factor: int) -> np.ndarray:
+    tensor = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    big = torch.nn.functional.interpolate(tensor, scale_factor=factor, mode="bicubic", align_corners=False)
+    return (big.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy()
+
+
+def test_the_cascade_serves_the_same_cards_at_two_and_four_times_the_size(cascaded):
+    model = diffusion.load(str(cascaded))
+    height, width = model.model.size
+    assert model.model.sizes == [(height, width), (2 * height, 2 * width), (4 * height, 4 * width)]
+    small = diffusion.predict(model, "SMALL", seed=5, n=2, num_inference_steps=2)
+    for factor in (2, 4):
+        big = diffusion.predict(model, "SMALL", seed=5, n=2, num_inference_steps=2, size=(factor * height, factor * width))
+        assert [card.size for card in big] == [(factor * width, factor * height)] * 2
+        for card, native in zip(big, small):  # the cascade of these very cards (±1: rounding of the tiles' uint8)
+            assert np.abs(np.asarray(card, dtype=np.float32) - bicubic(native, factor)).max() <= 1
+
+
+def test_a_size_the_model_does_not_serve_is_refused_by_name(cascaded, trained):
+    height, width = diffusion.load(str(trained)).model.size
+    with pytest.raises(ValueError, match=rf"draws cards of {height}×{width} pixels .*got {2 * height}×{2 * width}"):
+        diffusion.predict(diffusion.load(str(trained)), "SMALL", n=1, num_inference_steps=1,
+                          size=(2 * height, 2 * width))  # no cascade in this folder
+    with pytest.raises(ValueError, match=rf"{height}×{width}, {2 * height}×{2 * width}, {4 * height}×{4 * width}"):
+        diffusion.predict(diffusion.load(str(cascaded)), "SMALL", n=1, num_inference_steps=1, size=(3 * height, 3 * width))
+    assert diffusion.parse_size("160x128") == diffusion.parse_size("160×128") == (160, 128)
+    with pytest.raises(ValueError, match="height×width"):
+        diffusion.parse_size("big")
+
+
+def test_a_stain_at_four_times_the_size_keeps_card_stain_and_mask_aligned(cascaded):
+    model = diffusion.load(str(cascaded))
+    height, width = model.model.size
+    card = render_card(3, "CLEAN", size=(4 * height, 4 * width)).image  # uploaded at the large size
+    region = Image.new("L", (width, height), 0)
+    region.paste(255, (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+    small, small_mask = diffusion.stain(model, card, region, "SMALL", seed=1, num_inference_steps=3, jump_n_sample=1)
+    big, big_mask = diffusion.stain(model, card, region, "SMALL", seed=1, num_inference_steps=3, jump_n_sample=1,
+                                    size=(4 * height, 4 * width))
+    assert big.size == big_mask.size == card.size
+    assert np.array_equal(np.asarray(big_mask), np.asarray(small_mask.resize(card.size, Image.Resampling.NEAREST)))
+    inside = np.asarray(big_mask) > 0
+    pixels = np.asarray(big, dtype=np.float32)
+    assert np.array_equal(pixels[~inside], np.asarray(card, dtype=np.float32)[~inside])  # the upload, to the pixel
+    assert np.abs(pixels[inside] - bicubic(small, 4)[inside]).max() <= 1  # the stain painted small, through the cascade
+
+
+def test_the_cascade_figure_puts_each_card_beside_its_enlargements(cascaded, trained):
+    model = diffusion.load(str(cascaded)).model
+    height, width = model.sizes[-1]
+    sheet = diffusion.cascade_examples(model, categories=("SMALL", "CLEAN"))
+    assert sheet.size == (3 * width + 8, 2 * (height + 4))
+    with pytest.raises(ValueError, match="no super-resolution cascade"):
+        diffusion.cascade_examples(diffusion.load(str(trained)).model)

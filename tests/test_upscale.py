@@ -160,3 +160,17 @@ def test_the_bench_scores_what_evaluate_scores_by_default_not_the_training_photo
     from tasks import classify
 
     assert evaluation_data(classify) == classify.DEFAULT_DATA  # evaluate's default is DEFAULT_DATA there
+
+
+def test_a_softer_low_resolution_input_is_trained_on_scored_on_and_named_in_the_card(photos, tmp_path, monkeypatch):
+    sharp = Image.open(next((photos / "train").iterdir())).convert("RGB")
+    plain, soft = upscale.downscale(sharp, 2), upscale.downscale(sharp, 2, blur=0.5)
+    assert soft.size == plain.size and np.abs(np.diff(np.asarray(soft, float), axis=1)).mean() < \
+        np.abs(np.diff(np.asarray(plain, float), axis=1)).mean()  # the blur took detail away
+    blurs = []
+    real_downscale = upscale.downscale
+    monkeypatch.setattr(upscale, "downscale", lambda image, scale, blur=0.0: blurs.append(blur) or
+                        real_downscale(image, scale, blur))
+    upscale.train(tiny_config(tmp_path, photos, "fast", lr_blur=0.5))
+    assert blurs and set(blurs) == {0.5}  # the training patches and the validation photos alike
+    assert "Gaussian blur of σ 0.5 LR pixels" in (tmp_path / "fast" / "README.md").read_text()

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -161,11 +161,14 @@ class CardModel:
         unet: the denoiser (EMA weights), CPU, eval mode.
         scheduler_config: the training noise schedule; samplers are built from it.
         categories: the class names in embedding order, or None for an unconditional pipeline (e.g. the tutorial's).
+        upscalers: the super-resolution cascade, factor → Upscale net trained on rendered cards (the folder's
+            upscale-x2/, upscale-x4/: `tasks.upscale` folders); empty = cards at the model's size only.
     """
 
     unet: UNet2DModel
     scheduler_config: dict
     categories: tuple[str, ...] | None
+    upscalers: dict[int, torch.nn.Module] = field(default_factory=dict)
 
     def parameters(self):
         """The denoiser's parameters (what a parameter count of the model counts)."""
@@ -175,6 +178,55 @@ class CardModel:
     def size(self) -> tuple[int, int]:
         sample_size = self.unet.config.sample_size
         return tuple(sample_size) if isinstance(sample_size, (list, tuple)) else (sample_size, sample_size)
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of every size the model serves: its own, then each upscaler's, smallest first."""
+        height, width = self.size
+        return [(height * factor, width * factor) for factor in (1, *sorted(self.upscalers))]
+
+    def factor(self, size: tuple[int, int] | None) -> int:
+        """The upscaling factor that gives `size` (None = the model's own size: 1).
+
+        Raises:
+            ValueError: a size the model does not serve, naming those it does.
+        """
+        if size is None or tuple(size) == self.size:
+            return 1
+        for factor, served_size in zip((1, *sorted(self.upscalers)), self.sizes):
+            if tuple(size) == served_size:
+                return factor
+        raise ValueError(f"This model draws cards of {', '.join(size_name(s) for s in self.sizes)} pixels "
+                         f"(height × width); got {size_name(tuple(size))}.")
+
+    def upscale(self, pictures: list[Image.Image], factor: int) -> list[Image.Image]:
+        """Cards at the model's size → × `factor` through its upscaler (1: unchanged)."""
+        if factor == 1:
+            return pictures
+        from tasks.upscale import upscale_image
+
+        return [upscale_image(self.upscalers[factor], picture) for picture in pictures]
+
+
+UPSCALER_FOLDER = "upscale-x{factor}"  # in a Cards folder: the cascade's nets, `tasks.upscale` folders
+CASCADE_FACTORS = (2, 4)
+
+
+def size_name(size: tuple[int, int]) -> str:
+    """(160, 128) → "160×128" (height × width, the way the tab names card sizes)."""
+    return f"{size[0]}×{size[1]}"
+
+
+def parse_size(name: str) -> tuple[int, int]:
+    """"160×128" (or "160x128") → (160, 128).
+
+    Raises:
+        ValueError: not two whole numbers joined by × or x.
+    """
+    parts = name.replace("x", "×").split("×")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise ValueError(f"A card size is height×width in pixels, e.g. 160×128; got {name!r}.")
+    return int(parts[0]), int(parts[1])
 
 
 def make_scheduler(scheduler_config: dict, sampler: str):
@@ -221,13 +273,29 @@ def load(source: str | None = None) -> hub.Served[CardModel]:
         if unet.config.num_class_embeds and (folder / CARDS_CONFIG).is_file():
             categories = tuple(json.loads((folder / CARDS_CONFIG).read_text())["categories"])
         metrics = hub.read_json(folder, "metrics.json")
+        upscalers = load_upscalers(folder)
     except (OSError, ValueError, KeyError, TypeError) as error:  # diffusers names the resolved files it could not read
         if source is None:
             raise
         logger.info("Cards model %r could not be loaded: %s", source, error)
         raise FileNotFoundError(hub.cannot_load(source)) from error
-    return hub.Served(model=CardModel(unet=unet, scheduler_config=scheduler_config, categories=categories),
-                      weights=weights, metrics=metrics)
+    return hub.Served(model=CardModel(unet=unet, scheduler_config=scheduler_config, categories=categories,
+                                      upscalers=upscalers), weights=weights, metrics=metrics)
+
+
+def load_upscalers(folder: Path) -> dict[int, torch.nn.Module]:
+    """The cascade in a Cards folder: factor → net, for each upscale-x<factor>/ present (none: {})."""
+    from tasks import upscale
+
+    upscalers = {}
+    for factor in CASCADE_FACTORS:
+        sub = folder / UPSCALER_FOLDER.format(factor=factor)
+        if (sub / "config.json").is_file():
+            net = upscale.load(str(sub)).model
+            if upscale.model_scale(net) != factor:
+                raise ValueError(f"{sub} upscales ×{upscale.model_scale(net)}, not ×{factor}.")
+            upscalers[factor] = net
+    return upscalers
 
 
 def _to_pil(batch: torch.Tensor) -> list[Image.Image]:
@@ -346,7 +414,7 @@ def _check_knobs(model: CardModel, category: str, n: int, steps: int, sampler: s
 
 def predict(served: hub.Served[CardModel], category: str = ANY, seed: int = 0, n: int = 4,
             num_inference_steps: int | None = None, scheduler: str = "DPM-Solver++", guidance_scale: float = GUIDANCE,
-            progress: Callable[[int, int], None] | None = None) -> list[Image.Image]:
+            progress: Callable[[int, int], None] | None = None, size: tuple[int, int] | None = None) -> list[Image.Image]:
     """Generate `n` card backs of `category`; card i comes from seed + i, identically on every machine.
 
     Args:
@@ -358,19 +426,23 @@ def predict(served: hub.Served[CardModel], category: str = ANY, seed: int = 0, n
             DDPMScheduler; see `make_scheduler`).
         guidance_scale: classifier-free guidance, 1..MAX_GUIDANCE (1 = none, half the work); see `sample`.
         progress: called with (steps done, total) after each denoising step.
+        size: (height, width) in pixels, one of `CardModel.sizes`: the model's own (None) or that × 2 or × 4 through
+            its super-resolution cascade (the same cards, sharper; a few ms per card).
 
     Returns:
-        `n` RGB images at the model's size (height × width, `CardModel.size`).
+        `n` RGB images of `size`.
 
     Raises:
         ValueError: an unknown category or scheduler, n outside 1..MAX_CARDS, num_inference_steps outside
-            1..noise levels, guidance_scale outside 1..MAX_GUIDANCE; all before any denoising.
+            1..noise levels, guidance_scale outside 1..MAX_GUIDANCE, a size the model does not serve; all before any
+            denoising.
     """
     model = served.model
     steps = (min(DEFAULT_STEPS.get(scheduler, 20), noise_levels(model)) if num_inference_steps is None
              else int(num_inference_steps))
     _check_knobs(model, category, n, steps, scheduler, guidance_scale)
-    return _generate(model, category, seed, n, steps, scheduler, guidance_scale, progress)
+    factor = model.factor(size)
+    return model.upscale(_generate(model, category, seed, n, steps, scheduler, guidance_scale, progress), factor)
 
 
 def _generate(model: CardModel, category: str, seed: int, n: int, steps: int, sampler: str, guidance: float,
@@ -385,7 +457,8 @@ def _generate(model: CardModel, category: str, seed: int, n: int, steps: int, sa
 
 def stain(served: hub.Served[CardModel], card: Image.Image, region: Image.Image, category: str = "SMALL",
           seed: int = 0, num_inference_steps: int = STAIN_STEPS, jump_length: int = JUMP_LENGTH,
-          jump_n_sample: int = JUMP_N_SAMPLE, guidance_scale: float = GUIDANCE) -> tuple[Image.Image, Image.Image]:
+          jump_n_sample: int = JUMP_N_SAMPLE, guidance_scale: float = GUIDANCE,
+          size: tuple[int, int] | None = None) -> tuple[Image.Image, Image.Image]:
     """"Stain this card": inpaint a stain of `category` inside `region` of a clean card (RePaint, see `repaint`).
 
     Args:
@@ -397,15 +470,28 @@ def stain(served: hub.Served[CardModel], card: Image.Image, region: Image.Image,
             the jumps (jump_n_sample 1) in the centre and bottom right boxes (58% and 67% of 24 cards against 25% and
             33%; top left 46% against 38%: `python -m bench cards-stain`).
         guidance_scale: as in `predict`.
+        size: as in `predict`. The stain is painted at the model's size and brought to `size` by the cascade; the
+            card outside the region is the uploaded card resized to `size` (Lanczos), and the region mask is scaled
+            by the same whole factor (nearest), so card, stain and mask stay aligned to the pixel.
 
     Returns:
-        (stained card at model size, the region mask at model size: the stain's known mask).
+        (stained card of `size`, the region mask of `size`, L 0/255: the stain's known mask).
 
     Raises:
-        ValueError: as `predict`, for the category, the steps and the guidance; jump_length or jump_n_sample below 1.
+        ValueError: as `predict`, for the category, the steps, the guidance and the size; jump_length or
+            jump_n_sample below 1.
     """
-    return _stain(served.model, card, region, category, seed, num_inference_steps, guidance_scale, jump_length,
-                  jump_n_sample)
+    model = served.model
+    factor = model.factor(size)
+    stained, known = _stain(model, card, region, category, seed, num_inference_steps, guidance_scale, jump_length,
+                            jump_n_sample)
+    if factor == 1:
+        return stained, known
+    height, width = model.size
+    big = (width * factor, height * factor)
+    known = known.resize(big, Image.Resampling.NEAREST)
+    backdrop = upright(card.convert("RGB"), (big[1], big[0]))
+    return Image.composite(model.upscale([stained], factor)[0], backdrop, known), known
 
 
 def _stain(model: CardModel, card: Image.Image, region: Image.Image, category: str, seed: int,
@@ -468,6 +554,28 @@ def stain_examples(model: CardModel, steps: int = STAIN_STEPS, guidance: float =
         ImageDraw.Draw(stained).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=(220, 30, 30))
         sheet.paste(card, (0, row * (height + 4)))
         sheet.paste(stained, (width + 4, row * (height + 4)))
+    return sheet
+
+
+def cascade_examples(model: CardModel, categories: tuple[str, ...] = ("SMALL", "LIGHT", "WHITE_MARKS"),
+                     seed: int = 0) -> Image.Image:
+    """One row per category (card `seed`, DPM-Solver++ 20, the default guidance): the model's card enlarged to the
+    largest size with square pixels (nearest), with PIL's bicubic, and through the cascade.
+
+    Raises:
+        ValueError: the model has no cascade.
+    """
+    if not model.upscalers:
+        raise ValueError("This model has no super-resolution cascade (no upscale-x<factor>/ in its folder).")
+    factor = max(model.upscalers)
+    height, width = model.size[0] * factor, model.size[1] * factor
+    sheet = Image.new("RGB", (3 * width + 8, len(categories) * (height + 4)), "white")
+    for row, category in enumerate(categories):
+        card = _generate(model, category, seed, 1, 20, "DPM-Solver++", GUIDANCE)[0]
+        versions = (card.resize((width, height), Image.Resampling.NEAREST),
+                    card.resize((width, height), Image.Resampling.BICUBIC), model.upscale([card], factor)[0])
+        for column, version in enumerate(versions):
+            sheet.paste(version, (column * (width + 4), row * (height + 4)))
     return sheet
 
 
@@ -632,8 +740,12 @@ Rows: {', '.join(CATEGORIES)}, any; DPM-Solver++ 20 steps, guidance {GUIDANCE:g}
 from tasks import cards
 served = cards.load("path/or/user-repo")
 images = cards.predict(served, "SMALL", seed=42, n=4, num_inference_steps=20, scheduler="DPM-Solver++",
-                       guidance_scale=3.0)
+                       guidance_scale=3.0)  # size=(2 * height, 2 * width) once upscale-x2/ is in the folder
 ```
+
+Larger cards come from a super-resolution cascade: `tasks.upscale` folders trained on rendered cards, put in this
+folder as `upscale-x2/` and `upscale-x4/` (`python training/train.py upscale --data <rendered card folders> --scale 2
+--lr_blur 0.5 ...`; the bundled model's card says how its nets were trained).
 
 The folder is a `DDPMPipeline` (`DDPMPipeline.from_pretrained` loads it, unconditionally); class-conditional
 sampling needs the class label, as `predict` does. Samplers: DDPM (1000 steps), DDIM, DPM-Solver++ (2M SDE;
@@ -664,8 +776,8 @@ rendered cards and for "stain this card" inpainting, not for generated cards.
 def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int = 100,
              runs: tuple[tuple[str, int, int, float], ...] = (("DPM-Solver++", 20, 100, GUIDANCE),
                                                               ("DDPM", 1000, 100, GUIDANCE)),
-             judge_cards_per_category: int = 300, batch_size: int = MAX_CARDS) -> dict[str, float | None]:
-    """Category fidelity and diversity of generated cards, judged by a CNN trained on rendered cards.
+             judge_cards_per_category: int = 300, batch_size: int = MAX_CARDS) -> dict[str, Any]:
+    """Category fidelity, diversity and coverage of generated cards, judged by a CNN trained on rendered cards.
 
     Args:
         served: what `load` or `train` returned; its UNet may be moved to a GPU first (the noise stays on the CPU).
@@ -681,9 +793,18 @@ def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int 
         "judge/accuracy_on_renders" (the judge's own accuracy on held-out renders: the ceiling),
         "judge/accuracy_on_blurred_renders" and "judge/accuracy_on_color_cast_renders" (the same renders slightly
         changed, category kept: how far the judge can be trusted on cards that are not pixel-perfect renders), per run
-        "<sampler>@<steps>,cfg<guidance>/<CATEGORY>" and ".../mean" accuracies, and "diversity/min_rms" (0–255; None
-        with fewer than two cards per category).
+        "<sampler>@<steps>,cfg<guidance>/<CATEGORY>" and ".../mean" accuracies, "diversity/min_rms" (0–255; None
+        with fewer than two cards per category), and the first run's coverage (`coverage.coverage`, against as many
+        held-out renders per category, render seed 3): "coverage/<CATEGORY>/<precision|recall|stock_tv|ink_tv>",
+        ".../stock_shares" and ".../ink_shares", their means over categories "coverage/precision" and
+        "coverage/recall", and the same for a second set of renders (seed 4) in place of the generated cards under
+        "coverage/renders/...": the values a generator that draws exactly what the renderer draws would score with
+        this many cards. No coverage with fewer than 2 · k + 2 cards per category.
+        With a cascade, the first run's cards through each upscaler, judged by a second judge trained on renders of
+        CASCADE_JUDGE_SIZE (cards larger than that are resized down to it, Lanczos, first): "fidelity_<height>/<CATEGORY>",
+        ".../mean", and that judge's checks "judge_<height>/accuracy_on_renders", ".../accuracy_on_blurred_renders".
     """
+    from tasks.cards import coverage
     from tasks.cards import judge as judging
 
     if data:
@@ -695,6 +816,12 @@ def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int 
     result = {"judge/accuracy_on_renders": checks["renders"],
               "judge/accuracy_on_blurred_renders": checks["blurred"],
               "judge/accuracy_on_color_cast_renders": checks["color_cast"]}
+    big_judge = None
+    if model.upscalers:
+        big_judge, big_checks = judging.train_judge(CASCADE_JUDGE_SIZE, judge_cards_per_category)
+        big = CASCADE_JUDGE_SIZE[0]
+        result[f"judge_{big}/accuracy_on_renders"] = big_checks["renders"]
+        result[f"judge_{big}/accuracy_on_blurred_renders"] = big_checks["blurred"]
     diversity = []
     for run_index, (sampler, steps, count, guidance) in enumerate(runs):
         run = f"{sampler}@{steps},cfg{guidance:g}"
@@ -709,9 +836,34 @@ def evaluate(served: hub.Served[CardModel], data: str = "", n_per_category: int 
             result[f"{run}/{category}"] = accuracies[-1]
             if run_index == 0 and len(cards[:n_per_category]) > 1:  # a distance needs two cards
                 diversity.append(judging.min_pairwise_distance(cards[:n_per_category]))
+            if run_index == 0 and count > 2 * coverage.K + 1:
+                renders = [render_card(3_000_000 + i, category, model.size).image for i in range(count)]
+                others = [render_card(4_000_000 + i, category, model.size).image for i in range(count)]
+                for prefix, drawn in (("coverage", cards), ("coverage/renders", others)):
+                    for key, value in coverage.coverage(judge, renders, drawn).items():
+                        result[f"{prefix}/{category}/{key}"] = value
+            if run_index == 0 and big_judge is not None:
+                for factor in sorted(model.upscalers):
+                    judged = [picture.resize(CASCADE_JUDGE_SIZE[::-1], Image.Resampling.LANCZOS)
+                              if picture.size != CASCADE_JUDGE_SIZE[::-1] else picture
+                              for picture in model.upscale(cards, factor)]
+                    verdicts = judging.classify(big_judge, judging.to_batch(judged))
+                    result[f"fidelity_{model.size[0] * factor}/{category}"] = float((verdicts == label).float().mean())
         result[f"{run}/mean"] = float(np.mean(accuracies))
     result["diversity/min_rms"] = float(min(diversity)) if diversity else None
+    for factor in sorted(model.upscalers):
+        height = model.size[0] * factor
+        result[f"fidelity_{height}/mean"] = float(np.mean([result[f"fidelity_{height}/{category}"]
+                                                           for category in CATEGORIES]))
+    for prefix in ("coverage", "coverage/renders"):
+        for name in ("precision", "recall"):
+            values = [result[key] for key in (f"{prefix}/{category}/{name}" for category in CATEGORIES) if key in result]
+            if values:
+                result[f"{prefix}/{name}"] = float(np.mean(values))
     return result
+
+
+CASCADE_JUDGE_SIZE = (160, 128)  # (height, width) of the judge that scores the cascade's cards: the original's size
 
 
 STAIN_SHOWS = (10.0, 0.10)  # a stain shows: this share of the region's pixels this many b* units yellower
@@ -760,7 +912,7 @@ def evaluate_stain(served: hub.Served[CardModel], n: int = 24, categories: tuple
 
 def fidelity_table(result: dict[str, float | None]) -> str:
     """`evaluate`'s result as a markdown table: one row per run, one column per category, then the mean."""
-    runs = [key[: -len("/mean")] for key in result if key.endswith("/mean")]
+    runs = [key[: -len("/mean")] for key in result if key.endswith("/mean") and "@" in key]  # not fidelity_<height>
     lines = ["| sampler@steps,guidance | " + " | ".join(CATEGORIES) + " | mean |",
              "|---" * (len(CATEGORIES) + 2) + "|"]
     for run in runs:
@@ -772,4 +924,43 @@ def fidelity_table(result: dict[str, float | None]) -> str:
                  f"{result['judge/accuracy_on_color_cast_renders']:.0%}); smallest RMS distance between two cards of "
                  + (f"one category: {distance:.1f} / 255." if distance is not None else
                     "one category: not measured (one card per category)."))
+    return "\n".join(lines)
+
+
+def coverage_table(result: dict[str, Any]) -> str:
+    """`evaluate`'s coverage as a markdown table: per category the generated cards' precision, recall and the total
+    variation of their stock and ink mix from the renders', each beside what a second set of renders scores."""
+    lines = ["| category | precision | recall | stock mix TV | ink mix TV |", "|---|---|---|---|---|"]
+    for category in CATEGORIES:
+        if f"coverage/{category}/recall" not in result:
+            continue
+        cells = [f"{result[f'coverage/{category}/{name}']:.2f} ({result[f'coverage/renders/{category}/{name}']:.2f})"
+                 for name in ("precision", "recall", "stock_tv", "ink_tv")]
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return "Coverage: not measured (too few cards per category)."
+    lines.append(f"| mean | {result['coverage/precision']:.2f} ({result['coverage/renders/precision']:.2f}) | "
+                 f"{result['coverage/recall']:.2f} ({result['coverage/renders/recall']:.2f}) | | |")
+    lines.append("\nIn brackets: a second set of renders in place of the generated cards (the most this many cards can "
+                 "score). TV: total variation between the shares of each stock color (ink) among generated cards and "
+                 "among renders, 0 = the same mix.")
+    return "\n".join(lines)
+
+
+def cascade_table(result: dict[str, Any], size: tuple[int, int]) -> str:
+    """`evaluate`'s fidelity at each size as a markdown table: the first run's cards as drawn (`size`, the model's) and
+    through each upscaler; empty when the model has no cascade."""
+    first = next((key[: -len("/mean")] for key in result if key.endswith("/mean") and "@" in key), None)
+    heights = sorted(int(key.split("/")[0][len("fidelity_"):]) for key in result
+                     if key.startswith("fidelity_") and key.endswith("/mean"))
+    if first is None or not heights:
+        return ""
+    lines = ["| size | judged at | " + " | ".join(CATEGORIES) + " | mean |", "|---" * (len(CATEGORIES) + 3) + "|"]
+    lines.append(f"| {size_name(size)} (drawn) | {size_name(size)} | "
+                 + " | ".join(f"{result[f'{first}/{name}']:.0%}" for name in (*CATEGORIES, "mean")) + " |")
+    for height in heights:
+        factor = height // size[0]
+        lines.append(f"| {size_name((height, size[1] * factor))} | {size_name(CASCADE_JUDGE_SIZE)} | "
+                     + " | ".join(f"{result[f'fidelity_{height}/{name}']:.0%}" for name in (*CATEGORIES, "mean"))
+                     + " |")
     return "\n".join(lines)

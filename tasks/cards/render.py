@@ -36,12 +36,16 @@ RESIDUE_COLORS = np.array([(248, 246, 238), (242, 222, 226), (236, 236, 226)], d
 
 @dataclass
 class RenderedCard:
-    """One card back: RGB image, stain mask (L, 255 = stain) and its category."""
+    """One card back: RGB image, stain mask (L, 255 = stain) and its category, and what the renderer drew: the stock
+    color (index into STOCK_COLORS), the ink (index into INK_COLORS) and whether the header is a solid block."""
 
     image: Image.Image
     mask: Image.Image
     category: str
     seed: int
+    stock: int = -1
+    ink: int = -1
+    solid_header: bool = False
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
@@ -67,16 +71,19 @@ def _blob(rng: np.random.Generator, height: int, width: int, centre: tuple[float
     return np.clip((1.0 - distance) * 6.0, 0.0, 1.0)  # soft edge a sixth of the radius wide
 
 
-def _card_back(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """An unstained printed card back, float RGB (H, W, 3) in [0, 1]."""
+def _card_back(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, dict]:
+    """An unstained printed card back, float RGB (H, W, 3) in [0, 1], and its choices {"stock", "ink",
+    "solid_header"} (see RenderedCard)."""
     # 1. card stock: a scan color, a slow toning gradient, paper grain
-    stock = STOCK_COLORS[rng.integers(len(STOCK_COLORS))] * rng.uniform(0.97, 1.02)
+    stock_index = int(rng.integers(len(STOCK_COLORS)))
+    stock = STOCK_COLORS[stock_index] * rng.uniform(0.97, 1.02)
     toning = 1.0 - 0.06 * _smooth_noise(rng, height, width, cell=height / 2)[..., None]
     grain = 1.0 + 0.025 * (rng.random((height, width, 1), dtype=np.float32) - 0.5)
     card = stock * toning * grain
 
     # 2. printing: border, header block, stat-table rows of word-like dashes
-    ink = INK_COLORS[rng.integers(len(INK_COLORS))]
+    ink_index = int(rng.integers(len(INK_COLORS)))
+    ink = INK_COLORS[ink_index]
     coverage = np.zeros((height, width), np.float32)
     margin = int(rng.uniform(0.05, 0.09) * width)
     line = max(1, round(width / 90))
@@ -89,7 +96,8 @@ def _card_back(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         coverage[bottom - gap - line:bottom - gap, left + gap:right - gap] = 1
     header_bottom = top + int(rng.uniform(0.14, 0.22) * height)
     inner_left, inner_right = left + 3 * line, right - 3 * line
-    if rng.random() < 0.6:  # a solid header with the title knocked out
+    solid_header = bool(rng.random() < 0.6)
+    if solid_header:  # a solid header with the title knocked out
         coverage[top + 3 * line:header_bottom, inner_left:inner_right] = 1
         title = _dash_row(rng, inner_right - inner_left - 8 * line, max(2, (header_bottom - top) // 3))
         y0 = (top + 3 * line + header_bottom) // 2 - title.shape[0] // 2
@@ -115,7 +123,7 @@ def _card_back(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     for cy, cx in ((0, 0), (0, width - 1), (height - 1, 0), (height - 1, width - 1)):
         wear = np.exp(-np.hypot(yy - cy, xx - cx) / (rng.uniform(0.02, 0.07) * width))
         card = card * (1 - 0.6 * wear[..., None]) + 0.95 * 0.6 * wear[..., None]
-    return np.clip(card, 0, 1)
+    return np.clip(card, 0, 1), {"stock": stock_index, "ink": ink_index, "solid_header": solid_header}
 
 
 def _dash_row(rng: np.random.Generator, length: int, thickness: int) -> np.ndarray:
@@ -182,12 +190,13 @@ def render_card(seed: int, category: str, size: tuple[int, int] = (160, 128), su
         raise ValueError(f"Unknown stain category {category!r}; choose one of {', '.join(CATEGORIES)}.")
     height, width = size
     rng = np.random.default_rng([seed, CATEGORIES.index(category)])
-    card = _card_back(rng, height * supersample, width * supersample)
+    card, drawn = _card_back(rng, height * supersample, width * supersample)
     card, mask = _stain(rng, card, category)
     image = Image.fromarray(np.round(np.clip(card, 0, 1) * 255).astype(np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
     mask_image = Image.fromarray(mask.astype(np.uint8) * 255).resize((width, height), Image.Resampling.BOX)
     image = image.filter(ImageFilter.GaussianBlur(0.3))  # a scanner's softness
-    return RenderedCard(image=image, mask=mask_image.point(lambda v: 255 if v >= 128 else 0), category=category, seed=seed)
+    return RenderedCard(image=image, mask=mask_image.point(lambda v: 255 if v >= 128 else 0), category=category, seed=seed,
+                        **drawn)
 
 
 def render_dataset(n_per_category: int, out: str | Path, size: tuple[int, int] = (160, 128), seed: int = 0,
