@@ -27,6 +27,7 @@ from PIL import Image
 
 from tasks import TASKS, cards, classify, colorize, hub, mask, task_module, upscale
 from tasks import restore
+from tasks.cards.options import CASCADE_FACTORS, UPSCALER_FOLDER
 from tasks.restore import damage as damages
 from tasks.hub import ASSETS_DIR, Served
 from tasks.images import load_rgb
@@ -368,7 +369,8 @@ def card_sizes() -> list[str]:
     except (OSError, KeyError, ValueError):  # a missing or broken model: Generate says why
         return ["80×64"]
     height, width = sample_size if isinstance(sample_size, list) else (sample_size, sample_size)
-    factors = [1] + [factor for factor in (2, 4) if (folder / f"upscale-x{factor}" / "config.json").is_file()]
+    factors = [1] + [factor for factor in CASCADE_FACTORS
+                     if (folder / UPSCALER_FOLDER.format(factor=factor) / "config.json").is_file()]
     return [f"{height * factor}×{width * factor}" for factor in factors]
 
 
@@ -405,8 +407,9 @@ FIRST_CARDS = ("FULL_CARD", 0, 4, 20, "DPM-Solver++", cards.GUIDANCE, "")  # the
 @functools.lru_cache(maxsize=1)
 def _first_cards() -> tuple[Image.Image, ...]:
     category, seed, n, steps, scheduler, guidance, _ = FIRST_CARDS
-    sizes = load_served("cards").model.sizes
-    return tuple(cards.predict(load_served("cards"), category, seed=seed, n=n, num_inference_steps=steps,
+    served = load_served("cards")
+    sizes = served.model.sizes
+    return tuple(cards.predict(served, category, seed=seed, n=n, num_inference_steps=steps,
                                scheduler=scheduler, guidance_scale=guidance,
                                size=sizes[min(1, len(sizes) - 1)]))  # the Size radio's default
 

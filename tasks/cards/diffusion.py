@@ -30,8 +30,8 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from tasks import hub, training
-from tasks.cards.options import (ANY, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SCHEDULERS, STAIN_REGIONS,
-                                 STOCHASTIC)
+from tasks.cards.options import (ANY, CASCADE_FACTORS, DEFAULT_STEPS, GUIDANCE, MAX_CARDS, MAX_GUIDANCE, SCHEDULERS,
+                                 STAIN_REGIONS, STOCHASTIC, UPSCALER_FOLDER)
 from tasks.cards.render import ANY_CATEGORY, CATEGORIES, render_card, render_dataset
 from tasks.images import IMAGE_SUFFIXES, load_rgb
 
@@ -206,10 +206,6 @@ class CardModel:
         from tasks.upscale import upscale_image
 
         return [upscale_image(self.upscalers[factor], picture) for picture in pictures]
-
-
-UPSCALER_FOLDER = "upscale-x{factor}"  # in a Cards folder: the cascade's nets, `tasks.upscale` folders
-CASCADE_FACTORS = (2, 4)
 
 
 def size_name(size: tuple[int, int]) -> str:

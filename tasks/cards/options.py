@@ -14,3 +14,5 @@ STAIN_REGIONS = {  # (left, top, right, bottom) as fractions of the card: where 
     "centre": (0.3, 0.35, 0.7, 0.65), "top left": (0.05, 0.05, 0.4, 0.35), "top right": (0.6, 0.05, 0.95, 0.35),
     "bottom left": (0.05, 0.65, 0.4, 0.95), "bottom right": (0.6, 0.65, 0.95, 0.95), "most of the card": (0.08, 0.08, 0.92, 0.92),
 }
+UPSCALER_FOLDER = "upscale-x{factor}"  # in a Cards folder: the super-resolution cascade's nets (`tasks.upscale` folders)
+CASCADE_FACTORS = (2, 4)
